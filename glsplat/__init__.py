@@ -1,0 +1,17 @@
+"""glsplat: differentiable mesh rendering with OpenGL rasterization and a torch splat pass."""
+from .camera import Camera
+from .context import Context
+from .interpolate import interpolate
+from .mesh import Mesh, load_example, load_mesh, load_texture, vertex_normals
+from .raster import Raster, rasterize
+from .render import Renderer, over_background, render
+from .shading import (DirectionalLight, Fragments, LambertShader, PhongShader, PointLight,
+                      UnlitShader, sample_texture)
+from .splat import SplatBuffers, splat, splat_buffers
+
+__all__ = [
+    "Camera", "Context", "DirectionalLight", "Fragments", "LambertShader", "Mesh", "PhongShader",
+    "PointLight", "Raster", "Renderer", "SplatBuffers", "UnlitShader", "interpolate",
+    "load_example", "load_mesh", "load_texture", "over_background", "rasterize", "render",
+    "sample_texture", "splat", "splat_buffers", "vertex_normals",
+]

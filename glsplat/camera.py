@@ -1,0 +1,131 @@
+"""Cameras: world space to OpenGL clip space, differentiably."""
+from __future__ import annotations
+
+import pyrr
+import torch
+
+# OpenCV's camera looks down +z with y down; OpenGL's looks down -z with y up.
+_CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+
+
+def _batched(x, dims: int, dtype=None, device=None) -> torch.Tensor:
+    x = torch.as_tensor(x, dtype=dtype, device=device)
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    return x[None] if x.dim() == dims else x
+
+
+class Camera:
+    """A pinhole camera: a rigid world-to-camera transform and a projection to clip space.
+
+    Conventions (stated once, used everywhere):
+
+    * ``R`` ``[B, 3, 3]`` and ``t`` ``[B, 3]`` map world points into OpenGL's camera frame
+      (x right, y up, looking down -z): ``p_cam = R @ p_world + t``.
+    * ``projection`` ``[B, 4, 4]`` maps camera points to OpenGL clip space; after the divide
+      by w, NDC x points right, y up, and z in [-1, 1] runs from the near to the far plane.
+    * ``image_size`` is ``(H, W)``; row 0 of an image is its top.
+
+    ``R``, ``t`` and ``projection`` are plain tensors: give them ``requires_grad`` to get
+    gradients for the camera. Batches of cameras broadcast against batches of meshes.
+    """
+
+    def __init__(self, R: torch.Tensor, t: torch.Tensor, projection: torch.Tensor,
+                 image_size: tuple[int, int]):
+        self.R = _batched(R, 2)
+        self.t = _batched(t, 1, dtype=self.R.dtype, device=self.R.device)
+        self.projection = _batched(projection, 2, dtype=self.R.dtype, device=self.R.device)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+
+    @classmethod
+    def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), *, fov_y: float = 45.0,
+                image_size: tuple[int, int] = (256, 256), near: float = 0.1,
+                far: float = 100.0) -> "Camera":
+        """A perspective camera at ``eye`` looking at ``target``.
+
+        Args:
+            eye, target, up: ``[3]`` or ``[B, 3]`` world-space points / direction. ``eye`` may
+                require grad.
+            fov_y: vertical field of view in degrees.
+            image_size: ``(H, W)``; the aspect ratio is W / H (square pixels).
+            near, far: clipping distances, 0 < near < far.
+        """
+        eye = _batched(eye, 1)
+        target = _batched(target, 1, dtype=eye.dtype, device=eye.device)
+        up = _batched(up, 1, dtype=eye.dtype, device=eye.device)
+        back = torch.nn.functional.normalize(eye - target, dim=-1)  # camera +z
+        right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
+        true_up = torch.cross(back, right, dim=-1)
+        R = torch.stack([right, true_up, back], dim=-2)
+        t = -(R @ eye[..., None])[..., 0]
+        height, width = image_size
+        # pyrr builds matrices for row vectors (p @ M); OpenGL's is the transpose.
+        proj = pyrr.matrix44.create_perspective_projection(fov_y, width / height, near, far).T
+        projection = torch.as_tensor(proj, dtype=eye.dtype, device=eye.device)
+        return cls(R, t, projection.expand(R.shape[0], 4, 4), image_size)
+
+    @classmethod
+    def from_intrinsics(cls, K, image_size: tuple[int, int], R=None, t=None, *,
+                        near: float = 0.1, far: float = 100.0) -> "Camera":
+        """A camera from OpenCV-style intrinsics and extrinsics.
+
+        Args:
+            K: ``[3, 3]`` or ``[B, 3, 3]`` intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
+                in pixels, with OpenCV's convention that the centre of the top-left pixel is
+                (0, 0) (so ``cx = (W - 1) / 2`` is the image centre).
+            image_size: ``(H, W)``.
+            R, t: world-to-camera rotation ``[B, 3, 3]`` and translation ``[B, 3]`` in OpenCV's
+                camera frame (x right, y down, looking down +z); identity and zero by default.
+                Differentiable.
+            near, far: clipping distances along the optical axis.
+        """
+        K = _batched(K, 2)
+        flip = _CV_TO_GL.to(dtype=K.dtype, device=K.device)
+        R = torch.eye(3, dtype=K.dtype, device=K.device) if R is None else _batched(R, 2)
+        t = torch.zeros(3, dtype=K.dtype, device=K.device) if t is None else _batched(t, 1)
+        height, width = image_size
+        fx, skew, cx = K[:, 0, 0], K[:, 0, 1], K[:, 0, 2]
+        fy, cy = K[:, 1, 1], K[:, 1, 2]
+        zero, one = torch.zeros_like(fx), torch.ones_like(fx)
+        # Clip coordinates of an OpenGL camera point; OpenCV's pixel centres sit half a pixel
+        # before ours (ours: pixel (i, j) is centred at x = j + 0.5).
+        projection = torch.stack([
+            torch.stack([2 * fx / width, -2 * skew / width, 1 - 2 * (cx + 0.5) / width, zero], -1),
+            torch.stack([zero, 2 * fy / height, 2 * (cy + 0.5) / height - 1, zero], -1),
+            torch.stack([zero, zero, -(far + near) / (far - near) * one, -2 * far * near / (far - near) * one], -1),
+            torch.stack([zero, zero, -one, zero], -1),
+        ], -2)
+        return cls(flip @ R, (flip @ t[..., None])[..., 0], projection, image_size)
+
+    @property
+    def batch_size(self) -> int:
+        return max(self.R.shape[0], self.t.shape[0], self.projection.shape[0])
+
+    @property
+    def center(self) -> torch.Tensor:
+        """``[B, 3]`` camera positions in world space."""
+        return -(self.R.transpose(-1, -2) @ self.t[..., None])[..., 0]
+
+    def view_matrix(self) -> torch.Tensor:
+        """``[B, 4, 4]`` world-to-camera matrix (OpenGL camera frame)."""
+        top = torch.cat([self.R, self.t[..., None]], -1).expand(self.batch_size, 3, 4)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=top.dtype, device=top.device)
+        return torch.cat([top, bottom.expand(self.batch_size, 1, 4)], -2)
+
+    def full_matrix(self) -> torch.Tensor:
+        """``[B, 4, 4]`` world-to-clip matrix, ``projection @ view``."""
+        return self.projection @ self.view_matrix()
+
+    def transform(self, verts: torch.Tensor) -> torch.Tensor:
+        """``[B, V, 3]`` world points in the camera frame."""
+        return verts @ self.R.transpose(-1, -2) + self.t[:, None]
+
+    def project(self, verts: torch.Tensor) -> torch.Tensor:
+        """World points ``[B, V, 3]`` or ``[V, 3]`` to clip space ``[B, V, 4]``, differentiably.
+
+        Mesh and camera batches broadcast (1 against B).
+        """
+        if verts.dim() == 2:
+            verts = verts[None]
+        homogeneous = torch.cat([verts, torch.ones_like(verts[..., :1])], -1)
+        return homogeneous @ self.full_matrix().to(verts.dtype).transpose(-1, -2)

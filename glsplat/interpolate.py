@@ -1,0 +1,51 @@
+"""`interpolate`: per-vertex attributes to per-pixel attributes, differentiable in the attributes."""
+from __future__ import annotations
+
+import torch
+
+from .raster import Raster
+
+
+def barycentrics(rast: Raster, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[B, K, H, W, 3]`` weights of the three corners, all zero on background."""
+    b01 = rast.bary.to(dtype)
+    b2 = 1 - b01.sum(-1, keepdim=True)
+    return torch.cat([b01, b2], -1) * rast.mask[..., None]
+
+
+def corner_indices(rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """int64 ``[B, K, H, W, 3]``: the indices (into ``faces``' index space) of each pixel's corners.
+
+    Background pixels get face 0's corners; their barycentric weights are zero.
+    """
+    face = (rast.tri_id.long() - 1).clamp_(min=0)
+    return faces.to(device=face.device, dtype=torch.long)[face]
+
+
+def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """Blend per-vertex attributes with the raster's barycentrics.
+
+    Args:
+        attr: float ``[B, V, C]`` or ``[V, C]`` (shared by the batch), any of float32/float64.
+            Differentiable.
+        rast: the :class:`Raster` (constant: no gradient flows into barycentrics).
+        faces: integer ``[F, 3]`` indices into ``attr``'s ``V`` axis. These need not be the
+            faces that were rasterized, only have the same ``F``: face-varying attributes (UVs
+            with their own index, as in OBJ files) pass their own index here.
+
+    Returns:
+        ``[B, K, H, W, C]`` in ``attr``'s dtype; 0 on background.
+    """
+    batch = rast.tri_id.shape[0]
+    if attr.dim() == 2:
+        attr = attr[None]
+    if attr.shape[0] not in (1, batch):
+        raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
+    idx = corner_indices(rast, faces)
+    weights = barycentrics(rast, attr.dtype)
+    if attr.shape[0] == 1:
+        corners = attr[0][idx]
+    else:
+        offsets = torch.arange(batch, device=idx.device).view(batch, 1, 1, 1, 1) * attr.shape[1]
+        corners = attr.reshape(-1, attr.shape[-1])[idx + offsets]
+    return torch.einsum("bkhwnc,bkhwn->bkhwc", corners, weights)

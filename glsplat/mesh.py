@@ -1,0 +1,128 @@
+"""Triangle meshes: a small container, loading from files, and normals."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from PIL import Image
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with optional per-vertex colours and a face-varying UV texture.
+
+    Attributes:
+        verts: float ``[V, 3]`` or ``[B, V, 3]`` positions.
+        faces: int64 ``[F, 3]``, counter-clockwise seen from outside.
+        uvs: float ``[T, 2]`` texture coordinates (u right, v up, as in OBJ files), or None.
+        uv_faces: int64 ``[F, 3]`` indices into ``uvs`` (face-varying, so seams need no split
+            vertices), or None.
+        texture: float ``[Ht, Wt, C]`` in [0, 1], row 0 at the top (as stored in image files),
+            or None.
+        colors: float ``[V, C]`` or ``[B, V, C]`` per-vertex colours, or None.
+    """
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    uvs: torch.Tensor | None = None
+    uv_faces: torch.Tensor | None = None
+    texture: torch.Tensor | None = None
+    colors: torch.Tensor | None = None
+
+    def replace(self, **changes) -> "Mesh":
+        """A copy with some fields replaced, e.g. ``mesh.replace(verts=deformed)``."""
+        return replace(self, **changes)
+
+    def normalized(self) -> "Mesh":
+        """The mesh scaled and moved so its bounding box is centred at 0 with longest side 1."""
+        lo = self.verts.reshape(-1, 3).min(0).values
+        hi = self.verts.reshape(-1, 3).max(0).values
+        return self.replace(verts=(self.verts - (lo + hi) / 2) / (hi - lo).max())
+
+    def to(self, device=None, dtype=None) -> "Mesh":
+        """The mesh with its float tensors cast/moved and its index tensors moved."""
+        def move(x, floating):
+            if x is None:
+                return None
+            return x.to(device=device, dtype=dtype if floating else None)
+        return Mesh(move(self.verts, True), move(self.faces, False), move(self.uvs, True),
+                    move(self.uv_faces, False), move(self.texture, True), move(self.colors, True))
+
+
+def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals ``[..., V, 3]``, differentiable in ``verts``."""
+    faces = faces.to(device=verts.device, dtype=torch.long)
+    corners = verts[..., faces, :]  # [..., F, 3, 3]
+    face_normals = torch.cross(corners[..., 1, :] - corners[..., 0, :],
+                               corners[..., 2, :] - corners[..., 0, :], dim=-1)
+    normals = torch.zeros_like(verts)
+    for k in range(3):
+        normals = normals.index_add(-2, faces[:, k], face_normals)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+
+def _texture(image: Image.Image, dtype) -> torch.Tensor:
+    return torch.from_numpy(np.array(image.convert("RGB"))).to(dtype) / 255
+
+
+def load_texture(path, dtype=torch.float32) -> torch.Tensor:
+    """An image file as a float ``[H, W, 3]`` texture in [0, 1], row 0 at the top."""
+    with Image.open(path) as image:
+        return _texture(image, dtype)
+
+
+def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh:
+    """Load a triangle mesh (OBJ, PLY, GLB, STL, OFF, ... anything trimesh reads).
+
+    Polygons are triangulated. Vertices that trimesh split at UV seams are welded back by
+    position, so ``verts``/``faces`` describe a connected surface and the UVs keep their own
+    ``uv_faces`` index. A texture image referenced by the file's material is loaded as
+    ``texture``, unless ``texture_file`` (an image path) overrides it; per-vertex colours stored in
+    the file become ``colors``. Scenes are merged.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mesh file not found: {path}")
+    loaded = trimesh.load(path, process=False, force="mesh")
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise ValueError(f"{path} holds no triangles")
+    split_verts = np.asarray(loaded.vertices, dtype=np.float64)
+    split_faces = np.asarray(loaded.faces, dtype=np.int64)
+    verts, weld = np.unique(split_verts, axis=0, return_inverse=True)
+    faces = weld.reshape(-1)[split_faces]
+
+    uvs = uv_faces = texture = colors = None
+    visual = loaded.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals) and visual.uv is not None and len(visual.uv):
+        uvs = torch.as_tensor(np.asarray(visual.uv), dtype=dtype)
+        uv_faces = torch.as_tensor(split_faces)
+        image = getattr(visual.material, "image", None)
+        if image is None:
+            image = getattr(visual.material, "baseColorTexture", None)
+        if image is not None:
+            texture = _texture(image, dtype)
+    elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind == "vertex":
+        per_split = np.asarray(visual.vertex_colors, dtype=np.float64)[:, :3] / 255
+        colors = np.zeros((len(verts), 3))
+        colors[weld.reshape(-1)] = per_split
+        colors = torch.as_tensor(colors, dtype=dtype)
+
+    if texture_file is not None:
+        texture = load_texture(texture_file, dtype)
+    mesh = Mesh(torch.as_tensor(verts, dtype=dtype), torch.as_tensor(faces), uvs, uv_faces,
+                texture, colors)
+    return mesh.to(device=device)
+
+
+def load_example(name: str = "spot", device=None, dtype=torch.float32) -> Mesh:
+    """A mesh that ships with glsplat. ``"spot"``: Keenan Crane's textured cow (public domain)."""
+    files = {"spot": (ASSETS / "spot" / "spot_triangulated.obj", ASSETS / "spot" / "spot_texture.png")}
+    if name not in files:
+        raise ValueError(f"name: unknown example {name!r}; available: {sorted(files)}")
+    mesh_file, texture_file = files[name]
+    return load_mesh(mesh_file, texture_file=texture_file, device=device, dtype=dtype)

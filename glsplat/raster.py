@@ -1,0 +1,71 @@
+"""`rasterize`: clip-space triangles to G-buffers, through OpenGL, without gradients."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .context import MAX_FACES, Context
+
+
+@dataclass(frozen=True)
+class Raster:
+    """G-buffers of ``K`` depth layers for a batch of ``B`` images of ``H x W`` pixels.
+
+    Row 0 of every buffer is the top of the image. Layer 0 is the nearest surface, layer ``k``
+    the nearest one strictly behind layer ``k - 1`` in the order (depth, face id).
+
+    Attributes:
+        tri_id: int32 ``[B, K, H, W]``; 0 = background, otherwise face index + 1.
+        bary: float32 ``[B, K, H, W, 2]``; perspective-correct barycentrics (b0, b1) of the
+            face's corners 0 and 1 at the pixel centre, b2 = 1 - b0 - b1; 0 on background.
+        depth: float32 ``[B, K, H, W]``; window depth in [0, 1] (``gl_FragCoord.z`` on a 24-bit
+            grid), exactly 1.0 on background.
+    """
+
+    tri_id: torch.Tensor
+    bary: torch.Tensor
+    depth: torch.Tensor
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """bool ``[B, K, H, W]``: True where the layer covers the pixel."""
+        return self.tri_id > 0
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(B, K, H, W)``."""
+        return tuple(self.tri_id.shape)
+
+
+def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple[int, int],
+              layers: int = 1, cull_backfaces: bool = True) -> Raster:
+    """Rasterize triangles with OpenGL into ``layers`` depth-peeled G-buffers.
+
+    Args:
+        ctx: the OpenGL context (:class:`glsplat.Context`).
+        clip: float ``[B, V, 4]`` or ``[V, 4]`` vertex positions in OpenGL clip space (x right,
+            y up, visible where -w <= x, y, z <= w). Any device; not differentiated.
+        faces: integer ``[F, 3]`` vertex indices. A face is front-facing when its corners run
+            counter-clockwise in normalised device coordinates (OpenGL's and OBJ's convention).
+        size: ``(H, W)`` in pixels.
+        layers: number of depth layers ``K`` to peel.
+        cull_backfaces: drop back-facing triangles, so they neither show nor count as layers.
+
+    Returns:
+        A :class:`Raster` on ``clip``'s device. Pixel (i, j) is sampled at its centre, i.e. at
+        x = j + 0.5, y = i + 0.5 in image coordinates (y down), which is
+        ndc = (2 x / W - 1, 1 - 2 y / H).
+    """
+    height, width = (int(s) for s in size)
+    if clip.dim() == 2:
+        clip = clip[None]
+    faces = faces.to(device=clip.device, dtype=torch.long)
+    if faces.shape[0] > MAX_FACES:
+        raise ValueError(f"faces: at most {MAX_FACES} faces per mesh, got {faces.shape[0]}")
+    corners = clip.detach()[:, faces.reshape(-1)].to(device="cpu", dtype=torch.float32)
+    gbuffer = torch.empty((clip.shape[0], layers, height, width, 4), dtype=torch.float32)
+    ctx.draw_gbuffers(corners.numpy(), height, width, layers, cull_backfaces, gbuffer.numpy())
+    gbuffer = gbuffer.to(clip.device)
+    return Raster(tri_id=gbuffer[..., 3].to(torch.int32), bary=gbuffer[..., :2], depth=gbuffer[..., 2])

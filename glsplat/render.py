@@ -1,0 +1,90 @@
+"""The whole pipeline in one call, and as a module: project, rasterize, shade, splat."""
+from __future__ import annotations
+
+import torch
+
+from .camera import Camera
+from .context import Context
+from .mesh import Mesh
+from .raster import rasterize
+from .shading import Fragments, LambertShader
+from .splat import splat
+
+
+def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
+    """Composite premultiplied ``[B, H, W, 4]`` over a colour ``[C]`` or an image ``[(B,) H, W, C]``.
+
+    The result is opaque (alpha 1).
+    """
+    background = torch.as_tensor(background, dtype=rgba.dtype, device=rgba.device)
+    rgb = rgba[..., :3] + (1 - rgba[..., 3:]) * background[..., :3]
+    return torch.cat([rgb, torch.ones_like(rgba[..., 3:])], -1)
+
+
+def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None,
+           camera: Camera | None = None, *, shader=None, layers: int = 1, background=None,
+           cull_backfaces: bool = True, hard: bool = False) -> torch.Tensor:
+    """Render a mesh differentiably.
+
+    Args:
+        ctx: the OpenGL :class:`Context`.
+        mesh: a :class:`Mesh`, or vertex positions ``[V, 3]`` / ``[B, V, 3]`` (then ``faces``
+            is required). Batches of meshes and of cameras broadcast (1 against B).
+        faces: ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
+        camera: the :class:`Camera` (also gives the image size).
+        shader: callable ``Fragments -> [B, K, H, W, 4]`` straight RGBA; default
+            :class:`LambertShader` with a headlight.
+        layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
+            moving out from behind another) at ``K`` times the cost.
+        background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
+            ``[(B,) H, W, C]`` is composited under the render (alpha becomes 1).
+        cull_backfaces: see :func:`rasterize`.
+        hard: return the plain rasterized layer 0 instead of the splat: the same shading, but
+            no gradients from visibility (silhouettes, occlusions). A baseline, and cheaper.
+
+    Returns:
+        ``[B, H, W, 4]`` premultiplied RGBA, row 0 at the top.
+    """
+    if camera is None:
+        raise TypeError("camera: a glsplat.Camera is required")
+    if not isinstance(mesh, Mesh):
+        if faces is None:
+            raise TypeError("faces: required when mesh is a tensor of vertices")
+        mesh = Mesh(mesh, faces)
+    verts = mesh.verts if mesh.verts.dim() == 3 else mesh.verts[None]
+    clip = camera.project(verts)
+    batch = clip.shape[0]
+    mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
+    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
+                     cull_backfaces=cull_backfaces)
+    colors = (LambertShader() if shader is None else shader)(Fragments(rast, mesh, camera))
+    if hard:
+        rgba = colors[:, 0]
+        rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
+    else:
+        rgba = splat(colors, clip, rast, mesh.faces)
+    return rgba if background is None else over_background(rgba, background)
+
+
+class Renderer(torch.nn.Module):
+    """:func:`render` with its settings held, as a module for training loops.
+
+    ``Renderer(camera, shader=..., layers=...)(mesh)`` renders ``mesh``. The context is created
+    on first use unless given.
+    """
+
+    def __init__(self, camera: Camera, shader=None, layers: int = 1, background=None,
+                 ctx: Context | None = None, cull_backfaces: bool = True):
+        super().__init__()
+        self.camera = camera
+        self.shader = shader
+        self.layers = layers
+        self.background = background
+        self.ctx = ctx
+        self.cull_backfaces = cull_backfaces
+
+    def forward(self, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
+        if self.ctx is None:
+            self.ctx = Context()
+        return render(self.ctx, mesh, faces, self.camera, shader=self.shader, layers=self.layers,
+                      background=self.background, cull_backfaces=self.cull_backfaces)

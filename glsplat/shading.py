@@ -1,0 +1,186 @@
+"""Shaders: torch callables from rasterized fragments to straight RGBA per layer.
+
+A shader is any callable ``shader(frags: Fragments) -> [B, K, H, W, 4]`` returning straight
+(not premultiplied) RGBA with alpha 1 where the layer covers the pixel and 0 elsewhere. The
+built-in ones take their base colour ("albedo") from the mesh: its texture if it has one and
+UVs, else its vertex colours, else white; pass ``albedo=`` a colour to override it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .camera import Camera
+from .interpolate import interpolate
+from .mesh import Mesh, vertex_normals
+from .raster import Raster
+
+
+@dataclass
+class Fragments:
+    """The raster of a mesh seen by a camera, with lazily interpolated surface quantities.
+
+    ``mesh.verts`` is batched ``[B, V, 3]`` in world space (B matching the raster).
+    """
+
+    rast: Raster
+    mesh: Mesh
+    camera: Camera
+
+    def interpolate(self, attr: torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-vertex ``attr`` (``[V, C]`` / ``[B, V, C]``) at every pixel, ``[B, K, H, W, C]``."""
+        return interpolate(attr, self.rast, self.mesh.faces if faces is None else faces)
+
+    @cached_property
+    def mask(self) -> torch.Tensor:
+        """``[B, K, H, W, 1]`` float coverage (1 covered, 0 background)."""
+        return self.rast.mask[..., None].to(self.mesh.verts.dtype)
+
+    @cached_property
+    def positions(self) -> torch.Tensor:
+        """``[B, K, H, W, 3]`` world-space surface points."""
+        return self.interpolate(self.mesh.verts)
+
+    @cached_property
+    def normals(self) -> torch.Tensor:
+        """``[B, K, H, W, 3]`` unit normals, smooth (interpolated area-weighted vertex normals)."""
+        return F.normalize(self.interpolate(vertex_normals(self.mesh.verts, self.mesh.faces)), dim=-1, eps=1e-12)
+
+    @cached_property
+    def view_dirs(self) -> torch.Tensor:
+        """``[B, K, H, W, 3]`` unit vectors from the surface towards the camera."""
+        center = self.camera.center.to(self.positions.dtype).view(-1, 1, 1, 1, 3)
+        return F.normalize(center - self.positions, dim=-1, eps=1e-12)
+
+    @cached_property
+    def uv(self) -> torch.Tensor:
+        """``[B, K, H, W, 2]`` texture coordinates (face-varying UVs interpolated)."""
+        if self.mesh.uvs is None:
+            raise ValueError("mesh: this shader needs UVs but the mesh has none")
+        faces = self.mesh.faces if self.mesh.uv_faces is None else self.mesh.uv_faces
+        return self.interpolate(self.mesh.uvs, faces)
+
+
+def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear texture lookup, differentiable in ``texture`` and ``uv``.
+
+    Args:
+        texture: ``[Ht, Wt, C]`` or ``[B, Ht, Wt, C]``, row 0 at the top of the image.
+        uv: ``[B, ..., 2]``; u runs left to right, v bottom to top (OBJ's convention), texel
+            centres at ((j + 0.5) / Wt, 1 - (i + 0.5) / Ht); outside [0, 1] the border texel
+            is repeated.
+
+    Returns:
+        ``[B, ..., C]``.
+    """
+    batch = uv.shape[0]
+    if texture.dim() == 3:
+        texture = texture[None]
+    image = texture.permute(0, 3, 1, 2).to(uv.dtype).expand(batch, -1, -1, -1)
+    grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], -1).reshape(batch, 1, -1, 2)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[:, :, 0].transpose(1, 2).reshape(*uv.shape[:-1], texture.shape[-1])
+
+
+def mesh_albedo(frags: Fragments) -> torch.Tensor:
+    """``[B, K, H, W, C]`` base colour: texture, else vertex colours, else white."""
+    mesh = frags.mesh
+    if mesh.texture is not None and mesh.uvs is not None:
+        return sample_texture(mesh.texture, frags.uv)
+    if mesh.colors is not None:
+        return frags.interpolate(mesh.colors)
+    return torch.ones_like(frags.mask).expand(*frags.mask.shape[:-1], 3)
+
+
+def _albedo(frags: Fragments, albedo) -> torch.Tensor:
+    if albedo is None:
+        return mesh_albedo(frags)
+    return torch.as_tensor(albedo, dtype=frags.mask.dtype, device=frags.mask.device).expand(*frags.mask.shape[:-1], -1)
+
+
+def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
+    return torch.cat([rgb * frags.mask, frags.mask], -1)
+
+
+@dataclass
+class DirectionalLight:
+    """Light arriving from ``direction`` (pointing from the surface towards the light, world space)."""
+
+    direction: Sequence[float] | torch.Tensor = (0.0, 0.0, 1.0)
+    color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
+
+    def incident(self, frags: Fragments) -> torch.Tensor:
+        """``[B, K, H, W, 3]`` unit vectors from the surface towards the light."""
+        direction = torch.as_tensor(self.direction, dtype=frags.positions.dtype, device=frags.positions.device)
+        return F.normalize(direction, dim=-1).expand_as(frags.positions)
+
+
+@dataclass
+class PointLight:
+    """Light from a point (world space; ``None`` = the camera centre, a headlight). No falloff."""
+
+    position: Sequence[float] | torch.Tensor | None = None
+    color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
+
+    def incident(self, frags: Fragments) -> torch.Tensor:
+        if self.position is None:
+            return frags.view_dirs
+        position = torch.as_tensor(self.position, dtype=frags.positions.dtype, device=frags.positions.device)
+        return F.normalize(position - frags.positions, dim=-1, eps=1e-12)
+
+
+def _light_color(light, frags: Fragments) -> torch.Tensor:
+    return torch.as_tensor(light.color, dtype=frags.positions.dtype, device=frags.positions.device)
+
+
+class UnlitShader:
+    """The albedo as it is: texture, vertex colours or a constant colour."""
+
+    def __init__(self, albedo=None):
+        self.albedo = albedo
+
+    def __call__(self, frags: Fragments) -> torch.Tensor:
+        return _rgba(_albedo(frags, self.albedo), frags)
+
+
+class LambertShader:
+    """Diffuse shading: ``albedo * (ambient + sum_lights color * max(n . l, 0))``."""
+
+    def __init__(self, lights=None, ambient: float = 0.3, albedo=None):
+        self.lights = [PointLight()] if lights is None else list(lights)
+        self.ambient = ambient
+        self.albedo = albedo
+
+    def diffuse(self, frags: Fragments) -> torch.Tensor:
+        total = torch.full_like(frags.normals, self.ambient)
+        for light in self.lights:
+            cosine = (frags.normals * light.incident(frags)).sum(-1, keepdim=True).clamp(min=0)
+            total = total + _light_color(light, frags) * cosine
+        return total
+
+    def __call__(self, frags: Fragments) -> torch.Tensor:
+        return _rgba(_albedo(frags, self.albedo) * self.diffuse(frags), frags)
+
+
+class PhongShader(LambertShader):
+    """Lambert plus a white Phong highlight: ``specular * color * max(r . v, 0) ** shininess``."""
+
+    def __init__(self, lights=None, ambient: float = 0.3, specular: float = 0.2,
+                 shininess: float = 32.0, albedo=None):
+        super().__init__(lights, ambient, albedo)
+        self.specular = specular
+        self.shininess = shininess
+
+    def __call__(self, frags: Fragments) -> torch.Tensor:
+        rgb = _albedo(frags, self.albedo) * self.diffuse(frags)
+        for light in self.lights:
+            incident = light.incident(frags)
+            cosine = (frags.normals * incident).sum(-1, keepdim=True)
+            reflected = 2 * cosine * frags.normals - incident
+            highlight = (reflected * frags.view_dirs).sum(-1, keepdim=True).clamp(min=0) ** self.shininess
+            rgb = rgb + self.specular * _light_color(light, frags) * highlight * (cosine > 0)
+        return _rgba(rgb, frags)

@@ -1,0 +1,134 @@
+"""`splat`: the differentiable rasterize-then-splat pass (Cole et al., ICCV 2021).
+
+Every covered pixel sample is moved to the point of its triangle that it was rasterized from
+(a differentiable function of the clip-space corners) and spread over its 3x3 neighbourhood with
+a Gaussian. In the forward pass that point is the pixel centre, so the image is the rasterized
+one up to a tiny blur; in the backward pass it moves with the vertices, which is where vertex
+gradients, silhouettes included, come from.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .interpolate import interpolate
+from .raster import Raster
+
+SIGMA = 0.5
+"""Standard deviation of the splat kernel, in pixels."""
+EPS = 0.05
+"""A centred splat's nine taps sum to ``1 + EPS``, so interior pixels saturate and normalise."""
+TAPS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+"""The (row, column) offsets of the 3x3 neighbourhood a sample splats onto."""
+SCALE = (1 + EPS) / sum(math.exp(-(dy * dy + dx * dx) / (2 * SIGMA**2)) for dy, dx in TAPS)
+"""Gaussian scale: centre tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
+
+
+class SplatBuffers(NamedTuple):
+    """The three normalised accumulation buffers, each premultiplied RGBA ``[B, H, W, 4]``."""
+
+    front: torch.Tensor  # S+: samples in front of the surface seen at the target pixel
+    surface: torch.Tensor  # S0: samples on that surface
+    back: torch.Tensor  # S-: samples behind it
+
+
+def splat_positions(clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """``[B, K, H, W, 2]`` image coordinates (x right, y down, in pixels) of each sample's point.
+
+    The point blends the face's clip-space corners with the pixel's barycentrics and divides by
+    w: x = (ndc_x + 1) / 2 * W, y = (1 - ndc_y) / 2 * H. In value it is the pixel centre
+    (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
+    meaningless but finite.
+    """
+    height, width = rast.tri_id.shape[-2:]
+    point = interpolate(clip, rast, faces)
+    w = torch.where(rast.mask, point[..., 3], torch.ones_like(point[..., 3]))
+    x = (point[..., 0] / w + 1) * (width / 2)
+    y = (1 - point[..., 1] / w) * (height / 2)
+    return torch.stack([x, y], -1)
+
+
+def _neighbour(values: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``values[..., i + dy, j + dx]`` over the last two axes, ``fill`` outside the image."""
+    height, width = values.shape[-2:]
+    padded = F.pad(values, (1, 1, 1, 1), value=fill)
+    return padded[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+
+
+def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
+    """int64 ``[B, H, W]``: the layer ``s`` of p that lies on the surface seen at q.
+
+    ``depth_p``, ``depth_q`` are ``[B, K, H, W]`` layer depths of the source pixels and of their
+    target neighbours. A = argmin_l |z_p[l] - z_q[0]|, B = argmin_l |z_q[l] - z_p[0]|, and
+    s = -B if |z_q[B] - z_p[0]| < |z_p[A] - z_q[0]| else A. Sample layer l then goes to S+ when
+    s > l, to S0 when s == l and to S- when s < l.
+    """
+    dist_a, a = (depth_p - depth_q[:, :1]).abs().min(1)
+    dist_b, b = (depth_q - depth_p[:, :1]).abs().min(1)
+    return torch.where(dist_b < dist_a, -b, a)
+
+
+def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
+                  faces: torch.Tensor) -> SplatBuffers:
+    """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
+
+    Arguments as for :func:`splat`.
+    """
+    batch, layers, height, width = rast.tri_id.shape
+    dtype = torch.promote_types(colors.dtype, clip.dtype)
+    colors = colors.to(dtype)
+    pos = splat_positions(clip.to(dtype), rast, faces)
+    rows = torch.arange(height, device=pos.device, dtype=dtype).view(height, 1) + 0.5
+    cols = torch.arange(width, device=pos.device, dtype=dtype) + 0.5
+    off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value
+    off_y = pos[..., 1] - rows
+    alpha = colors[..., 3] * rast.mask
+    premult = torch.cat([colors[..., :3], torch.ones_like(colors[..., 3:])], -1)
+    layer_ids = torch.arange(layers, device=pos.device).view(1, layers, 1, 1)
+
+    acc = torch.zeros((3, batch, height + 2, width + 2, 4), dtype=dtype, device=pos.device)
+    for dy, dx in TAPS:
+        gauss = SCALE * torch.exp(-((dx - off_x) ** 2 + (dy - off_y) ** 2) / (2 * SIGMA**2))
+        tap = (gauss * alpha)[..., None] * premult  # [B, K, H, W, 4]
+        s = surface_layer(rast.depth, _neighbour(rast.depth, dy, dx, 1.0))[:, None]
+        which = torch.stack([s > layer_ids, s == layer_ids, s < layer_ids])  # [3, B, K, H, W]
+        landed = (which[..., None] * tap).sum(2)  # [3, B, H, W, 4]
+        acc[:, :, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width] += landed
+    acc = acc[:, :, 1:-1, 1:-1]
+    acc = acc / acc[..., 3:].clamp(min=1)
+    return SplatBuffers(*acc)
+
+
+def composite(buffers: SplatBuffers) -> torch.Tensor:
+    """Premultiplied "over", back to front: S- under S0 under S+."""
+    out = buffers.back
+    out = buffers.surface + (1 - buffers.surface[..., 3:]) * out
+    return buffers.front + (1 - buffers.front[..., 3:]) * out
+
+
+def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """Rasterize-then-splat: turn shaded layers into an image whose gradients reach the vertices.
+
+    Args:
+        colors: float ``[B, K, H, W, 4]`` straight (not premultiplied) RGBA per layer from a
+            shader, alpha 1 where the layer covers the pixel (entries on background are ignored).
+            Differentiable.
+        clip: float ``[B, V, 4]`` or ``[V, 4]`` clip-space vertices that were rasterized.
+            Differentiable: this is the path of vertex and camera gradients.
+        rast: the :class:`Raster` of ``clip`` (constant).
+        faces: integer ``[F, 3]`` faces that were rasterized.
+
+    Returns:
+        Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top), in the promoted dtype of
+        ``colors`` and ``clip`` (float32 or float64). Each sample spreads over its 3x3
+        neighbourhood with a Gaussian of sigma 0.5 px scaled so its nine taps sum to 1.05;
+        taps land in front of (S+), on (S0) or behind (S-) the surface at the target pixel by
+        matching layer depths; each buffer is divided by max(its weight, 1) and they are
+        composited back to front. Interior pixels keep their colour (for colours affine over the
+        3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
+        vertices.
+    """
+    return composite(splat_buffers(colors, clip, rast, faces))

@@ -1,0 +1,79 @@
+"""torch.autograd.gradcheck, float64, of the differentiable stages with the raster held fixed."""
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import glsplat
+
+
+def random_scene(ctx, batch=2, faces_n=6, size=(9, 11), layers=3, seed=0):
+    """Random overlapping perspective triangles (vertices not shared), float64 clip coordinates."""
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(batch, faces_n, 1, 2, generator=gen) - 0.5 + (torch.rand(batch, faces_n, 3, 2, generator=gen) - 0.5) * 1.5
+    w = 1 + torch.rand(batch, faces_n, 3, 1, generator=gen)
+    z = torch.rand(batch, faces_n, 3, 1, generator=gen) - 0.5
+    clip = torch.cat([xy * w, z * w, w], -1).reshape(batch, -1, 4).double()
+    faces = torch.arange(faces_n * 3).reshape(-1, 3)
+    rast = glsplat.rasterize(ctx, clip, faces, size, layers=layers, cull_backfaces=False)
+    assert layers == 1 or rast.mask[:, 1].any(), "the scene should have a second layer"
+    return clip, faces, rast
+
+
+def test_interpolate(ctx):
+    clip, faces, rast = random_scene(ctx)
+    attr = torch.rand(2, clip.shape[1], 3, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda a: glsplat.interpolate(a, rast, faces), (attr,))
+    shared = torch.rand(clip.shape[1], 2, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda a: glsplat.interpolate(a, rast, faces), (shared,))
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_splat(ctx, layers):
+    """Full Jacobian in the clip coordinates (the vertex-gradient path), random projections in colour."""
+    clip, faces, rast = random_scene(ctx, size=(6, 7), layers=layers)
+    colors = torch.rand(*rast.shape, 4, dtype=torch.float64)
+    colors[..., 3] = rast.mask  # straight RGBA, opaque where covered
+    clip.requires_grad_()
+    colors.requires_grad_()
+    assert gradcheck(lambda x: glsplat.splat(colors, x, rast, faces), (clip,))
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (colors, clip), fast_mode=True)
+
+
+def test_splat_with_translucent_colours(ctx):
+    clip, faces, rast = random_scene(ctx, layers=2, seed=3)
+    colors = torch.rand(*rast.shape, 4, dtype=torch.float64, requires_grad=True)
+    clip.requires_grad_()
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (colors, clip), fast_mode=True)
+
+
+def test_sample_texture():
+    gen = torch.Generator().manual_seed(0)
+    texture = torch.rand(5, 7, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    uv = torch.rand(2, 4, 6, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(glsplat.sample_texture, (texture, uv))
+
+
+def test_textured_pipeline_through_camera(ctx, spot):
+    """Vertices, camera pose, UVs and texture all get correct gradients through the pipeline."""
+    verts = spot.verts.double()
+    size = (14, 12)
+    R0 = torch.eye(3, dtype=torch.float64)
+    K = torch.tensor([[16.0, 0, 5.5], [0, 16.0, 6.5], [0, 0, 1]], dtype=torch.float64)
+    t = torch.tensor([0.02, -0.01, 1.6], dtype=torch.float64, requires_grad=True)
+    camera = glsplat.Camera.from_intrinsics(K, size, R0, t)
+    clip0 = camera.project(verts)
+    rast = glsplat.rasterize(ctx, clip0, spot.faces, size, layers=2)
+    assert rast.mask[:, 1].any()
+    texture = torch.rand(6, 5, 3, dtype=torch.float64, requires_grad=True)
+    uvs = spot.uvs.double().requires_grad_()
+    delta = torch.zeros_like(verts, requires_grad=True)
+
+    def image(delta, t, uvs, texture):
+        cam = glsplat.Camera.from_intrinsics(K, size, R0, t)
+        clip = cam.project(verts + delta)
+        uv = glsplat.interpolate(uvs, rast, spot.uv_faces)
+        mask = rast.mask[..., None].double()
+        colors = torch.cat([glsplat.sample_texture(texture, uv) * mask, mask], -1)
+        return glsplat.splat(colors, clip, rast, spot.faces)
+
+    assert gradcheck(image, (delta, t, uvs, texture), fast_mode=True)

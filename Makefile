@@ -39,6 +39,7 @@ demo: setup
 # The README's pictures: small renders, committed under docs/images/.
 docs-images: setup
 	$(PYTHON) demos/render_spot.py --out docs/images --size 256
+	$(PYTHON) demos/gradient_image.py --out docs/images/gradient.png
 
 test: setup
 	$(PYTHON) -m pytest -q

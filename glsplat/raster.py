@@ -59,8 +59,16 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         ndc = (2 x / W - 1, 1 - 2 y / H).
     """
     height, width = (int(s) for s in size)
+    if not 0 < height <= ctx.max_size or not 0 < width <= ctx.max_size:
+        raise ValueError(f"size: (H, W) must lie in 1..{ctx.max_size} (this GL's limit), got {tuple(size)}")
+    if layers < 1:
+        raise ValueError(f"layers: must be at least 1, got {layers}")
     if clip.dim() == 2:
         clip = clip[None]
+    if clip.dim() != 3 or clip.shape[-1] != 4:
+        raise ValueError(f"clip: expected [B, V, 4] or [V, 4], got {list(clip.shape)}")
+    if faces.dim() != 2 or faces.shape[-1] != 3 or faces.is_floating_point():
+        raise ValueError(f"faces: expected integer [F, 3], got {faces.dtype} {list(faces.shape)}")
     faces = faces.to(device=clip.device, dtype=torch.long)
     if faces.shape[0] > MAX_FACES:
         raise ValueError(f"faces: at most {MAX_FACES} faces per mesh, got {faces.shape[0]}")

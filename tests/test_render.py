@@ -1,0 +1,459 @@
+"""`render` and `Renderer` end to end: batches, hard mode, backgrounds, shaders, errors, Spot."""
+import math
+
+import moderngl
+import pytest
+import torch
+import torch.nn.functional as F
+
+import glsplat
+
+SPOT_EYES = torch.tensor([[0.0, 0.5, -2.5], [2.0, 0.5, 1.0], [-1.0, 1.0, 2.0]])
+
+
+def spot_camera(eye, size=48):
+    return glsplat.Camera.look_at(eye, fov_y=30.0, image_size=(size, size), near=0.5, far=5.0)
+
+
+def near_background(alpha: torch.Tensor, radius: int) -> torch.Tensor:
+    """[B, H, W] True where a (2 radius + 1)^2 neighbourhood holds a pixel with coverage < 1."""
+    uncovered = (alpha < 0.5).float()[:, None]
+    return F.max_pool2d(uncovered, 2 * radius + 1, stride=1, padding=radius)[:, 0] > 0
+
+
+def premultiplied(straight: torch.Tensor) -> torch.Tensor:
+    return torch.cat([straight[..., :3] * straight[..., 3:], straight[..., 3:]], -1)
+
+
+# --- Batches --------------------------------------------------------------------------------
+
+def test_batch_of_cameras_equals_single_renders(ctx, spot):
+    shader = glsplat.PhongShader()
+    batch = glsplat.render(ctx, spot, camera=spot_camera(SPOT_EYES), shader=shader)
+    assert batch.shape == (3, 48, 48, 4)
+    for b in range(3):
+        single = glsplat.render(ctx, spot, camera=spot_camera(SPOT_EYES[b]), shader=shader)
+        assert single.shape == (1, 48, 48, 4)
+        torch.testing.assert_close(batch[b], single[0], atol=1e-5, rtol=0)
+    # The three views really differ (the batch isn't one camera repeated).
+    assert (batch[0] - batch[1]).abs().max() > 0.5
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_batch_of_meshes_equals_single_renders(ctx, spot, layers):
+    turn = glsplat.axis_angle_to_matrix(torch.tensor([0.0, 0.7, 0.0]))
+    verts = torch.stack([spot.verts, spot.verts @ turn.T + torch.tensor([0.1, 0.0, 0.0])])
+    camera = spot_camera(SPOT_EYES[0])
+    shader = glsplat.PhongShader()
+    batch = glsplat.render(ctx, spot.replace(verts=verts), camera=camera, shader=shader, layers=layers)
+    assert batch.shape == (2, 48, 48, 4)
+    for b in range(2):
+        single = glsplat.render(ctx, spot.replace(verts=verts[b]), camera=camera, shader=shader, layers=layers)
+        torch.testing.assert_close(batch[b], single[0], atol=1e-5, rtol=0)
+    assert (batch[0] - batch[1]).abs().max() > 0.5
+    # Plain vertex tensors + faces take the same path.
+    plain = glsplat.render(ctx, verts, spot.faces, camera, layers=layers)
+    plain0 = glsplat.render(ctx, verts[0], spot.faces, camera, layers=layers)
+    torch.testing.assert_close(plain[0], plain0[0], atol=1e-5, rtol=0)
+
+
+def test_batch_of_meshes_with_batch_of_cameras_pairs_them(ctx, spot):
+    verts = torch.stack([spot.verts, spot.verts * 0.8])
+    cameras = spot_camera(SPOT_EYES[:2])
+    batch = glsplat.render(ctx, spot.replace(verts=verts), camera=cameras, layers=2)
+    assert batch.shape == (2, 48, 48, 4)
+    for b in range(2):
+        single = glsplat.render(ctx, spot.replace(verts=verts[b]), camera=spot_camera(SPOT_EYES[b]), layers=2)
+        torch.testing.assert_close(batch[b], single[0], atol=1e-5, rtol=0)
+
+
+# --- hard=True ------------------------------------------------------------------------------
+
+def test_hard_is_the_shaded_raster(ctx, spot):
+    camera = spot_camera(SPOT_EYES[1])
+    shader = glsplat.PhongShader()
+    hard = glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True)
+    clip = camera.project(spot.verts)
+    rast = glsplat.rasterize(ctx, clip, spot.faces, camera.image_size)
+    colors = shader(glsplat.Fragments(rast, spot.replace(verts=spot.verts[None]), camera))
+    torch.testing.assert_close(hard, premultiplied(colors[:, 0]), atol=1e-6, rtol=0)
+    # A hard render has binary alpha, exactly the raster's coverage.
+    assert torch.equal(hard[..., 3], rast.mask[:, 0].float())
+    # More layers change nothing in hard mode (it shows layer 0).
+    torch.testing.assert_close(glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True, layers=3), hard)
+
+
+def test_hard_differs_from_splat_only_near_silhouettes(ctx, spot):
+    """With a constant colour the splat changes only pixels that see the background nearby."""
+    camera = spot_camera(SPOT_EYES[0], size=64)
+    shader = glsplat.UnlitShader(albedo=(0.9, 0.6, 0.3))
+    hard = glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True)
+    soft = glsplat.render(ctx, spot, camera=camera, shader=shader)
+    differs = (hard - soft).abs().amax(-1) > 1e-5
+    assert differs.sum() > 50  # the soft edge exists ...
+    assert not (differs & ~near_background(hard[..., 3], 1)).any()  # ... and only there
+
+    # Textured and lit, the interior changes a little (the splat's blur), the silhouette a lot.
+    shader = glsplat.PhongShader()
+    hard = glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True)
+    soft = glsplat.render(ctx, spot, camera=camera, shader=shader)
+    band = near_background(hard[..., 3], 1) & (hard[..., 3] + soft[..., 3] > 0)
+    alpha_diff = (hard - soft)[..., 3].abs()
+    assert alpha_diff[~band].max() < 1e-5
+    assert alpha_diff[band].mean() > 0.05
+    rgb_diff = (hard - soft)[..., :3].abs().amax(-1)
+    assert rgb_diff[~band].mean() < 0.3 * rgb_diff[band].mean()
+
+
+# --- Backgrounds ----------------------------------------------------------------------------
+
+def test_background_colour_and_image(ctx, spot):
+    camera = spot_camera(SPOT_EYES[0])
+    rgba = glsplat.render(ctx, spot, camera=camera)
+    rgb, alpha = rgba[..., :3], rgba[..., 3:]
+
+    colour = torch.tensor([0.2, 0.5, 0.9])
+    out = glsplat.render(ctx, spot, camera=camera, background=colour)
+    assert out.shape == (1, 48, 48, 4)
+    assert torch.all(out[..., 3] == 1)
+    torch.testing.assert_close(out[..., :3], rgb + (1 - alpha) * colour, atol=1e-6, rtol=0)
+    assert torch.equal(out[0, 0, 0, :3], colour)  # a far background pixel is the colour
+
+    image = torch.rand(48, 48, 3)
+    out = glsplat.render(ctx, spot, camera=camera, background=image)
+    assert torch.all(out[..., 3] == 1)
+    torch.testing.assert_close(out[..., :3], rgb + (1 - alpha) * image, atol=1e-6, rtol=0)
+    assert torch.equal(out[0, 0, 0, :3], image[0, 0])
+
+    # One background image per camera.
+    images = torch.rand(3, 48, 48, 3)
+    batch = glsplat.render(ctx, spot, camera=spot_camera(SPOT_EYES), background=images)
+    plain = glsplat.render(ctx, spot, camera=spot_camera(SPOT_EYES))
+    torch.testing.assert_close(batch[..., :3], plain[..., :3] + (1 - plain[..., 3:]) * images, atol=1e-6, rtol=0)
+
+
+def test_default_keeps_alpha(ctx, spot):
+    camera = spot_camera(SPOT_EYES[0])
+    out = glsplat.render(ctx, spot, camera=camera)
+    alpha = out[..., 3]
+    rast = glsplat.rasterize(ctx, camera.project(spot.verts), spot.faces, camera.image_size)
+    far = ~near_background(1 - rast.mask[:, 0].float(), 2)  # no covered pixel within 2 px
+    assert far.sum() > 500
+    assert torch.all(alpha[far] == 0) and torch.all(out[far] == 0)
+    assert alpha.max() > 0.999 and alpha.max() < 1 + 1e-5
+    assert 0 < alpha.mean() < 1  # not composited over anything
+
+
+# --- Renderer module ------------------------------------------------------------------------
+
+def test_renderer_module_matches_render_and_passes_gradients(ctx, spot):
+    camera = spot_camera(SPOT_EYES[0])
+    shader = glsplat.PhongShader()
+    renderer = glsplat.Renderer(camera, shader=shader, layers=2, ctx=ctx)
+    assert isinstance(renderer, torch.nn.Module)
+    expected = glsplat.render(ctx, spot, camera=camera, shader=shader, layers=2)
+    torch.testing.assert_close(renderer(spot), expected, atol=0, rtol=0)
+    torch.testing.assert_close(renderer(spot.verts, spot.faces),
+                               glsplat.render(ctx, spot.verts, spot.faces, camera, shader=shader, layers=2),
+                               atol=0, rtol=0)
+
+    target = glsplat.render(ctx, spot.replace(verts=spot.verts + torch.tensor([0.05, 0.0, 0.0])),
+                            camera=camera, shader=shader, layers=2).detach()
+    verts = spot.verts.clone().requires_grad_(True)
+    loss = ((renderer(spot.replace(verts=verts)) - target) ** 2).sum()
+    loss.backward()
+    assert torch.isfinite(verts.grad).all()
+    assert (verts.grad.abs().sum(-1) > 0).sum() > 50
+
+    with_bg = glsplat.Renderer(camera, shader=shader, background=(1.0, 1.0, 1.0), ctx=ctx)(spot)
+    torch.testing.assert_close(with_bg, glsplat.over_background(glsplat.render(ctx, spot, camera=camera, shader=shader),
+                                                                (1.0, 1.0, 1.0)))
+
+
+# --- Shaders on a screen-facing quad with known answers -------------------------------------
+
+QUAD_SIZE = 33  # odd: the centre pixel's centre is the quad's centre
+QUAD_CAMERA = glsplat.Camera.look_at((0.0, 0.0, 3.0), fov_y=30.0, image_size=(QUAD_SIZE, QUAD_SIZE), near=1.0, far=5.0)
+HALF_HEIGHT = 3.0 * math.tan(math.radians(15.0))  # half the view's height at the quad (z = 0)
+ALBEDO = torch.tensor([0.6, 0.4, 0.2])
+AMBIENT = 0.25
+CENTRE = QUAD_SIZE // 2
+
+
+def make_quad(**extra) -> glsplat.Mesh:
+    """[-0.5, 0.5]^2 at z = 0, counter-clockwise seen from the camera on +z: normal +z."""
+    verts = torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+    return glsplat.Mesh(verts, torch.tensor([[0, 1, 2], [0, 2, 3]]), **extra)
+
+
+def render_quad(ctx, shader, mesh=None, size=QUAD_SIZE, **kwargs):
+    camera = QUAD_CAMERA if size == QUAD_SIZE else glsplat.Camera.look_at(
+        (0.0, 0.0, 3.0), fov_y=30.0, image_size=(size, size), near=1.0, far=5.0)
+    return glsplat.render(ctx, make_quad() if mesh is None else mesh, camera=camera, shader=shader, **kwargs)[0]
+
+
+def pixel_world(size=QUAD_SIZE):
+    """[H, W, 2] world (x, y) on the plane z = 0 seen through each pixel's centre."""
+    centres = (torch.arange(size) + 0.5) / size * 2 - 1
+    x = centres[None, :].expand(size, size) * HALF_HEIGHT
+    y = -centres[:, None].expand(size, size) * HALF_HEIGHT
+    return torch.stack([x, y], -1)
+
+
+def interior(img: torch.Tensor, margin: int = 2) -> torch.Tensor:
+    return ~near_background(img[None, ..., 3], margin)[0]
+
+
+def lambert(direction):
+    return glsplat.LambertShader([glsplat.DirectionalLight(direction=direction)], ambient=AMBIENT, albedo=ALBEDO)
+
+
+def test_quad_geometry_is_as_expected(ctx):
+    """The set-up the shader tests rely on: the quad covers the middle ~21 x 21 pixels."""
+    img = render_quad(ctx, glsplat.UnlitShader(albedo=(1.0, 1.0, 1.0)), hard=True)
+    covered = img[..., 3] > 0
+    inside = (pixel_world().abs() < 0.5).all(-1)
+    assert torch.equal(covered, inside)
+    assert 300 < covered.sum() < 600
+    assert interior(img).sum() > 200
+
+
+def test_lambert_directional_facing(ctx):
+    img = render_quad(ctx, lambert((0.0, 0.0, 1.0)))
+    inner = interior(img)
+    expected = ALBEDO * (AMBIENT + 1)
+    torch.testing.assert_close(img[inner][:, :3], expected.expand(int(inner.sum()), 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(img[inner][:, 3], torch.ones(int(inner.sum())), atol=1e-5, rtol=0)
+
+
+def test_lambert_directional_at_60_degrees_and_behind(ctx):
+    angle = math.radians(60.0)
+    for direction in [(math.sin(angle), 0.0, math.cos(angle)), (0.0, -math.sin(angle), math.cos(angle))]:
+        img = render_quad(ctx, lambert(direction))
+        inner = interior(img)
+        torch.testing.assert_close(img[inner][:, :3], (ALBEDO * (AMBIENT + 0.5)).expand(int(inner.sum()), 3),
+                                   atol=1e-5, rtol=0)
+    # Not normalised by the caller: the light's direction is normalised by the shader.
+    img = render_quad(ctx, lambert((2 * math.sin(angle), 0.0, 2 * math.cos(angle))))
+    torch.testing.assert_close(img[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 0.5), atol=1e-5, rtol=0)
+    # From behind the quad: ambient only.
+    for direction in [(0.0, 0.0, -1.0), (0.3, 0.0, -1.0)]:
+        img = render_quad(ctx, lambert(direction))
+        inner = interior(img)
+        torch.testing.assert_close(img[inner][:, :3], (ALBEDO * AMBIENT).expand(int(inner.sum()), 3),
+                                   atol=1e-5, rtol=0)
+
+
+def test_light_colour_and_several_lights(ctx):
+    shader = glsplat.LambertShader([glsplat.DirectionalLight(direction=(0, 0, 1), color=(1.0, 0.5, 0.0)),
+                                    glsplat.DirectionalLight(direction=(0, 0, -1), color=(9.0, 9.0, 9.0)),
+                                    glsplat.DirectionalLight(direction=(0, math.sqrt(3), 1), color=(0.0, 0.0, 1.0))],
+                                   ambient=AMBIENT, albedo=ALBEDO)
+    img = render_quad(ctx, shader)
+    expected = ALBEDO * (AMBIENT + torch.tensor([1.0, 0.5, 0.0]) + torch.tensor([0.0, 0.0, 0.5]))
+    torch.testing.assert_close(img[CENTRE, CENTRE, :3], expected, atol=1e-5, rtol=0)
+
+
+def test_point_light_headlight(ctx):
+    shader = glsplat.LambertShader([glsplat.PointLight()], ambient=AMBIENT, albedo=ALBEDO)
+    hard = render_quad(ctx, shader, hard=True)
+    soft = render_quad(ctx, shader)
+    torch.testing.assert_close(hard[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(soft[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 1), atol=1e-3, rtol=0)
+    # Elsewhere the light comes in at an angle: cos = distance / |surface point - camera|.
+    world = pixel_world()
+    cosine = 3.0 / torch.sqrt(world.square().sum(-1) + 9.0)
+    covered = hard[..., 3] > 0
+    torch.testing.assert_close(hard[covered][:, :3], ALBEDO * (AMBIENT + cosine[covered][:, None]), atol=1e-5, rtol=0)
+    assert soft[CENTRE - 6, CENTRE - 6, 0] < soft[CENTRE, CENTRE, 0] - 1e-3  # it falls off
+
+
+def test_point_light_at_a_position(ctx):
+    light = torch.tensor([0.3, 0.2, 1.0])
+    shader = glsplat.LambertShader([glsplat.PointLight(position=light)], ambient=AMBIENT, albedo=ALBEDO)
+    hard = render_quad(ctx, shader, hard=True)
+    world = pixel_world()
+    to_light = torch.cat([light[:2] - world, torch.ones_like(world[..., :1])], -1)
+    cosine = 1.0 / to_light.norm(dim=-1)
+    covered = hard[..., 3] > 0
+    torch.testing.assert_close(hard[covered][:, :3], ALBEDO * (AMBIENT + cosine[covered][:, None]), atol=1e-5, rtol=0)
+
+
+def test_phong_highlight(ctx):
+    world = pixel_world()
+    cosine = 3.0 / torch.sqrt(world.square().sum(-1) + 9.0)  # view direction . normal
+    # Reflection . view direction: the view direction itself for a light from +z; for a
+    # headlight the reflection of the view direction, at twice its angle.
+    for light, r_dot_v in [(glsplat.DirectionalLight(direction=(0.0, 0.0, 1.0)), cosine),
+                           (glsplat.PointLight(), 2 * cosine ** 2 - 1)]:
+        phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO, specular=0.2,
+                                                     shininess=32.0), hard=True)
+        plain = render_quad(ctx, glsplat.LambertShader([light], ambient=AMBIENT, albedo=ALBEDO), hard=True)
+        # At the centre the reflection points straight at the camera: + specular, white.
+        torch.testing.assert_close(phong[CENTRE, CENTRE, :3] - plain[CENTRE, CENTRE, :3], torch.full((3,), 0.2),
+                                   atol=1e-5, rtol=0)
+        # Everywhere: + specular * (r . v) ** shininess, the same in every channel.
+        covered = plain[..., 3] > 0
+        extra = (phong - plain)[covered][:, :3]
+        expected = 0.2 * r_dot_v[covered] ** 32
+        torch.testing.assert_close(extra, expected[:, None].expand(-1, 3), atol=1e-5, rtol=0)
+        assert expected.min() < 0.5 * expected.max()  # the highlight really falls off on the quad
+    # Light at 60 degrees: the reflection points away from the camera, no highlight.
+    angle = math.radians(60.0)
+    light = glsplat.DirectionalLight(direction=(math.sin(angle), 0.0, math.cos(angle)))
+    phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO))
+    plain = render_quad(ctx, glsplat.LambertShader([light], ambient=AMBIENT, albedo=ALBEDO))
+    torch.testing.assert_close(phong, plain, atol=1e-6, rtol=0)
+    # Light from behind: no highlight either (the surface is unlit).
+    light = glsplat.DirectionalLight(direction=(0.0, 0.0, -1.0))
+    phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO))
+    torch.testing.assert_close(phong[CENTRE, CENTRE, :3], ALBEDO * AMBIENT, atol=1e-6, rtol=0)
+
+
+def test_unlit_constant_colour(ctx):
+    colour = torch.tensor([0.1, 0.7, 0.3])
+    img = render_quad(ctx, glsplat.UnlitShader(albedo=(0.1, 0.7, 0.3)))
+    inner = interior(img)
+    torch.testing.assert_close(img[inner][:, :3], colour.expand(int(inner.sum()), 3), atol=1e-6, rtol=0)
+    # Premultiplied: everywhere, soft edge included, rgb = colour * alpha.
+    torch.testing.assert_close(img[..., :3], colour * img[..., 3:], atol=1e-6, rtol=0)
+    assert ((img[..., 3] > 0.05) & (img[..., 3] < 0.95)).sum() > 40
+
+
+def test_vertex_colours_are_the_albedo(ctx):
+    """Corners: bottom-left red, bottom-right green, top-right blue, top-left white."""
+    colors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    mesh = make_quad(colors=colors)
+    size = 65
+    hard = render_quad(ctx, glsplat.UnlitShader(), mesh, size=size, hard=True)
+    soft = render_quad(ctx, glsplat.UnlitShader(), mesh, size=size)
+    rows, cols = torch.nonzero(hard[..., 3] > 0, as_tuple=True)
+    top, bottom, left, right = rows.min() + 2, rows.max() - 2, cols.min() + 2, cols.max() - 2
+    for (row, col), vertex in zip([(bottom, left), (bottom, right), (top, right), (top, left)], range(4)):
+        for img in (hard, soft):
+            pixel = img[row, col, :3]
+            assert (pixel - colors[vertex]).abs().max() < 0.2, (vertex, pixel)
+            assert int((colors - pixel).norm(dim=-1).argmin()) == vertex
+    # The centre lies on the diagonal 0-2: the average of those two corners.
+    c = size // 2
+    torch.testing.assert_close(hard[c, c, :3], (colors[0] + colors[2]) / 2, atol=1e-5, rtol=0)
+    # Lit shaders use them too: Lambert facing light, no ambient = unlit.
+    lit = render_quad(ctx, glsplat.LambertShader([glsplat.DirectionalLight(direction=(0, 0, 1))], ambient=0.0),
+                      mesh, size=size)
+    torch.testing.assert_close(lit, soft, atol=1e-5, rtol=0)
+
+
+def test_texture_right_way_up(ctx):
+    """Texture row 0 is the top of the image; UV v = 1 is the top (OBJ's convention)."""
+    gen = torch.Generator().manual_seed(3)
+    texture = torch.rand(4, 4, 3, generator=gen)
+    texture[0, 0] = torch.tensor([1.0, 0.0, 0.0])   # top-left: red
+    texture[0, 3] = torch.tensor([0.0, 1.0, 0.0])   # top-right: green
+    texture[3, 0] = torch.tensor([0.0, 0.0, 1.0])   # bottom-left: blue
+    texture[3, 3] = torch.tensor([1.0, 1.0, 0.0])   # bottom-right: yellow
+    # Face-varying UVs with their own (permuted) index, as OBJ files have them.
+    uvs = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    uv_faces = torch.tensor([[1, 3, 0], [1, 0, 2]])  # corners BL, BR, TR / BL, TR, TL
+    mesh = make_quad(uvs=uvs, uv_faces=uv_faces, texture=texture)
+    size = 65
+    for hard in (True, False):
+        img = render_quad(ctx, glsplat.UnlitShader(), mesh, size=size, hard=hard)
+        rows, cols = torch.nonzero(img[..., 3] > 0.5, as_tuple=True)
+        top, bottom, left, right = rows.min() + 2, rows.max() - 2, cols.min() + 2, cols.max() - 2
+        torch.testing.assert_close(img[top, left, :3], texture[0, 0], atol=1e-4, rtol=0)
+        torch.testing.assert_close(img[top, right, :3], texture[0, 3], atol=1e-4, rtol=0)
+        torch.testing.assert_close(img[bottom, left, :3], texture[3, 0], atol=1e-4, rtol=0)
+        torch.testing.assert_close(img[bottom, right, :3], texture[3, 3], atol=1e-4, rtol=0)
+    # Every texel lands where it should: the pixel nearest each texel's centre shows that texel.
+    hard = render_quad(ctx, glsplat.UnlitShader(), mesh, size=size, hard=True)
+    flat = texture.reshape(16, 3)
+    for i in range(4):
+        for j in range(4):
+            x, y = -0.5 + (j + 0.5) / 4, 0.5 - (i + 0.5) / 4
+            col = round((x / HALF_HEIGHT + 1) / 2 * size - 0.5)
+            row = round((1 - y / HALF_HEIGHT) / 2 * size - 0.5)
+            assert int((flat - hard[row, col, :3]).norm(dim=-1).argmin()) == 4 * i + j
+
+
+def test_texture_is_differentiable(ctx):
+    texture = torch.rand(4, 4, 3, requires_grad=True)
+    mesh = make_quad(uvs=torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]),
+                     uv_faces=torch.tensor([[0, 1, 2], [0, 2, 3]]), texture=texture)
+    img = render_quad(ctx, glsplat.PhongShader(), mesh)
+    img[..., :3].sum().backward()
+    assert torch.isfinite(texture.grad).all()
+    assert (texture.grad.abs().sum(-1) > 0).all()  # every texel is seen
+
+
+def test_user_shader_shows_normals(ctx):
+    """Any callable Fragments -> straight RGBA works: here normals as colours, on a tilted quad."""
+    def normal_shader(frags: glsplat.Fragments) -> torch.Tensor:
+        return torch.cat([(frags.normals * 0.5 + 0.5) * frags.mask, frags.mask], -1)
+
+    turn = glsplat.axis_angle_to_matrix(torch.tensor([0.0, math.radians(30.0), 0.0]))
+    quad = make_quad()
+    mesh = quad.replace(verts=quad.verts @ turn.T)
+    img = render_quad(ctx, normal_shader, mesh)
+    normal = turn @ torch.tensor([0.0, 0.0, 1.0])
+    assert normal[0] > 0.4  # turned
+    inner = interior(img)
+    assert inner.sum() > 100
+    torch.testing.assert_close(img[inner][:, :3], (normal * 0.5 + 0.5).expand(int(inner.sum()), 3), atol=1e-5, rtol=0)
+
+    # A user shader with its own parameters gets gradients.
+    tint = torch.tensor([0.2, 0.4, 0.6], requires_grad=True)
+    img = render_quad(ctx, lambda frags: torch.cat([tint * frags.mask, frags.mask], -1))
+    img[..., :3].sum().backward()
+    torch.testing.assert_close(tint.grad, img[..., 3].sum().detach().expand(3), atol=1e-3, rtol=1e-5)
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+def test_missing_egl_names_the_packages(monkeypatch):
+    def no_egl(*args, **kwargs):
+        raise Exception("eglGetDisplay failed (libEGL.so.1: cannot open shared object file)")
+
+    monkeypatch.setattr(moderngl, "create_standalone_context", no_egl)
+    with pytest.raises(RuntimeError) as info:
+        glsplat.Context()
+    message = str(info.value)
+    for package in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri"):
+        assert package in message
+    assert "libEGL.so.1" in message  # the underlying error is kept
+    assert isinstance(info.value.__cause__, Exception)
+
+
+def test_render_needs_a_camera_and_faces(ctx, spot):
+    with pytest.raises(TypeError, match="camera"):
+        glsplat.render(ctx, spot)
+    with pytest.raises(TypeError, match="faces"):
+        glsplat.render(ctx, spot.verts, camera=spot_camera(SPOT_EYES[0]))
+
+
+# --- Spot end to end ------------------------------------------------------------------------
+
+def test_spot_end_to_end(ctx, spot):
+    camera = spot_camera(SPOT_EYES[0], size=64)
+    # Light and material chosen so that albedo * (ambient + diffuse) + specular <= 1.
+    shader = glsplat.PhongShader([glsplat.DirectionalLight(direction=(0.4, 0.8, -0.6), color=(0.7, 0.7, 0.7))],
+                                 ambient=0.1, specular=0.2)
+    verts = spot.verts.clone().requires_grad_(True)
+    img = glsplat.render(ctx, spot.replace(verts=verts), camera=camera, shader=shader)
+    assert img.shape == (1, 64, 64, 4) and img.dtype == torch.float32
+    alpha = img[..., 3]
+    assert 0.1 < alpha.mean() < 0.6
+    assert alpha.min() >= 0 and alpha.max() <= 1 + 1e-5
+    rgb = img[..., :3]
+    assert rgb.min() >= 0 and rgb.max() <= 1 + 1e-5
+    assert torch.all(rgb <= alpha[..., None] + 1e-5)  # premultiplied
+    # The texture shows: many distinct colours, not one flat tone.
+    opaque = rgb[alpha > 0.99]
+    assert opaque.std(0).min() > 0.05
+
+    target = img.detach().roll(2, dims=2)
+    loss = ((img - target) ** 2).mean()
+    loss.backward()
+    grad = verts.grad
+    assert torch.isfinite(grad).all()
+    assert grad.abs().max() > 0
+    assert (grad.abs().sum(-1) > 0).sum() > 100

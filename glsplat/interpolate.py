@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .kernels import cpu_kernels
 from .raster import Raster
 
 
@@ -20,6 +21,32 @@ def corner_indices(rast: Raster, faces: torch.Tensor) -> torch.Tensor:
     """
     face = (rast.tri_id.long() - 1).clamp_(min=0)
     return faces.to(device=face.device, dtype=torch.long)[face]
+
+
+def interpolate_torch(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """:func:`interpolate` in plain torch ops (any device); ``attr`` is ``[1 or B, V, C]``."""
+    batch = rast.tri_id.shape[0]
+    idx = corner_indices(rast, faces)
+    weights = barycentrics(rast, attr.dtype)
+    if attr.shape[0] == 1:
+        corners = attr[0][idx]
+    else:
+        offsets = torch.arange(batch, device=idx.device).view(batch, 1, 1, 1, 1) * attr.shape[1]
+        corners = attr.reshape(-1, attr.shape[-1])[idx + offsets]
+    return torch.einsum("bkhwnc,bkhwn->bkhwc", corners, weights)
+
+
+class _InterpolateCPU(torch.autograd.Function):
+    """:func:`interpolate_torch` as one compiled gather forward and one scatter backward."""
+
+    @staticmethod
+    def forward(ctx, attr, tri_id, bary, faces):
+        ctx.save_for_backward(attr, tri_id, bary, faces)
+        return cpu_kernels().interpolate_forward(attr, tri_id, bary, faces)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return cpu_kernels().interpolate_backward(grad_out, *ctx.saved_tensors), None, None, None
 
 
 def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
@@ -41,11 +68,7 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
         attr = attr[None]
     if attr.shape[0] not in (1, batch):
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
-    idx = corner_indices(rast, faces)
-    weights = barycentrics(rast, attr.dtype)
-    if attr.shape[0] == 1:
-        corners = attr[0][idx]
-    else:
-        offsets = torch.arange(batch, device=idx.device).view(batch, 1, 1, 1, 1) * attr.shape[1]
-        corners = attr.reshape(-1, attr.shape[-1])[idx + offsets]
-    return torch.einsum("bkhwnc,bkhwn->bkhwc", corners, weights)
+    if attr.device.type == "cpu" and cpu_kernels() is not None:
+        faces = faces.to(device="cpu", dtype=torch.long).contiguous()
+        return _InterpolateCPU.apply(attr.contiguous(), rast.tri_id.contiguous(), rast.bary.contiguous(), faces)
+    return interpolate_torch(attr, rast, faces)

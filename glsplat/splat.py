@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .interpolate import interpolate
+from .kernels import cpu_kernels
 from .raster import Raster
 
 SIGMA = 0.5
@@ -71,25 +72,22 @@ def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
     return torch.where(dist_b < dist_a, -b, a)
 
 
-def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
-                  faces: torch.Tensor) -> SplatBuffers:
-    """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
+def accumulate_torch(pos: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+    """Unnormalised S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
 
-    Arguments as for :func:`splat`.
+    ``pos``: ``[B, K, H, W, 2]`` splat positions; ``colors``: ``[B, K, H, W, 4]`` straight RGBA.
+    The reference for the compiled kernel, and the path for tensors off the CPU.
     """
     batch, layers, height, width = rast.tri_id.shape
-    dtype = torch.promote_types(colors.dtype, clip.dtype)
-    colors = colors.to(dtype)
-    pos = splat_positions(clip.to(dtype), rast, faces)
-    rows = torch.arange(height, device=pos.device, dtype=dtype).view(height, 1) + 0.5
-    cols = torch.arange(width, device=pos.device, dtype=dtype) + 0.5
+    rows = torch.arange(height, device=pos.device, dtype=pos.dtype).view(height, 1) + 0.5
+    cols = torch.arange(width, device=pos.device, dtype=pos.dtype) + 0.5
     off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value
     off_y = pos[..., 1] - rows
     alpha = colors[..., 3] * rast.mask
     premult = torch.cat([colors[..., :3], torch.ones_like(colors[..., 3:])], -1)
     layer_ids = torch.arange(layers, device=pos.device).view(1, layers, 1, 1)
 
-    acc = torch.zeros((3, batch, height + 2, width + 2, 4), dtype=dtype, device=pos.device)
+    acc = torch.zeros((3, batch, height + 2, width + 2, 4), dtype=colors.dtype, device=pos.device)
     for dy, dx in TAPS:
         gauss = SCALE * torch.exp(-((dx - off_x) ** 2 + (dy - off_y) ** 2) / (2 * SIGMA**2))
         tap = (gauss * alpha)[..., None] * premult  # [B, K, H, W, 4]
@@ -97,9 +95,41 @@ def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
         which = torch.stack([s > layer_ids, s == layer_ids, s < layer_ids])  # [3, B, K, H, W]
         landed = (which[..., None] * tap).sum(2)  # [3, B, H, W, 4]
         acc[:, :, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width] += landed
-    acc = acc[:, :, 1:-1, 1:-1]
-    acc = acc / acc[..., 3:].clamp(min=1)
-    return SplatBuffers(*acc)
+    return acc[:, :, 1:-1, 1:-1]
+
+
+class _AccumulateCPU(torch.autograd.Function):
+    """:func:`accumulate_torch` as one compiled pass each way, without its nine temporaries."""
+
+    @staticmethod
+    def forward(ctx, pos, colors, mask, depth):
+        ctx.save_for_backward(pos, colors, mask, depth)
+        return cpu_kernels().splat_forward(pos, colors, mask, depth, SCALE, SIGMA)
+
+    @staticmethod
+    def backward(ctx, grad_acc):
+        grad_pos, grad_colors = cpu_kernels().splat_backward(grad_acc, *ctx.saved_tensors, SCALE, SIGMA)
+        return grad_pos, grad_colors, None, None
+
+
+def accumulate(pos: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+    """As :func:`accumulate_torch`; on the CPU through the compiled kernel where it is built."""
+    if pos.device.type == "cpu" and cpu_kernels() is not None:
+        return _AccumulateCPU.apply(pos.contiguous(), colors.contiguous(), rast.mask.contiguous(),
+                                    rast.depth.contiguous())
+    return accumulate_torch(pos, colors, rast)
+
+
+def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
+                  faces: torch.Tensor) -> SplatBuffers:
+    """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
+
+    Arguments as for :func:`splat`.
+    """
+    dtype = torch.promote_types(colors.dtype, clip.dtype)
+    pos = splat_positions(clip.to(dtype), rast, faces)
+    acc = accumulate(pos, colors.to(dtype), rast)
+    return SplatBuffers(*(acc / acc[..., 3:].clamp(min=1)))
 
 
 def composite(buffers: SplatBuffers) -> torch.Tensor:

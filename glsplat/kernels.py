@@ -1,0 +1,28 @@
+"""Compiled CPU kernels, built on first use with torch's JIT C++ extension loader.
+
+The build needs a C++ compiler and ninja (a Python dependency); it takes about a minute once
+per machine and is cached (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
+Where it cannot be built, glsplat warns once and uses its pure-torch implementation.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp"]
+
+
+@functools.cache
+def cpu_kernels():
+    """The compiled module, or None where it cannot be built."""
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(name="glsplat_cpu", sources=[str(s) for s in SOURCES],
+                    extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"])
+    except Exception as error:  # a missing compiler or ninja surfaces as various exception types
+        warnings.warn(f"glsplat: the C++ kernels could not be built ({error}); "
+                      "falling back to the slower pure-torch interpolate and splat", RuntimeWarning, stacklevel=2)
+        return None

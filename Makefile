@@ -5,8 +5,9 @@ PYTHON := .venv/bin/python
 # machines this project runs on it is a CPU build that pip finds on disk, while any other version
 # downloads gigabytes of CUDA packages. Override for a GPU machine: make test TORCH=torch==2.x.
 TORCH ?= torch==2.13.0
-# EGL loader and Mesa's drivers (llvmpipe: OpenGL with no GPU); xvfb for the window tests.
-SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri xvfb
+# EGL loader and Mesa's drivers (llvmpipe: OpenGL with no GPU); xvfb for the window tests;
+# a C++ compiler and Python's headers for the CPU kernels, which torch builds on first use.
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri xvfb g++ python3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS ?=
 

@@ -6,6 +6,7 @@ modules elsewhere.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import moderngl
@@ -17,6 +18,9 @@ MISSING_EGL = (
     "`apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri` "
     "(on NVIDIA machines the driver's libEGL_nvidia provides EGL instead of Mesa)."
 )
+
+# G-buffer sizes kept allocated at once (e.g. a render and its supersampled reference).
+CACHED_SIZES = 4
 
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
@@ -55,7 +59,7 @@ class Context:
         )
         self._program["prev_layer"].value = 0
         self._vertices = self._vao = None
-        self._targets: dict[tuple[int, int], tuple[list, list]] = {}
+        self._targets: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         self.max_size = min(self.gl.info["GL_MAX_TEXTURE_SIZE"], *self.gl.info["GL_MAX_VIEWPORT_DIMS"])
 
     @property
@@ -64,14 +68,20 @@ class Context:
         return self.gl.info["GL_RENDERER"]
 
     def _framebuffers(self, height: int, width: int):
-        """Two ping-pong G-buffer targets sharing one depth buffer, cached per size."""
+        """Two ping-pong G-buffer targets sharing one depth buffer, for the last few sizes used."""
         key = (height, width)
-        if key not in self._targets:
+        if key in self._targets:
+            self._targets.move_to_end(key)
+        else:
+            if len(self._targets) == CACHED_SIZES:
+                _, (old_textures, old_fbos, old_depth) = self._targets.popitem(last=False)
+                for obj in (*old_fbos, *old_textures, old_depth):
+                    obj.release()
             depth = self.gl.depth_renderbuffer((width, height))
             textures = [self.gl.texture((width, height), 4, dtype="f4") for _ in range(2)]
             fbos = [self.gl.framebuffer([texture], depth) for texture in textures]
-            self._targets[key] = (textures, fbos)
-        return self._targets[key]
+            self._targets[key] = (textures, fbos, depth)
+        return self._targets[key][:2]
 
     def _reserve_vertices(self, nbytes: int) -> None:
         if self._vertices is None or self._vertices.size < nbytes:

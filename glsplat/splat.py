@@ -36,16 +36,16 @@ class SplatBuffers(NamedTuple):
     back: torch.Tensor  # S-: samples behind it
 
 
-def splat_positions(clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
-    """``[B, K, H, W, 2]`` image coordinates (x right, y down, in pixels) of each sample's point.
+def image_positions(point: torch.Tensor, rast: Raster) -> torch.Tensor:
+    """``[B, K, H, W, 2]`` image coordinates (x right, y down, in pixels) of clip-space points.
 
-    The point blends the face's clip-space corners with the pixel's barycentrics and divides by
-    w: x = (ndc_x + 1) / 2 * W, y = (1 - ndc_y) / 2 * H. In value it is the pixel centre
-    (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
+    ``point`` ``[B, K, H, W, 4]`` is each sample's point on its triangle: the face's clip-space
+    corners blended with the pixel's barycentrics (``interpolate(clip, rast, faces)``). After the
+    divide by w, x = (ndc_x + 1) / 2 * W and y = (1 - ndc_y) / 2 * H. In value that is the pixel
+    centre (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
     meaningless but finite.
     """
     height, width = rast.tri_id.shape[-2:]
-    point = interpolate(clip, rast, faces)
     w = torch.where(rast.mask, point[..., 3], torch.ones_like(point[..., 3]))
     x = (point[..., 0] / w + 1) * (width / 2)
     y = (1 - point[..., 1] / w) * (height / 2)
@@ -72,13 +72,15 @@ def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
     return torch.where(dist_b < dist_a, -b, a)
 
 
-def accumulate_torch(pos: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
     """Unnormalised S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
 
-    ``pos``: ``[B, K, H, W, 2]`` splat positions; ``colors``: ``[B, K, H, W, 4]`` straight RGBA.
-    The reference for the compiled kernel, and the path for tensors off the CPU.
+    ``point``: ``[B, K, H, W, 4]`` clip-space points of the samples (see
+    :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA. The reference for
+    the compiled kernel, and the path for tensors off the CPU.
     """
     batch, layers, height, width = rast.tri_id.shape
+    pos = image_positions(point, rast)
     rows = torch.arange(height, device=pos.device, dtype=pos.dtype).view(height, 1) + 0.5
     cols = torch.arange(width, device=pos.device, dtype=pos.dtype) + 0.5
     off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value
@@ -102,22 +104,22 @@ class _AccumulateCPU(torch.autograd.Function):
     """:func:`accumulate_torch` as one compiled pass each way, without its nine temporaries."""
 
     @staticmethod
-    def forward(ctx, pos, colors, mask, depth):
-        ctx.save_for_backward(pos, colors, mask, depth)
-        return cpu_kernels().splat_forward(pos, colors, mask, depth, SCALE, SIGMA)
+    def forward(ctx, point, colors, mask, depth):
+        ctx.save_for_backward(point, colors, mask, depth)
+        return cpu_kernels().splat_forward(point, colors, mask, depth, SCALE, SIGMA)
 
     @staticmethod
     def backward(ctx, grad_acc):
-        grad_pos, grad_colors = cpu_kernels().splat_backward(grad_acc, *ctx.saved_tensors, SCALE, SIGMA)
-        return grad_pos, grad_colors, None, None
+        grad_point, grad_colors = cpu_kernels().splat_backward(grad_acc, *ctx.saved_tensors, SCALE, SIGMA)
+        return grad_point, grad_colors, None, None
 
 
-def accumulate(pos: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+def accumulate(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
     """As :func:`accumulate_torch`; on the CPU through the compiled kernel where it is built."""
-    if pos.device.type == "cpu" and cpu_kernels() is not None:
-        return _AccumulateCPU.apply(pos.contiguous(), colors.contiguous(), rast.mask.contiguous(),
+    if point.device.type == "cpu" and cpu_kernels() is not None:
+        return _AccumulateCPU.apply(point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
                                     rast.depth.contiguous())
-    return accumulate_torch(pos, colors, rast)
+    return accumulate_torch(point, colors, rast)
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
@@ -127,8 +129,8 @@ def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
     Arguments as for :func:`splat`.
     """
     dtype = torch.promote_types(colors.dtype, clip.dtype)
-    pos = splat_positions(clip.to(dtype), rast, faces)
-    acc = accumulate(pos, colors.to(dtype), rast)
+    point = interpolate(clip.to(dtype), rast, faces)
+    acc = accumulate(point, colors.to(dtype), rast)
     return SplatBuffers(*(acc / acc[..., 3:].clamp(min=1)))
 
 

@@ -17,11 +17,12 @@ namespace {
 template <typename T>
 struct Splat {
   int64_t B, K, H, W;
-  const T* pos;         // [B, K, H, W, 2] splat positions (x right, y down), pixels
+  const T* point;       // [B, K, H, W, 4] clip-space point of each sample (corners blended)
   const T* colors;      // [B, K, H, W, 4] straight RGBA
   const bool* mask;     // [B, K, H, W] covered
   const float* depth;   // [B, K, H, W] window depth, 1 on background
   T scale, inv_two_sigma2, inv_sigma2;
+  T half_w, half_h;     // W / 2, H / 2
 
   int64_t sample(int64_t b, int64_t k, int64_t i, int64_t j) const { return ((b * K + k) * H + i) * W + j; }
 
@@ -47,10 +48,17 @@ struct Splat {
 
   static int buffer_of(int64_t s, int64_t l) { return s > l ? 0 : (s == l ? 1 : 2); }
 
-  // Gaussian tap weight of sample n at the centre of pixel (qi, qj), and the offset to it.
-  T weight(int64_t n, int64_t qi, int64_t qj, T* dx, T* dy) const {
-    *dx = (T(qj) + T(0.5)) - pos[2 * n];
-    *dy = (T(qi) + T(0.5)) - pos[2 * n + 1];
+  // Splat position of sample n in image coordinates: x = (ndc_x + 1) W / 2, y = (1 - ndc_y) H / 2.
+  void position(int64_t n, T* x, T* y) const {
+    const T* p = point + 4 * n;
+    *x = (p[0] / p[3] + T(1)) * half_w;
+    *y = (T(1) - p[1] / p[3]) * half_h;
+  }
+
+  // Gaussian tap weight of a sample at (x, y) on the centre of pixel (qi, qj), and the offset to it.
+  T weight(T x, T y, int64_t qi, int64_t qj, T* dx, T* dy) const {
+    *dx = (T(qj) + T(0.5)) - x;
+    *dy = (T(qi) + T(0.5)) - y;
     return scale * std::exp(-(*dx * *dx + *dy * *dy) * inv_two_sigma2);
   }
 
@@ -69,9 +77,10 @@ struct Splat {
               for (int64_t l = 0; l < K; ++l) {
                 const int64_t n = sample(b, l, pi, pj);
                 if (!mask[n]) break;  // layers are packed: nothing behind a background layer
-                T dx, dy;
+                T x, y, dx, dy;
+                position(n, &x, &y);
                 const T* c = colors + 4 * n;
-                const T w = weight(n, qi, qj, &dx, &dy) * c[3];
+                const T w = weight(x, y, qi, qj, &dx, &dy) * c[3];
                 T* o = out + buffer_of(s, l) * plane;
                 o[0] += w * c[0];
                 o[1] += w * c[1];
@@ -85,7 +94,7 @@ struct Splat {
     }
   }
 
-  void backward(const T* grad_acc, T* grad_pos, T* grad_colors) const {
+  void backward(const T* grad_acc, T* grad_point, T* grad_colors) const {
     const int64_t plane = B * H * W * 4;
 #pragma omp parallel for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
@@ -95,6 +104,8 @@ struct Splat {
             const int64_t n = sample(b, l, pi, pj);
             if (!mask[n]) continue;
             const T* c = colors + 4 * n;
+            T x, y;
+            position(n, &x, &y);
             T g_pos_x = 0, g_pos_y = 0, g_rgb[3] = {0, 0, 0}, g_alpha = 0;
             for (int64_t qi = pi - 1; qi <= pi + 1; ++qi) {
               if (qi < 0 || qi >= H) continue;
@@ -103,7 +114,7 @@ struct Splat {
                 const int64_t s = surface_layer(b, pi, pj, qi, qj);
                 const T* g = grad_acc + buffer_of(s, l) * plane + ((b * H + qi) * W + qj) * 4;
                 T dx, dy;
-                const T gauss = weight(n, qi, qj, &dx, &dy);
+                const T gauss = weight(x, y, qi, qj, &dx, &dy);
                 // d(loss)/d(tap weight w), where the tap adds w * (r, g, b, 1) and w = gauss * alpha
                 const T g_w = g[0] * c[0] + g[1] * c[1] + g[2] * c[2] + g[3];
                 g_alpha += gauss * g_w;
@@ -117,8 +128,13 @@ struct Splat {
                 g_pos_y += g_offset * dy;
               }
             }
-            grad_pos[2 * n] = g_pos_x;
-            grad_pos[2 * n + 1] = g_pos_y;
+            // Through the perspective divide to the blended clip-space point.
+            const T* p = point + 4 * n;
+            const T inv_w = T(1) / p[3];
+            T* gp = grad_point + 4 * n;
+            gp[0] = g_pos_x * half_w * inv_w;
+            gp[1] = -g_pos_y * half_h * inv_w;
+            gp[3] = (-g_pos_x * half_w * p[0] + g_pos_y * half_h * p[1]) * inv_w * inv_w;
             T* gc = grad_colors + 4 * n;
             gc[0] = g_rgb[0];
             gc[1] = g_rgb[1];
@@ -132,46 +148,48 @@ struct Splat {
 };
 
 template <typename T>
-Splat<T> make(const torch::Tensor& pos, const torch::Tensor& colors, const torch::Tensor& mask,
+Splat<T> make(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
               const torch::Tensor& depth, double scale, double sigma) {
   return Splat<T>{mask.size(0), mask.size(1), mask.size(2), mask.size(3),
-                  pos.data_ptr<T>(), colors.data_ptr<T>(), mask.data_ptr<bool>(), depth.data_ptr<float>(),
-                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma))};
+                  point.data_ptr<T>(), colors.data_ptr<T>(), mask.data_ptr<bool>(), depth.data_ptr<float>(),
+                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)),
+                  T(mask.size(3)) / 2, T(mask.size(2)) / 2};
 }
 
-void check(const torch::Tensor& pos, const torch::Tensor& colors, const torch::Tensor& mask,
+void check(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
            const torch::Tensor& depth) {
-  for (const auto* t : {&pos, &colors, &mask, &depth}) {
+  for (const auto* t : {&point, &colors, &mask, &depth}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "splat kernel: CPU, contiguous tensors only");
   }
   TORCH_CHECK(mask.dim() == 4 && mask.scalar_type() == torch::kBool, "splat kernel: mask must be bool [B, K, H, W]");
   TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == mask.sizes(), "splat kernel: depth");
-  TORCH_CHECK(pos.scalar_type() == colors.scalar_type(), "splat kernel: pos and colors dtypes differ");
+  TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
+  TORCH_CHECK(point.size(-1) == 4 && colors.size(-1) == 4, "splat kernel: point and colors are [B, K, H, W, 4]");
 }
 
 }  // namespace
 
-torch::Tensor splat_forward(torch::Tensor pos, torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
+torch::Tensor splat_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
                             double scale, double sigma) {
-  check(pos, colors, mask, depth);
+  check(point, colors, mask, depth);
   auto acc = torch::zeros({3, mask.size(0), mask.size(2), mask.size(3), 4}, colors.options());
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
-    make<scalar_t>(pos, colors, mask, depth, scale, sigma).forward(acc.data_ptr<scalar_t>());
+    make<scalar_t>(point, colors, mask, depth, scale, sigma).forward(acc.data_ptr<scalar_t>());
   });
   return acc;
 }
 
-std::vector<torch::Tensor> splat_backward(torch::Tensor grad_acc, torch::Tensor pos, torch::Tensor colors,
+std::vector<torch::Tensor> splat_backward(torch::Tensor grad_acc, torch::Tensor point, torch::Tensor colors,
                                           torch::Tensor mask, torch::Tensor depth, double scale, double sigma) {
-  check(pos, colors, mask, depth);
+  check(point, colors, mask, depth);
   grad_acc = grad_acc.contiguous();
-  auto grad_pos = torch::zeros_like(pos);
+  auto grad_point = torch::zeros_like(point);
   auto grad_colors = torch::zeros_like(colors);
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_backward", [&] {
-    make<scalar_t>(pos, colors, mask, depth, scale, sigma)
-        .backward(grad_acc.data_ptr<scalar_t>(), grad_pos.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>());
+    make<scalar_t>(point, colors, mask, depth, scale, sigma)
+        .backward(grad_acc.data_ptr<scalar_t>(), grad_point.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>());
   });
-  return {grad_pos, grad_colors};
+  return {grad_point, grad_colors};
 }
 
 }  // namespace glsplat

@@ -47,3 +47,10 @@ test: setup
 
 clean:
 	rm -rf .venv out .pytest_cache
+
+# Benchmarks (issue 5): prints a markdown table and writes benchmarks/results.md.
+# make bench BENCH_ARGS="--quick" for a small grid; --help lists the options.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: setup
+	$(PYTHON) benchmarks/bench.py $(BENCH_ARGS)

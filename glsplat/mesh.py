@@ -88,7 +88,11 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mesh file not found: {path}")
-    loaded = trimesh.load(path, process=False, force="mesh")
+    try:
+        loaded = trimesh.load(path, process=False, force="mesh")
+    except (ValueError, NotImplementedError, KeyError, IndexError, OSError) as error:
+        # trimesh's own messages ("Not a ply file!") do not say which file.
+        raise ValueError(f"{path}: could not read a mesh ({error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValueError(f"{path} holds no triangles")
     split_verts = np.asarray(loaded.vertices, dtype=np.float64)

@@ -3,7 +3,8 @@
 A shader is any callable ``shader(frags: Fragments) -> [B, K, H, W, 4]`` returning straight
 (not premultiplied) RGBA with alpha 1 where the layer covers the pixel and 0 elsewhere. The
 built-in ones take their base colour ("albedo") from the mesh: its texture if it has one and
-UVs, else its vertex colours, else white; pass ``albedo=`` a colour to override it.
+UVs, else its vertex colours, else white; pass ``albedo=`` a colour to override it. Lit colours
+are not clamped: bright lights and highlights can exceed 1 (clamp for display, not for losses).
 """
 from __future__ import annotations
 

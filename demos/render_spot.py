@@ -14,7 +14,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 

@@ -68,6 +68,12 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
         attr = attr[None]
     if attr.shape[0] not in (1, batch):
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
+    # The compiled kernel indexes without bounds checks: out-of-range indices must stop here.
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= attr.shape[1]):
+        raise ValueError(f"faces: indices must lie in 0..{attr.shape[1] - 1} (attr has V = {attr.shape[1]})")
+    if int(rast.tri_id.max()) > faces.shape[0]:
+        raise ValueError(f"faces: the raster refers to face {int(rast.tri_id.max()) - 1}, "
+                         f"but only {faces.shape[0]} faces were given")
     if attr.device.type == "cpu" and cpu_kernels() is not None:
         faces = faces.to(device="cpu", dtype=torch.long).contiguous()
         return _InterpolateCPU.apply(attr.contiguous(), rast.tri_id.contiguous(), rast.bary.contiguous(), faces)

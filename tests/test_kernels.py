@@ -44,3 +44,22 @@ def test_splat_kernel_matches_torch(ctx, dtype, layers):
     assert (fast - slow).abs().max() < tol
     for a, b in zip(g_fast, g_slow):
         assert (a - b).abs().max() < tol * 100 * max(1.0, b.abs().max().item())
+
+
+def test_out_of_range_indices_are_refused_before_the_kernel(ctx):
+    clip, faces, rast = random_scene(ctx, size=(9, 11), faces_n=6, layers=2)
+    attr = torch.rand(clip.shape[1], 3)
+    with pytest.raises(ValueError, match="faces"):
+        glsplat.interpolate(attr, rast, faces + clip.shape[1])
+    with pytest.raises(ValueError, match="faces"):
+        glsplat.interpolate(attr, rast, -faces - 1)
+    with pytest.raises(ValueError, match="faces"):
+        glsplat.interpolate(attr, rast, faces[:1])  # the raster shows faces 1..5 too
+
+
+def test_splat_kernel_refuses_mismatched_shapes(ctx):
+    clip, faces, rast = random_scene(ctx, size=(9, 11), faces_n=6, layers=2)
+    point = glsplat.interpolate(clip, rast, faces)
+    colors = torch.rand(*rast.shape, 4, dtype=point.dtype)
+    with pytest.raises(RuntimeError, match="matching the raster"):
+        accumulate(point, colors[:, :1], rast)

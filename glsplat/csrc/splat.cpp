@@ -164,7 +164,11 @@ void check(const torch::Tensor& point, const torch::Tensor& colors, const torch:
   TORCH_CHECK(mask.dim() == 4 && mask.scalar_type() == torch::kBool, "splat kernel: mask must be bool [B, K, H, W]");
   TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == mask.sizes(), "splat kernel: depth");
   TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
-  TORCH_CHECK(point.size(-1) == 4 && colors.size(-1) == 4, "splat kernel: point and colors are [B, K, H, W, 4]");
+  const auto samples = mask.sizes().vec();
+  auto rgba = samples;
+  rgba.push_back(4);
+  TORCH_CHECK(point.sizes().vec() == rgba && colors.sizes().vec() == rgba,
+              "splat kernel: point and colors must be [B, K, H, W, 4] matching the raster");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ Where it cannot be built, glsplat warns once and uses its pure-torch implementat
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,10 @@ def cpu_kernels():
     try:
         from torch.utils.cpp_extension import load
 
-        return load(name="glsplat_cpu", sources=[str(s) for s in SOURCES],
+        # The name carries a hash of the sources so that two checkouts (or versions) of glsplat
+        # sharing one cache each keep their own build instead of rebuilding over each other.
+        digest = hashlib.sha1(b"".join(s.read_bytes() for s in SOURCES + [CSRC / "kernels.h"])).hexdigest()
+        return load(name=f"glsplat_cpu_{digest[:10]}", sources=[str(s) for s in SOURCES],
                     extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"])
     except Exception as error:  # a missing compiler or ninja surfaces as various exception types
         warnings.warn(f"glsplat: the C++ kernels could not be built ({error}); "

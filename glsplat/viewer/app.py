@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .compose import compose
+from .egl_handoff import resume_egl, suspend_current_egl
 from .keys import SCREENSHOT_PATTERN
 from .orbit import OrbitController, OrbitView
 from .panels import PANELS
@@ -106,7 +107,12 @@ class Viewer:
             window_size = (round(height * scale), round(width * scale))
         self.title = title
         self.screenshot_dir = Path(screenshot_dir)
-        self.window = _open_window(window_size, title)
+        self._egl = suspend_current_egl()
+        try:
+            self.window = _open_window(window_size, title)
+        except NoDisplayError:
+            resume_egl(self._egl)
+            raise
         self.gl = moderngl.create_context()
         program = self.gl.program(vertex_shader=QUAD_VERTEX, fragment_shader=QUAD_FRAGMENT)
         corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
@@ -246,9 +252,11 @@ class Viewer:
             if self._texture is not None:
                 self._texture.release()
             self.gl.release()
+            glfw.make_context_current(None)
             glfw.destroy_window(self.window)
             glfw.terminate()
             self.window = None
+            resume_egl(self._egl)
 
     # -- input ----------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from ..camera import Camera
 
 # Vertices whose gradient is below this fraction of the largest get no arrow: the loss is
 # indifferent to them and a carpet of dots would hide the ones that matter.
-MIN_FRACTION = 0.05
-MAX_ARROWS = 400
+MIN_FRACTION = 0.1
+MAX_ARROWS = 300
 # The longest arrow, as a fraction of the image's longer side.
 MAX_LENGTH = 0.08
 

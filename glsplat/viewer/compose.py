@@ -65,9 +65,7 @@ def draw_loss_plot(canvas: Image.Image, losses: list[float]) -> None:
     size = max(10, box_h // 7)
     ys = y0 + pad + (hi - logs) / span * (box_h - 2 * pad - size - 4)
     draw.line(list(zip(xs.tolist(), ys.tolist())), fill=(255, 200, 60, 255), width=2)
-    draw.text((x0 + pad, y0 + box_h - 3), f"loss {losses[-1]:.3g}", fill=TEXT, font=font(size), anchor="ld")
-    if box_w > 14 * size:  # room for both labels
-        draw.text((x0 + box_w - pad, y0 + box_h - 3), f"{len(losses)} steps", fill=TEXT, font=font(size), anchor="rd")
+    draw.text((x0 + pad, y0 + box_h - 3), f"log loss, {len(losses)} steps", fill=TEXT, font=font(size), anchor="ld")
     canvas.alpha_composite(overlay)
 
 
@@ -90,12 +88,10 @@ def compose(panel: PanelImage, size: tuple[int, int], title: str, status: list[s
     if panel.arrows is not None and len(panel.arrows.start):
         image_h, image_w = panel.pixels.shape[:2]
         draw_arrows(draw, panel.arrows, (width / image_w, height / image_h), max(1, round(min(height, width) / 300)))
-    for u, v, label in panel.labels:
-        _text(draw, (u * width + 4, v * height - 4), label, text_size, anchor="ld")
+    for u, v, label in panel.labels:  # one line down, clear of the title
+        _text(draw, (u * width - 6, v * height + text_size + 14), label, text_size, anchor="ra")
     _text(draw, (6, 6), f"{title}: {panel.note}" if panel.note else title, text_size + 2)
     bottom = height - 6 - (text_size + 4) * (len(status) - 1)
-    if panel.labels:  # keep the status clear of the tile labels along the bottom edge
-        bottom -= text_size + 6
     for i, line in enumerate(status):
         _text(draw, (6, bottom + i * (text_size + 4)), line, text_size, anchor="ld")
     draw_loss_plot(canvas, losses)

@@ -72,7 +72,7 @@ def checkerboard(height: int, width: int, cell: int = 8) -> np.ndarray:
 class PanelImage:
     pixels: np.ndarray  # [H, W, 3] float RGB
     arrows: Arrows | None = None
-    # (u, v, text): text whose bottom-left corner sits at (u, v), fractions of the image.
+    # (u, v, text): text whose top-right corner sits at (u, v), fractions of the image.
     labels: list[tuple[float, float, str]] = field(default_factory=list)
     smooth: bool = True  # resample smoothly to the window (False: show pixels as blocks)
     note: str = ""  # appended to the panel's title
@@ -102,9 +102,16 @@ def arrows_panel(snapshot: Snapshot) -> PanelImage:
     return PanelImage(dimmed(snapshot), arrows=arrows)
 
 
+def buffer_gain(buffer: torch.Tensor) -> float:
+    """How much a faint buffer is brightened for display: to make its peak alpha 1."""
+    peak = buffer[..., 3].max().item()
+    return 1.0 if peak == 0 or peak >= 0.99 else 1.0 / peak
+
+
 def buffer_image(buffer: torch.Tensor) -> np.ndarray:
+    """A buffer over a checkerboard; premultiplied, so scaling it keeps its colours."""
     height, width = buffer.shape[:2]
-    return over(buffer, checkerboard(height, width))
+    return over(buffer * buffer_gain(buffer), checkerboard(height, width))
 
 
 def alpha_edge_image(snapshot: Snapshot) -> np.ndarray:
@@ -119,7 +126,8 @@ def _buffer_note(buffer: torch.Tensor, layers: int) -> str:
     """Most buffers are faint or empty away from edges; say how much they hold."""
     peak = buffer[..., 3].max().item()
     if peak > 0:
-        return f"max alpha {peak:.2f}"
+        gain = buffer_gain(buffer)
+        return f"peak alpha {peak:.2f}" + (f", shown x{gain:.1f}" if gain > 1 else "")
     return "empty" + (" (1 layer)" if layers == 1 else "")
 
 
@@ -137,12 +145,12 @@ def alpha_edge_panel(snapshot: Snapshot) -> PanelImage:
 
 def buffers_panel(snapshot: Snapshot) -> PanelImage:
     """S+, S0, S- and the alpha edge in a 2 x 2 grid."""
-    names = ("S+ (in front)", "S0 (on surface)", "S- (behind)")
+    names = ("S+", "S0", "S-")
     tiles = [buffer_image(buffer) for buffer in snapshot.buffers] + [alpha_edge_image(snapshot)]
     pixels = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
-    labels = [(u, v, f"{name}, {_buffer_note(buffer, snapshot.layers)}")
-              for (u, v), name, buffer in zip(((0.0, 0.5), (0.5, 0.5), (0.0, 1.0)), names, snapshot.buffers)]
-    return PanelImage(pixels, labels=labels + [(0.5, 1.0, "alpha edge")], smooth=False)
+    labels = [(u, v, f"{name} {_buffer_note(buffer, snapshot.layers).replace('peak alpha', 'peak')}")
+              for (u, v), name, buffer in zip(((0.5, 0.0), (1.0, 0.0), (0.5, 0.5)), names, snapshot.buffers)]
+    return PanelImage(pixels, labels=labels + [(1.0, 0.5, "alpha edge")], smooth=False)
 
 
 @dataclass(frozen=True)

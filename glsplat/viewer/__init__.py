@@ -8,7 +8,7 @@ from .arrows import Arrows, vertex_arrows
 from .compose import compose
 from .keys import help_text
 from .orbit import OrbitController, OrbitView
-from .panels import PANEL_NAMES, PANELS
+from .panels import PANELS
 from .problem import MODES, FitProblem, Snapshot
 from .targets import ImageTarget, PoseTarget
 from .worker import Request, Worker
@@ -23,5 +23,5 @@ def __getattr__(name):
 
 
 __all__ = ["Arrows", "FitProblem", "ImageTarget", "MODES", "NoDisplayError", "OrbitController", "OrbitView",
-           "PANELS", "PANEL_NAMES", "PoseTarget", "Request", "Snapshot", "Viewer", "Worker", "compose",
+           "PANELS", "PoseTarget", "Request", "Snapshot", "Viewer", "Worker", "compose",
            "help_text", "vertex_arrows"]

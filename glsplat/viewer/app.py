@@ -130,8 +130,6 @@ class Viewer:
         self._drag: tuple[int, float, float] | None = None  # (button, x, y) while a button is down
         self._title_at = 0.0
 
-        # glfw keeps only weak hold of Python callbacks in some versions; keep them alive here.
-        self._callbacks = (self._on_key, self._on_mouse_button, self._on_cursor, self._on_scroll, self._on_refresh)
         glfw.set_key_callback(self.window, self._on_key)
         glfw.set_mouse_button_callback(self.window, self._on_mouse_button)
         glfw.set_cursor_pos_callback(self.window, self._on_cursor)

@@ -173,4 +173,3 @@ PANELS = (
     Panel("alpha edge", "9", "coverage; the soft edge's partly covered pixels in colour", alpha_edge_panel),
     Panel("buffers", "0", "S+, S0, S- and the alpha edge side by side", buffers_panel),
 )
-PANEL_NAMES = tuple(panel.name for panel in PANELS)

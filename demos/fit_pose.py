@@ -151,12 +151,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> dict:
+def main(argv=None, ctx: glsplat.Context | None = None) -> dict:
     """Run the trials; returns ``{method: (rotation_errors [N], translation_errors [N], losses [steps, N])}``
     and the :class:`Trials` under the key ``"trials"``."""
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    ctx = glsplat.Context()
+    # One OpenGL context per process: callers that hold one (tests) pass it in.
+    ctx = glsplat.Context() if ctx is None else ctx
     spot = glsplat.load_example("spot").normalized()
     camera, shader = scene(args.size)
     trials = sample_trials(args.angles, args.trials, args.seed)

@@ -45,10 +45,10 @@ def test_batched_fits_are_independent(ctx, spot):
     assert glsplat.rotation_angle(both.rotation[1], rotations[1]) > 1.0
 
 
-def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(tmp_path):
+def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(ctx, tmp_path):
     """layers=1 brings both 30-degree trials below 5 degrees; the plain rasterizer leaves them above 10."""
     demo = load_demo()
-    results = demo.main(["--out", str(tmp_path), "--size", "48", "--steps", "60", "--trials", "2",
+    results = demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "48", "--steps", "60", "--trials", "2",
                          "--angles", "30", "--methods", "layers=1", "plain raster", "--no-gif"])
     trials = results["trials"]
     start = glsplat.rotation_angle(trials.init_rotation, trials.target_rotation)
@@ -62,9 +62,9 @@ def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(tmp_path):
     assert (tmp_path / "fit_pose_curves.png").stat().st_size > 1000
 
 
-def test_demo_gif(tmp_path):
+def test_demo_gif(ctx, tmp_path):
     demo = load_demo()
-    demo.main(["--out", str(tmp_path), "--size", "24", "--steps", "7", "--trials", "1", "--angles", "15",
+    demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "24", "--steps", "7", "--trials", "1", "--angles", "15",
                "--methods", "layers=1"])
     import imageio.v2 as imageio
     frames = imageio.mimread(tmp_path / "fit_pose.gif")

@@ -66,7 +66,7 @@ def blur_schedule(step: int, steps: int, start_sigma: float) -> float:
 def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
              init_rotation: torch.Tensor, init_translation: torch.Tensor, *, steps: int = 150,
              lr: float = 0.03, layers: int = 1, hard: bool = False, shader=None,
-             start_sigma: float = 2.0,
+             background=None, start_sigma: float = 2.0,
              callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> PoseFit:
     """Fit rotations and translations so that renders of ``mesh`` match ``target``.
 
@@ -80,7 +80,8 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
     Args:
         ctx: the OpenGL context.
         mesh: the mesh in its own frame (verts ``[V, 3]``).
-        target: ``[B, H, W, 4]`` premultiplied RGBA, as :func:`glsplat.render` returns.
+        target: ``[B, H, W, 4]`` premultiplied RGBA, as :func:`glsplat.render` returns (with
+            the same ``background``).
         camera: the camera that saw the target (one, or a batch of ``B``).
         init_rotation: ``[B, 3, 3]`` (or ``[3, 3]``) starting rotations.
         init_translation: ``[B, 3]`` (or ``[3]``) starting translations.
@@ -90,6 +91,8 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
         hard: render the plain rasterized image instead of the splat (the baseline with no
             silhouette gradients).
         shader: the shader used for both the target and the fit (default: Lambert headlight).
+        background: ``None`` compares premultiplied RGBA; a colour ``[C]`` composites the renders
+            over it first (for opaque targets, e.g. a photo-like RGB image with alpha 1).
         start_sigma: blur at step 0 in pixels (0 disables the coarse-to-fine schedule).
         callback: called as ``callback(step, image, losses)`` with the current render
             ``[B, H, W, 4]`` (detached) and the per-fit unblurred loss ``[B]``, before each update.
@@ -109,7 +112,7 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
         optimizer.zero_grad()
         rotation = axis_angle_to_matrix(omega) @ rotation0
         image = render(ctx, posed(mesh, rotation, translation), camera=camera, shader=shader,
-                       layers=layers, hard=hard)
+                       layers=layers, hard=hard, background=background)
         sharp = ((image.detach() - target) ** 2).mean((1, 2, 3))
         history.append(sharp)
         if callback is not None:

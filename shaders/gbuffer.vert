@@ -10,7 +10,7 @@
 // Non-indexed triangles: three consecutive vertices per face, the views' faces back to back, so
 // that every corner carries its own barycentric and the vertex id gives view and face.
 uniform int vertices_per_view;
-uniform int first_view;  // the view of the chunk's first vertex; the draw starts there
+uniform int first_view;  // the pass's first view: gl_VertexID counts from the buffer's start
 in vec4 in_clip;
 out vec2 v_bary;
 flat out int v_view;  // layer within the chunk

@@ -3,7 +3,7 @@
 :func:`glsplat.render` returns only the composited image. The viewer also shows the three
 accumulation buffers and the gradient of the loss with respect to where each sample was
 splatted from (the quantity that carries every vertex gradient), so it runs the same steps as
-:func:`glsplat.splat` with a zero "nudge" added to each sample's image position: its gradient is
+:func:`glsplat.splat_points` with a zero "nudge" added to each sample's image position: its gradient is
 dLoss/d(position) in pixels, and in value it changes nothing.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..interpolate import interpolate
 from ..mesh import Mesh
 from ..raster import Raster, rasterize
 from ..shading import Fragments
-from ..splat import SplatBuffers, accumulate, composite
+from ..splat import SplatBuffers, splat_points
 
 
 class Probe(NamedTuple):
@@ -37,16 +37,16 @@ def probed_render(ctx: Context, mesh: Mesh, camera: Camera, shader, layers: int)
     height, width = camera.image_size
     clip = camera.project(verts)
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers)
-    colors = shader(Fragments(rast, mesh, camera))
+    frags = Fragments(rast, mesh, camera)
+    colors = frags.scatter(shader(frags))
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     point = interpolate(clip.to(dtype), rast, mesh.faces)
     nudge = torch.zeros((*point.shape[:-1], 2), dtype=dtype, requires_grad=True)
     # Pixels to clip units: x = (ndc_x + 1) W / 2 and y = (1 - ndc_y) H / 2, with ndc = clip / w.
     w = point[..., 3:]
     shift = torch.cat([nudge[..., :1] * (2 / width), -nudge[..., 1:] * (2 / height), torch.zeros_like(nudge)], -1) * w
-    acc = accumulate(point + shift, colors.to(dtype), rast)
-    buffers = SplatBuffers(*(acc / acc[..., 3:].clamp(min=1)))
-    return Probe(composite(buffers), buffers, nudge, rast)
+    image, buffers = splat_points(colors.to(dtype), point + shift, rast)
+    return Probe(image, buffers, nudge, rast)
 
 
 def visible_vertices(rast: Raster, faces: torch.Tensor, vertex_count: int) -> torch.Tensor:

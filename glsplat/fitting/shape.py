@@ -85,9 +85,9 @@ class ShapeWeights:
 
     image: float = 1.0
     silhouette: float = 1.0
-    laplacian: float = 0.02
+    laplacian: float = 0.1
     edge: float = 1.0
-    normal: float = 0.002
+    normal: float = 0.05
     laplacian_method: str = "uniform"
 
 

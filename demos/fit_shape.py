@@ -63,12 +63,12 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """One panel per mesh: every loss term (unweighted) against the step, log scale."""
+    """One panel per mesh: every loss term (unweighted) and the weighted total against the step, log scale."""
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
     for ax, (name, history) in zip(axes[0], histories.items()):
         for term, values in history.items():
             ax.plot(values, label=term, lw=2 if term == "total" else 1)
-        ax.set(title=name, xlabel="step", ylabel="loss (unweighted)", yscale="log")
+        ax.set(title=name, xlabel="step", ylabel="loss (terms unweighted, total weighted)", yscale="log")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

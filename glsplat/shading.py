@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .camera import Camera
 from .interpolate import interpolate
 from .mesh import Mesh, vertex_normals
@@ -78,6 +79,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[B, ..., C]``.
     """
+    checks.texture_lookup(texture, uv)
     batch = uv.shape[0]
     if texture.dim() == 3:
         texture = texture[None]

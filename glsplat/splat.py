@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .interpolate import interpolate
 from .kernels import cpu_kernels
 from .raster import Raster
@@ -128,6 +129,7 @@ def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
 
     Arguments as for :func:`splat`.
     """
+    checks.splat_inputs(colors, clip, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     point = interpolate(clip.to(dtype), rast, faces)
     acc = accumulate(point, colors.to(dtype), rast)

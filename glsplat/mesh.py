@@ -97,7 +97,7 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
         raise FileNotFoundError(f"mesh file not found: {path}")
     try:
         loaded = trimesh.load(path, process=False, force="mesh")
-    except (ValueError, NotImplementedError, KeyError, IndexError, OSError) as error:
+    except Exception as error:  # trimesh fails on bad files with many types, ImportError included
         # trimesh's own messages ("Not a ply file!") do not say which file.
         raise ValueError(f"{path}: could not read a mesh ({error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:

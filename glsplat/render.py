@@ -53,6 +53,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
             raise TypeError("faces: required when mesh is a tensor of vertices")
         mesh = Mesh(mesh, faces)
     checks.mesh(mesh)
+    checks.positive_int(layers, "layers")
     checks.camera_for(camera, mesh.verts)
     verts = mesh.verts if mesh.verts.dim() == 3 else mesh.verts[None]
     clip = camera.project(verts)

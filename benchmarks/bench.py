@@ -168,7 +168,7 @@ def worker(config: dict) -> dict:
         sync()
         t1 = now()
         frags = glsplat.Fragments(rast, mesh.replace(verts=verts.expand(batch, -1, -1)), camera)
-        colors = shader(frags)
+        colors = frags.scatter(shader(frags))
         sync()
         t2 = now()
         # Identity views made just before the splat: their gradient hooks fire when the splat's
@@ -219,7 +219,8 @@ def worker(config: dict) -> dict:
     with torch.no_grad():
         clip = camera.project(verts)
         rast = glsplat.rasterize(ctx, clip, faces, (size, size), layers=layers)
-        colors = shader(glsplat.Fragments(rast, mesh.replace(verts=verts.expand(batch, -1, -1)), camera))
+        frags = glsplat.Fragments(rast, mesh.replace(verts=verts.expand(batch, -1, -1)), camera)
+        colors = frags.scatter(shader(frags))
     colors.requires_grad_(True)
     clip.requires_grad_(True)
     samples = batch * layers * size * size

@@ -7,12 +7,12 @@ from .raster import Raster, rasterize
 from .render import Renderer, over_background, render
 from .shading import (DirectionalLight, Fragments, LambertShader, PhongShader, PointLight,
                       UnlitShader, sample_texture)
-from .splat import SplatBuffers, splat, splat_buffers
+from .splat import SplatBuffers, splat, splat_buffers, splat_points
 from .transforms import axis_angle_to_matrix, rotation_angle
 
 __all__ = [
     "Camera", "Context", "DirectionalLight", "Fragments", "LambertShader", "Mesh", "PhongShader",
     "PointLight", "Raster", "Renderer", "SplatBuffers", "UnlitShader", "axis_angle_to_matrix", "interpolate",
     "load_example", "load_mesh", "load_texture", "over_background", "rasterize", "render",
-    "rotation_angle", "sample_texture", "splat", "splat_buffers", "vertex_normals",
+    "rotation_angle", "sample_texture", "splat", "splat_buffers", "splat_points", "vertex_normals",
 ]

@@ -12,6 +12,7 @@ import math
 import operator
 import weakref
 
+import numpy as np
 import torch
 
 # Index tensors off the CPU already checked: id -> (weak reference, version, bound).
@@ -104,9 +105,9 @@ def clip_planes(near, far) -> None:
         raise ValueError(f"near, far: expected finite 0 < near < far, got near={near}, far={far}")
 
 
-def finite_corners(corners: torch.Tensor, name: str = "clip") -> None:
-    """The triangle corners sent to OpenGL are finite (a CPU tensor: no sync)."""
-    if not bool(torch.isfinite(corners).all()):
+def finite_corners(corners: np.ndarray, name: str = "clip") -> None:
+    """The triangle corners sent to OpenGL are finite (on the CPU already: no sync)."""
+    if not np.isfinite(corners).all():
         raise ValueError(f"{name}: some triangles have NaN or infinite clip-space corners "
                          "(check the vertex positions and the camera for NaN/inf)")
 
@@ -161,7 +162,7 @@ def camera_for(camera, verts: torch.Tensor) -> None:
 def texture_lookup(texture: torch.Tensor, uv: torch.Tensor) -> None:
     """Arguments of :func:`glsplat.sample_texture`."""
     tensor(texture, "texture", dims=(3, 4), what="[Ht, Wt, C] or [B, Ht, Wt, C]")
-    tensor(uv, "uv", dims=tuple(range(2, 9)), last=2, what="[B, ..., 2]")
-    if texture.dim() == 4 and texture.shape[0] not in (1, uv.shape[0]):
-        raise ValueError(f"texture: batch of {texture.shape[0]} for uv's batch of {uv.shape[0]}")
+    tensor(uv, "uv", dims=tuple(range(1, 9)), last=2, what="[..., 2] ([B, ..., 2] with a batch of textures)")
+    if texture.dim() == 4 and (uv.dim() < 2 or texture.shape[0] not in (1, uv.shape[0])):
+        raise ValueError(f"texture: batch of {texture.shape[0]} for uv of shape {list(uv.shape)}")
     same_device(texture=texture, uv=uv)

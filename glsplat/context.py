@@ -7,7 +7,9 @@ modules elsewhere.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -28,6 +30,17 @@ CACHED_SIZES = 4
 
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
+
+# Pixels one pass may rasterize (views x H x W). The targets of a pass cost 36 bytes a pixel (two
+# float RGBA arrays and a depth array) and stay cached, so this bounds them to ~150 MB a size;
+# batching more views than that saves nothing measurable.
+PASS_PIXELS = 2**22
+
+# Enums for the few calls moderngl has no wrapper for (it makes no depth texture arrays).
+_GL_TEXTURE_2D_ARRAY = 0x8C1A
+_GL_DEPTH_COMPONENT24, _GL_DEPTH_COMPONENT, _GL_FLOAT = 0x81A6, 0x1902, 0x1406
+_GL_FRAMEBUFFER, _GL_DEPTH_ATTACHMENT = 0x8D40, 0x8D00
+_GL_TEXTURE_MIN_FILTER, _GL_TEXTURE_MAG_FILTER, _GL_NEAREST = 0x2801, 0x2800, 0x2600
 
 
 FORKED = (
@@ -97,8 +110,12 @@ class Context:
         )
         self._program["prev_layer"].value = 0
         self._vertices = self._vao = None
-        self._targets: OrderedDict[tuple[int, int], tuple] = OrderedDict()
+        self._targets: OrderedDict[tuple[int, int, int], tuple] = OrderedDict()
+        self._raw = _RawGL()
         self.max_size = min(self.gl.info["GL_MAX_TEXTURE_SIZE"], *self.gl.info["GL_MAX_VIEWPORT_DIMS"])
+        # Views one draw may rasterize, one per layer of the targets (see gbuffer.vert).
+        layered = {"GL_ARB_shader_viewport_layer_array", "GL_AMD_vertex_shader_layer"} & self.gl.extensions
+        self.max_views = self.gl.info["GL_MAX_ARRAY_TEXTURE_LAYERS"] if layered else 1
         self._renderer = self.gl.info["GL_RENDERER"]
         # Creation left the context current on this thread; unbind it so that any thread can take it.
         self.gl.__exit__(None, None, None)
@@ -146,19 +163,25 @@ class Context:
         # GL objects cannot be pickled; a copy in another process (a spawned worker) is a new context.
         return Context, (self.device,)
 
-    def _framebuffers(self, height: int, width: int):
-        """Two ping-pong G-buffer targets sharing one depth buffer, for the last few sizes used."""
-        key = (height, width)
+    def _framebuffers(self, views: int, height: int, width: int):
+        """Two ping-pong G-buffer target arrays of ``views`` layers sharing one depth array, for
+        the last few shapes used."""
+        key = (views, height, width)
         if key in self._targets:
             self._targets.move_to_end(key)
         else:
             if len(self._targets) == CACHED_SIZES:
                 _, (old_textures, old_fbos, old_depth) = self._targets.popitem(last=False)
-                for obj in (*old_fbos, *old_textures, old_depth):
+                for obj in (*old_fbos, *old_textures):
                     obj.release()
-            depth = self.gl.depth_renderbuffer((width, height))
-            textures = [self.gl.texture((width, height), 4, dtype="f4") for _ in range(2)]
-            fbos = [self.gl.framebuffer([texture], depth) for texture in textures]
+                self._raw.delete_texture(old_depth)
+            depth = self._raw.depth_array(width, height, views)
+            textures = [self.gl.texture_array((width, height, views), 4, dtype="f4") for _ in range(2)]
+            fbos = [self.gl.framebuffer([texture]) for texture in textures]
+            for fbo in fbos:
+                fbo.use()
+                self._raw.attach_depth(depth)
+                fbo.depth_mask = True  # moderngl turns depth writes off for a target it made without depth
             self._targets[key] = (textures, fbos, depth)
         return self._targets[key][:2]
 
@@ -170,21 +193,33 @@ class Context:
             self._vertices = self.gl.buffer(reserve=nbytes)
             self._vao = self.gl.vertex_array(self._program, [(self._vertices, "4f", "in_clip")])
 
+    def pass_views(self, batch: int, height: int, width: int) -> int:
+        """Views per draw for a batch: as even as the limits allow, so the last pass is not a sliver."""
+        limit = max(1, min(self.max_views, PASS_PIXELS // (height * width)))
+        passes = math.ceil(batch / limit)
+        return math.ceil(batch / passes)
+
     @_exclusive
     def draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
-                      cull_backfaces: bool, out: np.ndarray) -> np.ndarray:
-        """Rasterize ``corners`` into ``out``.
+                      cull_backfaces: bool) -> np.ndarray:
+        """Rasterize ``corners``, a chunk of :meth:`pass_views` views per draw and per layer.
 
         Args:
             corners: float32 ``[B, F * 3, 4]``, the clip-space corners of each face in order.
-            out: float32 ``[B, layers, height, width, 4]``, C-contiguous; receives
-                (b0, b1, window depth, face index + 1) per pixel, row 0 at the top.
+
+        Returns:
+            float32 ``[layers, P, height, width, 4]``, P >= B a whole number of passes (views
+            B.. are padding): (b0, b1, window depth, face index + 1) per pixel, row 0 at the top.
+            Layer-major, so that each pass reads a layer's views back in one piece.
         """
         batch, count, _ = corners.shape
+        views = self.pass_views(batch, height, width)
+        out = np.empty((layers, math.ceil(batch / views) * views, height, width, 4), dtype=np.float32)
         if count:
             self._reserve_vertices(corners.nbytes)
             self._vertices.write(np.ascontiguousarray(corners, dtype=np.float32))
-        textures, fbos = self._framebuffers(height, width)
+        self._program["vertices_per_view"].value = count
+        textures, fbos = self._framebuffers(views, height, width)
         gl = self.gl
         gl.enable(moderngl.DEPTH_TEST)
         gl.depth_func = "<"
@@ -194,7 +229,9 @@ class Context:
             gl.cull_face = "back"
         else:
             gl.disable(moderngl.CULL_FACE)
-        for b in range(batch):
+        for first in range(0, batch, views):
+            drawn = min(views, batch - first)
+            self._program["first_view"].value = first
             for layer in range(layers):
                 fbo = fbos[layer % 2]
                 fbo.use()
@@ -203,6 +240,49 @@ class Context:
                 if layer > 0:
                     textures[(layer - 1) % 2].use(location=0)
                 if count:
-                    self._vao.render(moderngl.TRIANGLES, vertices=count, first=b * count)
-                textures[layer % 2].read_into(out[b, layer])
+                    self._vao.render(moderngl.TRIANGLES, vertices=drawn * count, first=first * count)
+                textures[layer % 2].read_into(out[layer, first:first + views])
         return out
+
+
+class _RawGL:
+    """The GL calls moderngl lacks, for the layered depth attachment, through EGL's loader."""
+
+    def __init__(self):
+        egl = ctypes.CDLL("libEGL.so.1")
+        egl.eglGetProcAddress.restype = ctypes.c_void_p
+        egl.eglGetProcAddress.argtypes = [ctypes.c_char_p]
+
+        def load(name, *argtypes):
+            address = egl.eglGetProcAddress(name.encode())
+            if not address:
+                raise RuntimeError(f"EGL gives no address for {name}")
+            return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+        u, i, p = ctypes.c_uint, ctypes.c_int, ctypes.c_void_p
+        self._gen_textures = load("glGenTextures", i, ctypes.POINTER(u))
+        self._delete_textures = load("glDeleteTextures", i, ctypes.POINTER(u))
+        self._bind_texture = load("glBindTexture", u, u)
+        self._tex_parameteri = load("glTexParameteri", u, u, i)
+        self._tex_image_3d = load("glTexImage3D", u, i, i, i, i, i, i, u, u, p)
+        self._framebuffer_texture = load("glFramebufferTexture", u, u, u, i)
+
+    def depth_array(self, width: int, height: int, layers: int) -> int:
+        """A 24-bit depth texture array; returns its GL name."""
+        name = ctypes.c_uint()
+        self._gen_textures(1, ctypes.byref(name))
+        self._bind_texture(_GL_TEXTURE_2D_ARRAY, name)
+        for parameter in (_GL_TEXTURE_MIN_FILTER, _GL_TEXTURE_MAG_FILTER):
+            self._tex_parameteri(_GL_TEXTURE_2D_ARRAY, parameter, _GL_NEAREST)
+        self._tex_image_3d(_GL_TEXTURE_2D_ARRAY, 0, _GL_DEPTH_COMPONENT24, width, height, layers, 0,
+                           _GL_DEPTH_COMPONENT, _GL_FLOAT, None)
+        # Unbound, so that no texture unit samples it while it is the depth target.
+        self._bind_texture(_GL_TEXTURE_2D_ARRAY, 0)
+        return name.value
+
+    def attach_depth(self, texture: int) -> None:
+        """Attach all layers of ``texture`` as the bound framebuffer's depth (a layered target)."""
+        self._framebuffer_texture(_GL_FRAMEBUFFER, _GL_DEPTH_ATTACHMENT, texture, 0)
+
+    def delete_texture(self, texture: int) -> None:
+        self._delete_textures(1, ctypes.byref(ctypes.c_uint(texture)))

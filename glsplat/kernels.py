@@ -21,11 +21,13 @@ def cpu_kernels():
     try:
         from torch.utils.cpp_extension import load
 
-        # The name carries a hash of the sources so that two checkouts (or versions) of glsplat
-        # sharing one cache each keep their own build instead of rebuilding over each other.
-        digest = hashlib.sha1(b"".join(s.read_bytes() for s in SOURCES + [CSRC / "kernels.h"])).hexdigest()
+        # The name carries a hash of the sources and their folder so that two checkouts (or
+        # versions) of glsplat sharing one cache each keep their own build instead of
+        # rebuilding over each other.
+        digest = hashlib.sha1(str(CSRC).encode() + b"".join(s.read_bytes() for s in SOURCES + [CSRC / "kernels.h"]))
+        digest = digest.hexdigest()
         return load(name=f"glsplat_cpu_{digest[:10]}", sources=[str(s) for s in SOURCES],
-                    extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"])
+                    extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"], extra_ldflags=["-fopenmp"])
     except Exception as error:  # a missing compiler or ninja surfaces as various exception types
         warnings.warn(f"glsplat: the C++ kernels could not be built ({error}); "
                       "falling back to the slower pure-torch interpolate and splat", RuntimeWarning, stacklevel=2)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import checks
@@ -66,12 +67,15 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     if clip.dim() == 2:
         clip = clip[None]
     checks.faces(faces, clip.shape[1])
-    faces = faces.to(device=clip.device, dtype=torch.long)
+    faces = faces.to(device="cpu", dtype=torch.long)
     if faces.shape[0] > MAX_FACES:
         raise ValueError(f"faces: at most {MAX_FACES} faces per mesh, got {faces.shape[0]}")
-    corners = clip.detach()[:, faces.reshape(-1)].to(device="cpu", dtype=torch.float32)
+    # The gather runs in numpy on the V vertices made float32 first: torch's advanced indexing
+    # is several times slower on the F x 3 corners of a large mesh.
+    vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
+    corners = np.take(vertices, faces.reshape(-1).numpy(), axis=1)
     checks.finite_corners(corners)
-    gbuffer = torch.empty((clip.shape[0], layers, height, width, 4), dtype=torch.float32)
-    ctx.draw_gbuffers(corners.numpy(), height, width, layers, cull_backfaces, gbuffer.numpy())
-    gbuffer = gbuffer.to(clip.device)
-    return Raster(tri_id=gbuffer[..., 3].to(torch.int32), bary=gbuffer[..., :2], depth=gbuffer[..., 2])
+    gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))
+    gbuffer = gbuffer[:, :clip.shape[0]].to(clip.device).transpose(0, 1)  # [B, K, H, W, 4]
+    tri_id = torch.empty(gbuffer.shape[:-1], dtype=torch.int32, device=clip.device).copy_(gbuffer[..., 3])
+    return Raster(tri_id=tri_id, bary=gbuffer[..., :2], depth=gbuffer[..., 2])

@@ -33,7 +33,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
             is required). Batches of meshes and of cameras broadcast (1 against B).
         faces: ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         camera: the :class:`Camera` (also gives the image size).
-        shader: callable ``Fragments -> [B, K, H, W, 4]`` straight RGBA; default
+        shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
             :class:`LambertShader` with a headlight.
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
@@ -61,7 +61,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
                      cull_backfaces=cull_backfaces)
-    colors = (LambertShader() if shader is None else shader)(Fragments(rast, mesh, camera))
+    frags = Fragments(rast, mesh, camera)
+    colors = frags.scatter((LambertShader() if shader is None else shader)(frags))
     if hard:
         rgba = colors[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)

@@ -1,10 +1,13 @@
-"""Shaders: torch callables from rasterized fragments to straight RGBA per layer.
+"""Shaders: torch callables from rasterized fragments to straight RGBA.
 
-A shader is any callable ``shader(frags: Fragments) -> [B, K, H, W, 4]`` returning straight
-(not premultiplied) RGBA with alpha 1 where the layer covers the pixel and 0 elsewhere. The
-built-in ones take their base colour ("albedo") from the mesh: its texture if it has one and
-UVs, else its vertex colours, else white; pass ``albedo=`` a colour to override it. Lit colours
-are not clamped: bright lights and highlights can exceed 1 (clamp for display, not for losses).
+A shader is any callable ``shader(frags: Fragments) -> [N, 4]`` returning straight (not
+premultiplied) RGBA for the ``N`` covered samples of the raster (all images and layers, in the
+order of ``frags.index``); alpha is usually 1 (``frags.mask``), less for translucent surfaces.
+Shading only the covered samples, rather than whole frames, is what makes it cheap: the
+background can be most of an image. The built-in shaders take their base colour ("albedo")
+from the mesh: its texture if it has one and UVs, else its vertex colours, else white; pass
+``albedo=`` a colour to override it. Lit colours are not clamped: bright lights and highlights
+can exceed 1 (clamp for display, not for losses).
 """
 from __future__ import annotations
 
@@ -17,86 +20,128 @@ import torch.nn.functional as F
 
 from . import checks
 from .camera import Camera
-from .interpolate import interpolate
 from .mesh import Mesh, vertex_normals
 from .raster import Raster
 
 
 @dataclass
 class Fragments:
-    """The raster of a mesh seen by a camera, with lazily interpolated surface quantities.
+    """The covered samples of a raster of a mesh seen by a camera, with lazily computed surface quantities.
 
-    ``mesh.verts`` is batched ``[B, V, 3]`` in world space (B matching the raster).
+    Every per-sample quantity is ``[N, C]`` over the ``N`` covered samples; :meth:`scatter`
+    turns one into full frames ``[B, K, H, W, C]``. ``mesh.verts`` is batched ``[B, V, 3]`` in
+    world space (B matching the raster).
     """
 
     rast: Raster
     mesh: Mesh
     camera: Camera
 
+    @cached_property
+    def index(self) -> torch.Tensor:
+        """int64 ``[N]``: each covered sample's flat index into the raster's ``[B, K, H, W]``."""
+        return self.rast.mask.reshape(-1).nonzero().squeeze(1)
+
+    @cached_property
+    def batch_index(self) -> torch.Tensor:
+        """int64 ``[N]``: the image each sample belongs to (ascending)."""
+        _, layers, height, width = self.rast.shape
+        return self.index // (layers * height * width)
+
+    @cached_property
+    def _barycentrics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples' face indices ``[N]`` and corner weights ``[N, 3]`` (float32)."""
+        face = self.rast.tri_id.reshape(-1)[self.index].long() - 1
+        b01 = self.rast.bary.reshape(-1, 2)[self.index]
+        return face, torch.cat([b01, 1 - b01.sum(-1, keepdim=True)], -1)
+
     def interpolate(self, attr: torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-vertex ``attr`` (``[V, C]`` / ``[B, V, C]``) at every pixel, ``[B, K, H, W, C]``."""
-        return interpolate(attr, self.rast, self.mesh.faces if faces is None else faces)
+        """Per-vertex ``attr`` (``[V, C]`` / ``[B, V, C]``) at every covered sample, ``[N, C]``.
+
+        ``faces`` (default: the mesh's) index ``attr``'s ``V`` axis; face-varying attributes
+        pass their own index (as :func:`glsplat.interpolate`).
+        """
+        face, weights = self._barycentrics
+        faces = self.mesh.faces if faces is None else faces
+        rows = faces.to(device=face.device, dtype=torch.long)[face]  # [N, 3]
+        if attr.dim() == 3 and attr.shape[0] > 1:
+            rows = rows + self.batch_index[:, None] * attr.shape[1]
+        values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))
+        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, -1), weights.to(attr.dtype))
+
+    def scatter(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""
+        full = values.new_zeros(self.rast.tri_id.numel(), values.shape[-1])
+        return full.index_copy(0, self.index, values).view(*self.rast.shape, -1)
 
     @cached_property
     def mask(self) -> torch.Tensor:
-        """``[B, K, H, W, 1]`` float coverage (1 covered, 0 background)."""
-        return self.rast.mask[..., None].to(self.mesh.verts.dtype)
+        """``[N, 1]`` ones in the mesh's dtype: the alpha of an opaque surface."""
+        return self.mesh.verts.new_ones(self.index.shape[0], 1)
 
     @cached_property
     def positions(self) -> torch.Tensor:
-        """``[B, K, H, W, 3]`` world-space surface points."""
+        """``[N, 3]`` world-space surface points."""
         return self.interpolate(self.mesh.verts)
 
     @cached_property
     def normals(self) -> torch.Tensor:
-        """``[B, K, H, W, 3]`` unit normals, smooth (interpolated area-weighted vertex normals)."""
+        """``[N, 3]`` unit normals, smooth (interpolated area-weighted vertex normals)."""
         return F.normalize(self.interpolate(vertex_normals(self.mesh.verts, self.mesh.faces)), dim=-1, eps=1e-12)
 
     @cached_property
     def view_dirs(self) -> torch.Tensor:
-        """``[B, K, H, W, 3]`` unit vectors from the surface towards the camera."""
-        center = self.camera.center.to(self.positions.dtype).view(-1, 1, 1, 1, 3)
+        """``[N, 3]`` unit vectors from the surface towards the camera."""
+        center = self.camera.center.to(self.positions.dtype).reshape(-1, 3)
+        if center.shape[0] > 1:
+            center = center[self.batch_index]
         return F.normalize(center - self.positions, dim=-1, eps=1e-12)
 
     @cached_property
     def uv(self) -> torch.Tensor:
-        """``[B, K, H, W, 2]`` texture coordinates (face-varying UVs interpolated)."""
+        """``[N, 2]`` texture coordinates (face-varying UVs interpolated)."""
         if self.mesh.uvs is None:
             raise ValueError("mesh: this shader needs UVs but the mesh has none")
         faces = self.mesh.faces if self.mesh.uv_faces is None else self.mesh.uv_faces
         return self.interpolate(self.mesh.uvs, faces)
+
+    def sample_texture(self, texture: torch.Tensor) -> torch.Tensor:
+        """``[N, C]`` bilinear lookups at :attr:`uv` of ``[Ht, Wt, C]`` or per-image ``[B, Ht, Wt, C]``."""
+        if texture.dim() == 3 or texture.shape[0] == 1:
+            return sample_texture(texture.reshape(texture.shape[-3:]), self.uv)
+        counts = torch.bincount(self.batch_index, minlength=texture.shape[0]).tolist()
+        return torch.cat([sample_texture(texture[b], uv) for b, uv in enumerate(self.uv.split(counts))])
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear texture lookup, differentiable in ``texture`` and ``uv``.
 
     Args:
-        texture: ``[Ht, Wt, C]`` or ``[B, Ht, Wt, C]``, row 0 at the top of the image.
-        uv: ``[B, ..., 2]``; u runs left to right, v bottom to top (OBJ's convention), texel
+        texture: ``[Ht, Wt, C]``, or ``[B, Ht, Wt, C]`` with ``uv`` ``[B, ..., 2]``; row 0 at the
+            top of the image.
+        uv: ``[..., 2]``; u runs left to right, v bottom to top (OBJ's convention), texel
             centres at ((j + 0.5) / Wt, 1 - (i + 0.5) / Ht); outside [0, 1] the border texel
             is repeated.
 
     Returns:
-        ``[B, ..., C]``.
+        ``[..., C]``.
     """
     checks.texture_lookup(texture, uv)
-    batch = uv.shape[0]
-    if texture.dim() == 3:
-        texture = texture[None]
-    image = texture.permute(0, 3, 1, 2).to(uv.dtype).expand(batch, -1, -1, -1)
+    batch = 1 if texture.dim() == 3 else uv.shape[0]
+    image = texture.reshape(-1, *texture.shape[-3:]).permute(0, 3, 1, 2).to(uv.dtype).expand(batch, -1, -1, -1)
     grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], -1).reshape(batch, 1, -1, 2)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out[:, :, 0].transpose(1, 2).reshape(*uv.shape[:-1], texture.shape[-1])
 
 
 def mesh_albedo(frags: Fragments) -> torch.Tensor:
-    """``[B, K, H, W, C]`` base colour: texture, else vertex colours, else white."""
+    """``[N, C]`` base colour: texture, else vertex colours, else white."""
     mesh = frags.mesh
     if mesh.texture is not None and mesh.uvs is not None:
-        return sample_texture(mesh.texture, frags.uv)
+        return frags.sample_texture(mesh.texture)
     if mesh.colors is not None:
         return frags.interpolate(mesh.colors)
-    return torch.ones_like(frags.mask).expand(*frags.mask.shape[:-1], 3)
+    return torch.ones_like(frags.mask).expand(-1, 3)
 
 
 def _albedo(frags: Fragments, albedo) -> torch.Tensor:
@@ -106,7 +151,7 @@ def _albedo(frags: Fragments, albedo) -> torch.Tensor:
 
 
 def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
-    return torch.cat([rgb * frags.mask, frags.mask], -1)
+    return torch.cat([rgb, frags.mask], -1)
 
 
 @dataclass
@@ -117,7 +162,7 @@ class DirectionalLight:
     color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
 
     def incident(self, frags: Fragments) -> torch.Tensor:
-        """``[B, K, H, W, 3]`` unit vectors from the surface towards the light."""
+        """``[N, 3]`` unit vectors from the surface towards the light."""
         direction = torch.as_tensor(self.direction, dtype=frags.positions.dtype, device=frags.positions.device)
         return F.normalize(direction, dim=-1).expand_as(frags.positions)
 

@@ -77,8 +77,7 @@ def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) ->
     """Unnormalised S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
 
     ``point``: ``[B, K, H, W, 4]`` clip-space points of the samples (see
-    :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA. The reference for
-    the compiled kernel, and the path for tensors off the CPU.
+    :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA.
     """
     batch, layers, height, width = rast.tri_id.shape
     pos = image_positions(point, rast)
@@ -101,26 +100,68 @@ def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) ->
     return acc[:, :, 1:-1, 1:-1]
 
 
-class _AccumulateCPU(torch.autograd.Function):
-    """:func:`accumulate_torch` as one compiled pass each way, without its nine temporaries."""
+def normalise(acc: torch.Tensor) -> torch.Tensor:
+    """Divide accumulation buffers ``[..., 4]`` by ``max(weight, 1)``, the weight being channel 3."""
+    return acc / acc[..., 3:].clamp(min=1)
+
+
+def composite(buffers: SplatBuffers) -> torch.Tensor:
+    """Premultiplied "over", back to front: S- under S0 under S+."""
+    out = buffers.back
+    out = buffers.surface + (1 - buffers.surface[..., 3:]) * out
+    return buffers.front + (1 - buffers.front[..., 3:]) * out
+
+
+class _SplatCPU(torch.autograd.Function):
+    """Accumulate, normalise and composite in one compiled pass each way (no per-tap temporaries)."""
 
     @staticmethod
     def forward(ctx, point, colors, mask, depth):
-        ctx.save_for_backward(point, colors, mask, depth)
-        return cpu_kernels().splat_forward(point, colors, mask, depth, SCALE, SIGMA)
+        image, buffers, weights = cpu_kernels().splat_forward(point, colors, mask, depth, SCALE, SIGMA)
+        ctx.save_for_backward(buffers, weights, point, colors, mask, depth)
+        ctx.set_materialize_grads(False)  # usually only the image, or only the buffers, gets a gradient
+        return image, buffers
 
     @staticmethod
-    def backward(ctx, grad_acc):
-        grad_point, grad_colors = cpu_kernels().splat_backward(grad_acc, *ctx.saved_tensors, SCALE, SIGMA)
+    def backward(ctx, grad_image, grad_buffers):
+        empty = torch.empty(0)
+        grad_point, grad_colors = cpu_kernels().splat_backward(
+            empty if grad_image is None else grad_image.contiguous(),
+            empty if grad_buffers is None else grad_buffers.contiguous(),
+            *ctx.saved_tensors, SCALE, SIGMA)
         return grad_point, grad_colors, None, None
 
 
-def accumulate(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
-    """As :func:`accumulate_torch`; on the CPU through the compiled kernel where it is built."""
+def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image ``[B, H, W, 4]`` and normalised buffers ``[3, B, H, W, 4]`` in plain torch ops.
+
+    ``point`` and ``colors`` as for :func:`accumulate_torch`. The reference for the compiled
+    kernel, and the path for tensors off the CPU.
+    """
+    buffers = normalise(accumulate_torch(point, colors, rast))
+    return composite(SplatBuffers(*buffers)), buffers
+
+
+def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, SplatBuffers]:
+    """:func:`splat` from the samples' blended clip-space points; the image and the buffers.
+
+    ``point`` ``[B, K, H, W, 4]`` is ``interpolate(clip, rast, faces)`` (see
+    :func:`image_positions`), ``colors`` as for :func:`splat`, in the same dtype. Use it to reach
+    the gradient with respect to where each sample is splatted from.
+    """
     if point.device.type == "cpu" and cpu_kernels() is not None:
-        return _AccumulateCPU.apply(point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
-                                    rast.depth.contiguous())
-    return accumulate_torch(point, colors, rast)
+        image, buffers = _SplatCPU.apply(point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
+                                         rast.depth.contiguous())
+    else:
+        image, buffers = splat_layers_torch(point, colors, rast)
+    return image, SplatBuffers(*buffers)
+
+
+def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
+           faces: torch.Tensor) -> tuple[torch.Tensor, SplatBuffers]:
+    checks.splat_inputs(colors, clip, rast)
+    dtype = torch.promote_types(colors.dtype, clip.dtype)
+    return splat_points(colors.to(dtype), interpolate(clip.to(dtype), rast, faces), rast)
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
@@ -129,18 +170,7 @@ def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
 
     Arguments as for :func:`splat`.
     """
-    checks.splat_inputs(colors, clip, rast)
-    dtype = torch.promote_types(colors.dtype, clip.dtype)
-    point = interpolate(clip.to(dtype), rast, faces)
-    acc = accumulate(point, colors.to(dtype), rast)
-    return SplatBuffers(*(acc / acc[..., 3:].clamp(min=1)))
-
-
-def composite(buffers: SplatBuffers) -> torch.Tensor:
-    """Premultiplied "over", back to front: S- under S0 under S+."""
-    out = buffers.back
-    out = buffers.surface + (1 - buffers.surface[..., 3:]) * out
-    return buffers.front + (1 - buffers.front[..., 3:]) * out
+    return _splat(colors, clip, rast, faces)[1]
 
 
 def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
@@ -165,4 +195,4 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """
-    return composite(splat_buffers(colors, clip, rast, faces))
+    return _splat(colors, clip, rast, faces)[0]

@@ -3,9 +3,11 @@
 // (0, 0, 1, 0). Layer k > 0 peels: it keeps only fragments strictly behind layer k - 1 in the
 // order (depth, face id), and the depth test picks the nearest of those (lowest id on ties,
 // since GL keeps primitive order and the test is LESS).
-uniform sampler2D prev_layer;
+uniform sampler2DArray prev_layer;
 uniform bool peel;
 in vec2 v_bary;
+flat in int v_view;
+flat in int v_face;
 out vec4 gbuffer;
 
 // The depth attachment is 24-bit fixed point. Rounding the depth to that grid ourselves keeps
@@ -14,9 +16,9 @@ const float DEPTH_STEPS = 16777215.0;
 
 void main() {
     float depth = round(gl_FragCoord.z * DEPTH_STEPS) / DEPTH_STEPS;
-    float id = float(gl_PrimitiveID + 1);
+    float id = float(v_face);
     if (peel) {
-        vec4 prev = texelFetch(prev_layer, ivec2(gl_FragCoord.xy), 0);
+        vec4 prev = texelFetch(prev_layer, ivec3(gl_FragCoord.xy, v_view), 0);
         if (prev.w == 0.0 || depth < prev.z || (depth == prev.z && id <= prev.w)) {
             discard;
         }

@@ -16,3 +16,18 @@ def test_framebuffer_cache_is_bounded(ctx):
         assert torch.equal(again.tri_id, first[size].tri_id)
         assert torch.equal(again.bary, first[size].bary)
         assert again.mask[:, 0].any()
+
+
+def test_cache_keys_on_views_per_pass(ctx, monkeypatch):
+    """Batches of different sizes need target arrays of different depths; the cache stays
+    bounded and a batch rendered after its arrays were evicted comes out the same."""
+    clip = torch.tensor([[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]])
+    shifts = torch.linspace(-0.4, 0.4, 6)[:, None, None] * torch.tensor([1.0, 0.0, 0.0, 0.0])
+    faces = torch.tensor([[0, 1, 2]])
+    monkeypatch.setattr(ctx, "max_views", 8)
+    first = {b: glsplat.rasterize(ctx, clip + shifts[:b], faces, (10, 14), layers=2) for b in range(1, 7)}
+    assert len(ctx._targets) <= CACHED_SIZES < 6
+    for b, rast in first.items():
+        again = glsplat.rasterize(ctx, clip + shifts[:b], faces, (10, 14), layers=2)
+        assert torch.equal(again.tri_id, rast.tri_id) and torch.equal(again.bary, rast.bary)
+        assert not torch.equal(rast.tri_id[0], rast.tri_id[-1]) or b == 1

@@ -5,7 +5,7 @@ import torch
 import glsplat
 from glsplat.interpolate import interpolate_torch
 from glsplat.kernels import cpu_kernels
-from glsplat.splat import accumulate, accumulate_torch
+from glsplat.splat import _splat, splat_layers_torch
 from test_gradcheck import random_scene
 
 
@@ -31,17 +31,22 @@ def test_interpolate_kernel_matches_torch(ctx, dtype, layers, attr_batch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layers", [1, 3])
-def test_splat_kernel_matches_torch(ctx, dtype, layers):
+@pytest.mark.parametrize("output", ["image", "buffers", "both"])
+def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
     clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
     clip = clip.to(dtype).requires_grad_()
+    # Translucent colours, so that every buffer shows through the composite.
     colors = torch.rand(*rast.shape, 4, dtype=dtype, requires_grad=True)
     point = glsplat.interpolate(clip, rast, faces)
-    fast, slow = accumulate(point, colors, rast), accumulate_torch(point, colors, rast)
-    grad_out = torch.randn_like(fast)
-    g_fast = torch.autograd.grad(fast, (clip, colors), grad_out, retain_graph=True)
-    g_slow = torch.autograd.grad(slow, (clip, colors), grad_out)
+    image, buffers = _splat(colors, clip, rast, faces)
+    fast, slow = (image, torch.stack(buffers)), splat_layers_torch(point, colors, rast)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
-    assert (fast - slow).abs().max() < tol
+    for a, b in zip(fast, slow):
+        assert (a - b).abs().max() < tol
+    picked = {"image": [0], "buffers": [1], "both": [0, 1]}[output]
+    grads_out = [torch.randn_like(fast[i]) for i in picked]
+    g_fast = torch.autograd.grad([fast[i] for i in picked], (clip, colors), grads_out)
+    g_slow = torch.autograd.grad([slow[i] for i in picked], (clip, colors), grads_out)
     for a, b in zip(g_fast, g_slow):
         assert (a - b).abs().max() < tol * 100 * max(1.0, b.abs().max().item())
 
@@ -59,7 +64,6 @@ def test_out_of_range_indices_are_refused_before_the_kernel(ctx):
 
 def test_splat_kernel_refuses_mismatched_shapes(ctx):
     clip, faces, rast = random_scene(ctx, size=(9, 11), faces_n=6, layers=2)
-    point = glsplat.interpolate(clip, rast, faces)
-    colors = torch.rand(*rast.shape, 4, dtype=point.dtype)
+    colors = torch.rand(*rast.shape, 4, dtype=clip.dtype)
     with pytest.raises(RuntimeError, match="matching the raster"):
-        accumulate(point, colors[:, :1], rast)
+        _splat(colors[:, :1], clip, rast, faces)

@@ -222,6 +222,75 @@ def test_batch_equals_single_calls(ctx):
         compare(batch, b, reference_rasterize(clip.double().numpy(), faces.numpy(), H, W, 2, True))
 
 
+def _assert_same_as_single_views(ctx, batch, clip, faces, size, layers, cull=True):
+    """Every view of ``batch`` equals rasterizing that view alone, bit for bit."""
+    for b in range(clip.shape[0]):
+        single = glsplat.rasterize(ctx, clip[b:b + 1], faces, size, layers=layers, cull_backfaces=cull)
+        assert torch.equal(batch.tri_id[b], single.tri_id[0]), b
+        assert torch.equal(batch.bary[b], single.bary[0]), b
+        assert torch.equal(batch.depth[b], single.depth[0]), b
+
+
+def test_batch_split_into_passes_equals_single_views(ctx, monkeypatch):
+    """Seven views at most three per draw: passes of 3, 3 and 1 (padded to 3) views."""
+    clip = torch.stack([random_scene(torch.Generator().manual_seed(20 + b), 6)[0] for b in range(7)])
+    faces = random_scene(torch.Generator().manual_seed(20), 6)[1]
+    monkeypatch.setattr(ctx, "max_views", 3)
+    assert ctx.pass_views(7, H, W) == 3
+    batch = glsplat.rasterize(ctx, clip, faces, (H, W), layers=2)
+    assert batch.tri_id.shape == (7, 2, H, W)
+    _assert_same_as_single_views(ctx, batch, clip, faces, (H, W), layers=2)
+    compare(batch, 6, reference_rasterize(clip[6].double().numpy(), faces.numpy(), H, W, 2, True))
+
+
+def test_pass_views_respect_limits(ctx, monkeypatch):
+    monkeypatch.setattr(ctx, "max_views", 4)
+    assert [ctx.pass_views(b, H, W) for b in (1, 4, 5, 8, 9)] == [1, 4, 3, 4, 3]
+    monkeypatch.setattr(ctx, "max_views", 1)
+    assert ctx.pass_views(8, H, W) == 1
+    big = int(math.isqrt(glsplat.context.PASS_PIXELS // 2))
+    monkeypatch.setattr(ctx, "max_views", 64)
+    assert ctx.pass_views(8, big, big) == 2
+
+
+def test_large_triangles_stay_in_their_view(ctx):
+    """Triangles reaching far past the image edges (and past the other views' images, were they
+    tiled) are clipped to their own view: the batch equals the views rendered one by one."""
+    clip, faces = random_scene(torch.Generator().manual_seed(31), 8)
+    views = []
+    for b, (dx, dy, scale) in enumerate([(0.0, 0.0, 4.0), (1.5, -0.3, 6.0), (-0.4, 2.0, 5.0), (0.9, 0.9, 9.0)]):
+        ndc = clip[:, :3] / clip[:, 3:]
+        ndc = torch.cat([ndc[:, :1] * scale + dx, ndc[:, 1:2] * scale + dy, ndc[:, 2:]], 1)
+        views.append(torch.cat([ndc * clip[:, 3:], clip[:, 3:]], 1))
+    clip = torch.stack(views)
+    batch = glsplat.rasterize(ctx, clip, faces, (H, W), layers=2)
+    covered = (batch.tri_id[:, 0] > 0).flatten(1).float().mean(1)
+    assert (covered > 0.2).all() and (covered < 1).any(), covered  # partly off-screen, not empty
+    _assert_same_as_single_views(ctx, batch, clip, faces, (H, W), layers=2)
+
+
+def test_batch_of_mixed_views_peels(ctx):
+    """Three layers over views with different content: dense overlap, mixed winding, nothing on
+    screen, a single triangle; each view matches the reference and its single-view render."""
+    generator = torch.Generator().manual_seed(41)
+    dense, faces = random_scene(generator, 6)
+    mixed, mixed_faces = random_scene(torch.Generator().manual_seed(7), 6, flip_some=True)
+    offscreen = dense + torch.tensor([10.0, 0.0, 0.0, 0.0]) * dense[:, 3:]  # x/w > 1 everywhere
+    lonely = dense.clone()
+    lonely[3:] = offscreen[3:]
+    # One face list for all views, the identity (face f is vertices 3f..3f+2): the mixed view's
+    # winding moves into the order of its vertices.
+    assert torch.equal(faces.reshape(-1), torch.arange(18))
+    mixed = mixed[mixed_faces.reshape(-1)]
+    clip = torch.stack([dense, mixed, offscreen, lonely])
+    batch = glsplat.rasterize(ctx, clip, faces, (H, W), layers=3)
+    assert (batch.tri_id[2] == 0).all() and (batch.depth[2] == 1.0).all()
+    assert batch.tri_id[0, 2].any() and (batch.tri_id[3] <= 1).all() and batch.tri_id[3, 0].any()
+    _assert_same_as_single_views(ctx, batch, clip, faces, (H, W), layers=3)
+    for b in (0, 1, 3):
+        compare(batch, b, reference_rasterize(clip[b].double().numpy(), faces.numpy(), H, W, 3, True))
+
+
 # ----------------------------------------------------------------------------- peeling ties
 def test_coplanar_duplicates_peel_by_id(ctx):
     tri = _tiny_triangle(0.0, 0.0, r=0.7, z=0.2, w=1.5)

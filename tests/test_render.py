@@ -75,8 +75,10 @@ def test_hard_is_the_shaded_raster(ctx, spot):
     hard = glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True)
     clip = camera.project(spot.verts)
     rast = glsplat.rasterize(ctx, clip, spot.faces, camera.image_size)
-    colors = shader(glsplat.Fragments(rast, spot.replace(verts=spot.verts[None]), camera))
-    torch.testing.assert_close(hard, premultiplied(colors[:, 0]), atol=1e-6, rtol=0)
+    frags = glsplat.Fragments(rast, spot.replace(verts=spot.verts[None]), camera)
+    colors = shader(frags)
+    assert colors.shape == (int(rast.mask.sum()), 4)  # one row per covered sample
+    torch.testing.assert_close(hard, premultiplied(frags.scatter(colors)[:, 0]), atol=1e-6, rtol=0)
     # A hard render has binary alpha, exactly the raster's coverage.
     assert torch.equal(hard[..., 3], rast.mask[:, 0].float())
     # More layers change nothing in hard mode (it shows layer 0).

@@ -210,7 +210,7 @@ def test_bad_interpolate_and_splat_arguments(ctx, cam):
 @pytest.mark.parametrize("texture, uv, match", [
     (torch.rand(4, 4), torch.rand(1, 5, 2), "texture: expected shape"),
     (torch.rand(1, 1, 4, 4, 3), torch.rand(1, 5, 2), "texture: expected shape"),
-    (torch.rand(4, 4, 3), torch.rand(1, 5, 3), r"uv: expected shape \[B, ..., 2\]"),
+    (torch.rand(4, 4, 3), torch.rand(1, 5, 3), r"uv: expected shape \[\.\.\., 2\]"),
     (torch.rand(3, 4, 4, 3), torch.rand(2, 5, 2), "texture: batch of 3"),
 ])
 def test_bad_textures(texture, uv, match):

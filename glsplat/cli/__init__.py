@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Subcommand modules of this package, in the order ``--help`` lists them.
-SUBCOMMANDS = ["render"]
+SUBCOMMANDS = ["render", "fit-pose", "fit-shape", "view"]
 
 
 class UsageError(Exception):

@@ -3,6 +3,6 @@
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("interpolate_forward", &glsplat::interpolate_forward, "Blend corner attributes: [B, K, H, W, C]");
   m.def("interpolate_backward", &glsplat::interpolate_backward, "Gradient w.r.t. the vertex attributes");
-  m.def("splat_forward", &glsplat::splat_forward, "Accumulate splats into S+/S0/S- ([3, B, H, W, 4])");
-  m.def("splat_backward", &glsplat::splat_backward, "Gradients of the accumulation w.r.t. the clip-space points and colours");
+  m.def("splat_forward", &glsplat::splat_forward, "Splat, normalise and composite: image, S+/S0/S- buffers, their weights");
+  m.def("splat_backward", &glsplat::splat_backward, "Gradients of the splat w.r.t. the clip-space points and colours");
 }

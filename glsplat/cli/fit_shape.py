@@ -1,0 +1,92 @@
+"""``glsplat fit-shape MESH --out fit.obj``: deform an icosphere to match renders of a mesh."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from . import UsageError
+
+# Formats trimesh writes with faces.
+FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fit-shape", help="fit an icosphere to renders of a mesh",
+        description="Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on "
+                    "a sphere, deform an icosphere with Adam until its renders match (colour, silhouette and "
+                    "smoothness terms), and write the fitted mesh in MESH's own coordinates, plus OUT.png: target, "
+                    "sphere and fit from four other views. Prints the Chamfer distance (mean, as a fraction of "
+                    "the object's size) and the normal consistency to MESH before and after.")
+    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser.add_argument("--out", type=Path, required=True, help=f"fitted mesh file ({', '.join(FORMATS)})")
+    parser.add_argument("--views", type=int, default=12, help="fitting views (default: 12)")
+    parser.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("H", "W"),
+                        help="image height and width in pixels (default: 96 96)")
+    parser.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
+    parser.add_argument("--level", type=int, default=2,
+                        help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
+    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    parser.set_defaults(func=run)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot work, before any loading or rendering."""
+    if args.views < 1:
+        raise UsageError("--views must be at least 1")
+    if min(args.size) < 8:
+        raise UsageError("--size must be at least 8 pixels each way")
+    if args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    if not 0 <= args.level <= 5:
+        raise UsageError("--level must be between 0 and 5")
+    if not args.lr > 0:
+        raise UsageError("--lr must be positive")
+    if args.out.suffix.lower() not in FORMATS:
+        raise UsageError(f"--out: cannot write {args.out.suffix or 'files without an extension'}; use one of {', '.join(FORMATS)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import trimesh
+    from PIL import Image
+
+    import glsplat
+    from glsplat.fitting.metrics import surface_distance
+    from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
+
+    from .render import load
+
+    check(args)
+    loaded = load(args.mesh)
+    lo, hi = loaded.verts.min(0).values, loaded.verts.max(0).values
+    centre, scale = (lo + hi) / 2, (hi - lo).max()
+    if not scale > 0:
+        raise UsageError(f"{args.mesh}: the mesh has no extent")
+    target = glsplat.Mesh((loaded.verts - centre) / scale, loaded.faces)
+
+    ctx = glsplat.Context()
+    cameras = view_cameras(args.views, tuple(args.size))
+    shader = fitting_shader()
+    with torch.no_grad():
+        targets = glsplat.render(ctx, target, camera=cameras, shader=shader)
+    template = icosphere(args.level)
+    fit = fit_shape(ctx, template, targets, cameras, shader=shader, steps=args.steps, lr=args.lr,
+                    subdivide_at=(args.steps // 2,))
+
+    before = surface_distance(template, target)
+    after = surface_distance(fit.mesh, target)
+    print(f"Chamfer distance: {before[0]:.4f} -> {after[0]:.4f}   "
+          f"normal consistency: {before[1]:.3f} -> {after[1]:.3f}   (target normalized to longest side 1)")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    verts = fit.mesh.verts * scale + centre
+    trimesh.Trimesh(verts.numpy(), fit.mesh.faces.numpy(), process=False).export(args.out)
+    views = orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, (128, 128))
+    grid = side_by_side(ctx, [target, template, fit.mesh], views, shader)
+    picture = args.out.with_suffix(".png")
+    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).numpy()).save(picture)
+    print(args.out)
+    print(picture)
+    return 0

@@ -1,0 +1,71 @@
+"""``glsplat view MESH``: the interactive viewer with a live gradient overlay."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import UsageError
+
+DESCRIPTION = """\
+Open a window on MESH (normalized to unit size), rendered by glsplat's differentiable renderer,
+with the loss against a target and its gradients drawn live; the optimisation runs in a
+background thread, so the window stays responsive. The target is the same mesh at another pose
+(--target-pose, re-rendered for every view; the default turns it 20 degrees and moves it 0.08
+to the right) or an image (--target, meant for the home view: the first view of
+`glsplat render MESH --out target.png`). Needs a display: on a server, run under xvfb-run."""
+
+
+def register(subparsers) -> None:
+    from ..viewer.keys import help_text
+
+    parser = subparsers.add_parser("view", help="interactive viewer with a live gradient overlay",
+                                   description=DESCRIPTION, epilog=f"keys and mouse:\n{help_text()}",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--target", type=Path, metavar="IMAGE",
+                        help="target image (PNG/JPEG; with alpha it is compared as premultiplied RGBA, "
+                             "without it against the render over white)")
+    target.add_argument("--target-pose", type=float, nargs="+", metavar="V",
+                        help="target = the mesh turned AZ degrees about +y and EL about +x, then moved by "
+                             "TX TY TZ: give AZ EL or AZ EL TX TY TZ (default: 20 0 0.08 0 0)")
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
+                        help="render height and width in pixels (default: 256 256); the window is larger")
+    parser.add_argument("--layers", type=int, default=2,
+                        help="depth layers to peel (default: 2, so S+ and S- show occlusion edges)")
+    parser.add_argument("--optimise", choices=("pose", "vertices"), default="pose",
+                        help="what key O optimises at first (key M switches; default: pose)")
+    parser.add_argument("--screenshots", type=Path, default=Path("."), metavar="DIR",
+                        help="where key P writes glsplat_view_NNN.png (default: the current directory)")
+    parser.set_defaults(func=run)
+
+
+def pose_target(values: list[float] | None):
+    from ..viewer import PoseTarget
+
+    if values is None:
+        return PoseTarget()
+    if len(values) not in (2, 5):
+        raise UsageError(f"--target-pose takes AZ EL or AZ EL TX TY TZ, got {len(values)} numbers")
+    return PoseTarget(values[0], values[1], tuple(values[2:]) if len(values) == 5 else (0.0, 0.0, 0.0))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..viewer import FitProblem, ImageTarget
+    from ..viewer.app import NoDisplayError, Viewer
+    from .render import load
+
+    if min(args.size) < 1:
+        raise UsageError("--size must be positive")
+    if args.layers < 1:
+        raise UsageError("--layers must be at least 1")
+    mesh = load(args.mesh).normalized()
+    size = tuple(args.size)
+    target = ImageTarget.load(args.target, size) if args.target is not None else pose_target(args.target_pose)
+    problem = FitProblem(mesh, target, size, layers=args.layers, mode=args.optimise)
+    try:
+        viewer = Viewer(problem, screenshot_dir=args.screenshots)
+    except NoDisplayError as error:
+        raise UsageError(str(error)) from error
+    viewer.run()
+    return 0

@@ -1,0 +1,78 @@
+"""What the viewer's loss compares the render with: the mesh at another pose, or an image."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..render import over_background
+from ..transforms import axis_angle_to_matrix
+
+WHITE = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PoseTarget:
+    """The mesh itself turned by ``azimuth`` degrees about +y, then ``elevation`` degrees about +x,
+    then moved by ``translation`` (world units), seen by the viewer's current camera."""
+
+    azimuth: float = 20.0
+    elevation: float = 0.0
+    translation: tuple[float, float, float] = (0.08, 0.0, 0.0)
+
+    def rotation(self) -> torch.Tensor:
+        turn = axis_angle_to_matrix(torch.tensor([0.0, math.radians(self.azimuth), 0.0]))
+        tilt = axis_angle_to_matrix(torch.tensor([math.radians(self.elevation), 0.0, 0.0]))
+        return tilt @ turn
+
+    def apply(self, verts: torch.Tensor) -> torch.Tensor:
+        """``[V, 3]`` vertices moved to the target pose."""
+        return verts @ self.rotation().T.to(verts.dtype) + torch.tensor(self.translation, dtype=verts.dtype)
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """A fixed image, compared with the render of the current view.
+
+    ``image`` is ``[H, W, 4]`` premultiplied RGBA when the file had alpha, and then the loss
+    compares premultiplied RGBA; an opaque ``[H, W, 3]`` image is compared with the render
+    composited over white, as ``glsplat render`` writes its PNGs. It is meant for the viewer's
+    home view (key R returns there).
+    """
+
+    image: torch.Tensor
+
+    @classmethod
+    def load(cls, path: Path, size: tuple[int, int]) -> "ImageTarget":
+        """Read an image file, resized (bilinear) to ``size`` = (H, W) if it differs."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such target image: {path}")
+        try:
+            with Image.open(path) as image:
+                has_alpha = "A" in image.getbands() or "transparency" in image.info
+                image = image.convert("RGBA" if has_alpha else "RGB")
+                if image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.BILINEAR)
+                array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)
+        except OSError as error:
+            raise ValueError(f"{path}: could not read an image ({error})") from error
+        if has_alpha:
+            array = torch.cat([array[..., :3] * array[..., 3:], array[..., 3:]], -1)
+        return cls(array)
+
+    def comparable(self, rgba: torch.Tensor) -> torch.Tensor:
+        """The render ``[1, H, W, 4]`` in the target's colour space (premultiplied RGBA, or RGB over white)."""
+        if self.image.shape[-1] == 4:
+            return rgba
+        return over_background(rgba, WHITE)[..., :3]
+
+    def premultiplied(self) -> torch.Tensor:
+        """``[1, H, W, 4]`` for display."""
+        if self.image.shape[-1] == 4:
+            return self.image[None]
+        return torch.cat([self.image, torch.ones_like(self.image[..., :1])], -1)[None]

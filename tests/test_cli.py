@@ -1,0 +1,97 @@
+"""The ``glsplat`` command line: render, fit-pose, and one-line errors for user mistakes.
+
+Commands that render run as subprocesses of the installed console script: each makes its own
+OpenGL context, and a process must not mix two (the tests' session context is in this one).
+Mistakes caught before any rendering run in-process through ``glsplat.cli.main``.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from glsplat.cli import main
+
+GLSPLAT = Path(sys.executable).with_name("glsplat")
+
+
+def glsplat(*args, cwd):
+    return subprocess.run([str(GLSPLAT), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_render_and_fit_pose_to_the_render(tmp_path):
+    """fit-pose recovers the identity from a 20-degree start, given glsplat render's RGB image."""
+    done = glsplat("render", "spot", "--out", "target.png", "--size", "48", "40", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    target = np.asarray(Image.open(tmp_path / "target.png"))
+    assert target.shape == (48, 40, 3)
+    assert (target < 250).any(axis=-1).mean() > 0.1  # Spot covers a good part of the white image
+
+    done = glsplat("fit-pose", "spot", "--target", "target.png", "--init-rotation", "0", "20", "0",
+                   "--steps", "60", "--out", "pose.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pose = json.loads((tmp_path / "pose.json").read_text())
+    rotation = np.array(pose["rotation"])
+    angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+    assert angle < 3.0
+    assert pose["final_loss"] < 0.25 * pose["initial_loss"]
+    assert np.asarray(Image.open(tmp_path / "pose.png")).shape == (48, 3 * 40, 3)
+
+
+def test_fit_pose_to_a_target_pose(tmp_path):
+    done = glsplat("fit-pose", "spot", "--target-rotation", "0", "-25", "10", "--target-translation", "0.05", "0", "0",
+                   "--size", "48", "48", "--steps", "60", "--out", "out/pose.json", "--image", "cmp.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pose = json.loads((tmp_path / "out" / "pose.json").read_text())
+    assert pose["rotation_error_degrees"] < 3.0
+    assert pose["translation_error"] < 0.02
+    assert (tmp_path / "cmp.png").is_file()
+    assert "rotation error" in done.stdout
+
+
+def test_console_script_reports_a_missing_file_in_one_line(tmp_path):
+    done = glsplat("fit-pose", "nope.obj", "--target-rotation", "0", "0", "0", "--out", "p.json", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["glsplat: error: no such mesh file: nope.obj"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "bad.obj").write_text("this is not\na mesh\n")
+    (tmp_path / "bad.ply").write_bytes(b"\x00\x01garbage")
+    (tmp_path / "notimage.png").write_text("not a png")
+    Image.new("RGB", (30, 20), "white").save(tmp_path / "t.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["render", "{d}/missing.obj", "--out", "{d}/x.png"], "no such mesh file"),
+    (["render", "{d}/bad.obj", "--out", "{d}/x.png"], "bad.obj"),
+    (["render", "{d}/bad.ply", "--out", "{d}/x.png"], "bad.ply"),
+    (["render", "spot", "--out", "{d}/x.png", "--size", "0", "64"], "--size"),
+    (["fit-pose", "{d}/bad.obj", "--target-rotation", "0", "0", "0", "--out", "{d}/p.json"], "bad.obj"),
+    (["fit-pose", "spot", "--target", "{d}/missing.png", "--out", "{d}/p.json"], "no such target image"),
+    (["fit-pose", "spot", "--target", "{d}/notimage.png", "--out", "{d}/p.json"], "could not read an image"),
+    (["fit-pose", "spot", "--target", "{d}/t.png", "--size", "64", "64", "--out", "{d}/p.json"], "does not match"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--size", "4", "64", "--out", "{d}/p.json"], "--size"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--steps", "0", "--out", "{d}/p.json"], "--steps"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--lr", "-1", "--out", "{d}/p.json"], "--lr"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--layers", "0", "--out", "{d}/p.json"], "--layers"),
+])
+def test_user_mistakes_give_one_line_and_status_2(files, capsys, argv, message):
+    status = main([arg.format(d=files) for arg in argv])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("glsplat: error: ") and message in err, err
+    assert not (files / "p.json").exists()
+
+
+def test_fit_pose_needs_a_target(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit-pose", "spot", "--out", "p.json"])
+    assert exit_info.value.code == 2
+    assert "--target" in capsys.readouterr().err

@@ -67,7 +67,7 @@ class Fragments:
         if attr.dim() == 3 and attr.shape[0] > 1:
             rows = rows + self.batch_index[:, None] * attr.shape[1]
         values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))
-        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, -1), weights.to(attr.dtype))
+        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, attr.shape[-1]), weights.to(attr.dtype))
 
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
         """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""

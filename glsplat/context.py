@@ -201,20 +201,28 @@ class Context:
 
     @_exclusive
     def draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
-                      cull_backfaces: bool) -> np.ndarray:
+                      cull_backfaces: bool, read=None) -> np.ndarray | None:
         """Rasterize ``corners``, a chunk of :meth:`pass_views` views per draw and per layer.
 
         Args:
             corners: float32 ``[B, F * 3, 4]``, the clip-space corners of each face in order.
+            read: ``read(texture, layer, first)`` takes a pass's target array (its
+                :meth:`pass_views` layers, each float32 ``[height, width, 4]``) of depth layer
+                ``layer`` for the views from ``first`` on; ``None`` reads into host memory.
 
         Returns:
-            float32 ``[layers, P, height, width, 4]``, P >= B a whole number of passes (views
-            B.. are padding): (b0, b1, window depth, face index + 1) per pixel, row 0 at the top.
-            Layer-major, so that each pass reads a layer's views back in one piece.
+            Without ``read``, float32 ``[layers, P, height, width, 4]``, P >= B a whole number of
+            passes (views B.. are padding): (b0, b1, window depth, face index + 1) per pixel, row
+            0 at the top. Layer-major, so that each pass reads a layer's views back in one piece.
         """
         batch, count, _ = corners.shape
         views = self.pass_views(batch, height, width)
-        out = np.empty((layers, math.ceil(batch / views) * views, height, width, 4), dtype=np.float32)
+        out = None
+        if read is None:
+            out = np.empty((layers, math.ceil(batch / views) * views, height, width, 4), dtype=np.float32)
+
+            def read(texture, layer, first):
+                texture.read_into(out[layer, first:first + views])
         if count:
             self._reserve_vertices(corners.nbytes)
             self._vertices.write(np.ascontiguousarray(corners, dtype=np.float32))
@@ -241,7 +249,7 @@ class Context:
                     textures[(layer - 1) % 2].use(location=0)
                 if count:
                     self._vao.render(moderngl.TRIANGLES, vertices=drawn * count, first=first * count)
-                textures[layer % 2].read_into(out[layer, first:first + views])
+                read(textures[layer % 2], layer, first)
         return out
 
 

@@ -1,8 +1,10 @@
-"""Compiled CPU kernels, built on first use with torch's JIT C++ extension loader.
+"""Compiled kernels, built on first use with torch's JIT extension loader.
 
-The build needs a C++ compiler and ninja (a Python dependency); it takes about a minute once
-per machine and is cached (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
-Where it cannot be built, glsplat warns once and uses its pure-torch implementation.
+CPU (C++/OpenMP): interpolate and the splat. CUDA: the splat (interpolate on CUDA is torch's
+own gather). A build needs a compiler (and nvcc for CUDA) and ninja (a Python dependency); it
+takes about a minute once per machine and is cached (``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``). Where one cannot be built, glsplat warns once and uses its
+pure-torch implementation instead.
 """
 from __future__ import annotations
 
@@ -12,23 +14,43 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp"]
+HEADERS = [CSRC / "kernels.h", CSRC / "splat.h", CSRC / "splat_torch.h"]
+CPU_SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp"]
+CUDA_SOURCES = [CSRC / "bindings_cuda.cpp", CSRC / "splat_cuda.cu"]
 
 
-@functools.cache
-def cpu_kernels():
-    """The compiled module, or None where it cannot be built."""
+def _build(kind: str, sources: list[Path], **flags):
     try:
         from torch.utils.cpp_extension import load
 
         # The name carries a hash of the sources and their folder so that two checkouts (or
         # versions) of glsplat sharing one cache each keep their own build instead of
         # rebuilding over each other.
-        digest = hashlib.sha1(str(CSRC).encode() + b"".join(s.read_bytes() for s in SOURCES + [CSRC / "kernels.h"]))
-        digest = digest.hexdigest()
-        return load(name=f"glsplat_cpu_{digest[:10]}", sources=[str(s) for s in SOURCES],
-                    extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"], extra_ldflags=["-fopenmp"])
+        digest = hashlib.sha1(str(CSRC).encode() + b"".join(s.read_bytes() for s in sources + HEADERS)).hexdigest()
+        return load(name=f"glsplat_{kind}_{digest[:10]}", sources=[str(s) for s in sources], **flags)
     except Exception as error:  # a missing compiler or ninja surfaces as various exception types
-        warnings.warn(f"glsplat: the C++ kernels could not be built ({error}); "
-                      "falling back to the slower pure-torch interpolate and splat", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"glsplat: the {kind} kernels could not be built ({error}); "
+                      "falling back to the slower pure-torch path", RuntimeWarning, stacklevel=3)
         return None
+
+
+@functools.cache
+def cpu_kernels():
+    """The compiled CPU module, or None where it cannot be built."""
+    return _build("cpu", CPU_SOURCES, extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],
+                  extra_ldflags=["-fopenmp"])
+
+
+@functools.cache
+def cuda_kernels():
+    """The compiled CUDA module, or None where it cannot be built."""
+    return _build("cuda", CUDA_SOURCES, extra_cflags=["-O3"], extra_cuda_cflags=["-O3"])
+
+
+def kernels_for(device) -> object | None:
+    """The compiled module for tensors on ``device`` (a torch.device), or None."""
+    if device.type == "cpu":
+        return cpu_kernels()
+    if device.type == "cuda":
+        return cuda_kernels()
+    return None

@@ -1,6 +1,7 @@
 """`rasterize`: clip-space triangles to G-buffers, through OpenGL, without gradients."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from . import checks
 from .context import MAX_FACES, Context
+from .cuda_gl import cuda_readback
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,15 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
     corners = np.take(vertices, faces.reshape(-1).numpy(), axis=1)
     checks.finite_corners(corners)
-    gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))
+    reader = cuda_readback(ctx) if clip.is_cuda else None
+    if reader is None:
+        gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))
+    else:  # straight from GL into CUDA memory
+        views = ctx.pass_views(clip.shape[0], height, width)
+        gbuffer = torch.empty((layers, math.ceil(clip.shape[0] / views) * views, height, width, 4),
+                              dtype=torch.float32, device=clip.device)
+        ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces,
+                          read=lambda texture, layer, first: reader.copy(texture, gbuffer[layer, first:first + views]))
     gbuffer = gbuffer[:, :clip.shape[0]].to(clip.device).transpose(0, 1)  # [B, K, H, W, 4]
     tri_id = torch.empty(gbuffer.shape[:-1], dtype=torch.int32, device=clip.device).copy_(gbuffer[..., 3])
     return Raster(tri_id=tri_id, bary=gbuffer[..., :2], depth=gbuffer[..., 2])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import checks
 from .interpolate import interpolate
-from .kernels import cpu_kernels
+from .kernels import kernels_for
 from .raster import Raster
 
 SIGMA = 0.5
@@ -112,12 +112,13 @@ def composite(buffers: SplatBuffers) -> torch.Tensor:
     return buffers.front + (1 - buffers.front[..., 3:]) * out
 
 
-class _SplatCPU(torch.autograd.Function):
+class _SplatKernel(torch.autograd.Function):
     """Accumulate, normalise and composite in one compiled pass each way (no per-tap temporaries)."""
 
     @staticmethod
-    def forward(ctx, point, colors, mask, depth):
-        image, buffers, weights = cpu_kernels().splat_forward(point, colors, mask, depth, SCALE, SIGMA)
+    def forward(ctx, kernels, point, colors, mask, depth):
+        image, buffers, weights = kernels.splat_forward(point, colors, mask, depth, SCALE, SIGMA)
+        ctx.kernels = kernels
         ctx.save_for_backward(buffers, weights, point, colors, mask, depth)
         ctx.set_materialize_grads(False)  # usually only the image, or only the buffers, gets a gradient
         return image, buffers
@@ -125,18 +126,18 @@ class _SplatCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_image, grad_buffers):
         empty = torch.empty(0)
-        grad_point, grad_colors = cpu_kernels().splat_backward(
+        grad_point, grad_colors = ctx.kernels.splat_backward(
             empty if grad_image is None else grad_image.contiguous(),
             empty if grad_buffers is None else grad_buffers.contiguous(),
             *ctx.saved_tensors, SCALE, SIGMA)
-        return grad_point, grad_colors, None, None
+        return None, grad_point, grad_colors, None, None
 
 
 def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, torch.Tensor]:
     """The image ``[B, H, W, 4]`` and normalised buffers ``[3, B, H, W, 4]`` in plain torch ops.
 
     ``point`` and ``colors`` as for :func:`accumulate_torch`. The reference for the compiled
-    kernel, and the path for tensors off the CPU.
+    kernels, and the path where they are not built.
     """
     buffers = normalise(accumulate_torch(point, colors, rast))
     return composite(SplatBuffers(*buffers)), buffers
@@ -149,9 +150,10 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
     :func:`image_positions`), ``colors`` as for :func:`splat`, in the same dtype. Use it to reach
     the gradient with respect to where each sample is splatted from.
     """
-    if point.device.type == "cpu" and cpu_kernels() is not None:
-        image, buffers = _SplatCPU.apply(point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
-                                         rast.depth.contiguous())
+    kernels = kernels_for(point.device)
+    if kernels is not None:
+        image, buffers = _SplatKernel.apply(kernels, point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
+                                            rast.depth.contiguous())
     else:
         image, buffers = splat_layers_torch(point, colors, rast)
     return image, SplatBuffers(*buffers)

@@ -1,277 +1,49 @@
-// CPU kernels of the splat (DESIGN.md steps 6-8): every sample's 3x3 Gaussian taps into the
-// S+ / S0 / S- buffers, their normalisation and the back-to-front composite, in one pass each
-// way, so that no full-frame temporaries are made per tap or per buffer.
-//
-// All passes are gathers, so threads never write to the same place: the forward pass loops over
-// target pixels and pulls from their 3x3 source neighbours, the backward pass first turns the
-// image gradient into per-buffer gradients at every target pixel, then loops over source samples
-// and pulls the gradients of their 3x3 targets.
+// CPU entry points of the splat: OpenMP loops over the items of splat.h.
 #include <torch/extension.h>
 
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <memory>
-
 #include "kernels.h"
+#include "splat_torch.h"
 
 namespace glsplat {
 namespace {
 
-constexpr int kBuffers = 3;  // S+, S0, S-
-
 template <typename T>
-struct Splat {
-  int64_t B, K, H, W;
-  const T* point;       // [B, K, H, W, 4] clip-space point of each sample (corners blended)
-  const T* colors;      // [B, K, H, W, 4] straight RGBA
-  const bool* mask;     // [B, K, H, W] covered
-  const float* depth;   // [B, K, H, W] window depth, 1 on background
-  T scale, inv_two_sigma2, inv_sigma2;
-  T half_w, half_h;     // W / 2, H / 2
-
-  int64_t sample(int64_t b, int64_t k, int64_t i, int64_t j) const { return ((b * K + k) * H + i) * W + j; }
-  int64_t pixel(int64_t b, int64_t i, int64_t j) const { return (b * H + i) * W + j; }
-  int64_t plane() const { return B * H * W * 4; }
-
-  float z(int64_t b, int64_t k, int64_t i, int64_t j) const {
-    if (i < 0 || i >= H || j < 0 || j >= W) return 1.0f;  // outside the image: background
-    return depth[sample(b, k, i, j)];
-  }
-
-  // The layer of source pixel p = (pi, pj) that lies on the surface seen at target q = (qi, qj);
-  // sample layer l goes to S+ (0) if s > l, S0 (1) if s == l, S- (2) if s < l.
-  int64_t surface_layer(int64_t b, int64_t pi, int64_t pj, int64_t qi, int64_t qj) const {
-    if (K == 1) return 0;  // one layer: every tap lands on the surface (S0)
-    const float zp0 = z(b, 0, pi, pj), zq0 = z(b, 0, qi, qj);
-    int64_t a = 0, bl = 0;
-    float da = INFINITY, db = INFINITY;
-    for (int64_t l = 0; l < K; ++l) {
-      const float dpa = std::fabs(z(b, l, pi, pj) - zq0);
-      if (dpa < da) { da = dpa; a = l; }
-      const float dqb = std::fabs(z(b, l, qi, qj) - zp0);
-      if (dqb < db) { db = dqb; bl = l; }
-    }
-    return db < da ? -bl : a;
-  }
-
-  static int buffer_of(int64_t s, int64_t l) { return s > l ? 0 : (s == l ? 1 : 2); }
-
-  // Offset of sample n from its own pixel's centre (0 in value; the gradient path), in pixels,
-  // with x = (ndc_x + 1) W / 2 and y = (1 - ndc_y) H / 2.
-  void offset(int64_t n, int64_t i, int64_t j, T* ox, T* oy) const {
-    const T* p = point + 4 * n;
-    *ox = (p[0] / p[3] + T(1)) * half_w - (T(j) + T(0.5));
-    *oy = (T(1) - p[1] / p[3]) * half_h - (T(i) + T(0.5));
-  }
-
-  // The Gaussian separates: tap (dy, dx) weighs gy[dy + 1] * gx[dx + 1] (scale folded into gy).
-  void gaussians(T ox, T oy, T* gx, T* gy) const {
-    for (int d = -1; d <= 1; ++d) {
-      gx[d + 1] = std::exp(-(d - ox) * (d - ox) * inv_two_sigma2);
-      gy[d + 1] = scale * std::exp(-(d - oy) * (d - oy) * inv_two_sigma2);
-    }
-  }
-
-  // Forward: out = composite of the normalised buffers [B, H, W, 4]; buffers = the normalised
-  // S+/S0/S- [3, B, H, W, 4]; weights = their unnormalised weights [3, B, H, W] (for backward).
-  void forward(T* out, T* buffers, T* weights) const {
-    // Per-sample separable tap weights, alpha folded in: 6 exponentials instead of 9.
-    const std::unique_ptr<T[]> taps(new T[B * K * H * W * 6]);  // read only where mask is set
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t bk = 0; bk < B * K; ++bk) {
-      for (int64_t i = 0; i < H; ++i) {
-        for (int64_t j = 0; j < W; ++j) {
-          const int64_t n = (bk * H + i) * W + j;
-          if (!mask[n]) continue;
-          T ox, oy;
-          offset(n, i, j, &ox, &oy);
-          T* t = taps.get() + 6 * n;
-          gaussians(ox, oy, t, t + 3);
-          const T alpha = colors[4 * n + 3];
-          t[3] *= alpha; t[4] *= alpha; t[5] *= alpha;
-        }
-      }
-    }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t qi = 0; qi < H; ++qi) {
-        for (int64_t qj = 0; qj < W; ++qj) {
-          T acc[kBuffers][4] = {};
-          for (int64_t pi = qi - 1; pi <= qi + 1; ++pi) {
-            if (pi < 0 || pi >= H) continue;
-            for (int64_t pj = qj - 1; pj <= qj + 1; ++pj) {
-              if (pj < 0 || pj >= W || !mask[sample(b, 0, pi, pj)]) continue;
-              const int64_t s = surface_layer(b, pi, pj, qi, qj);
-              for (int64_t l = 0; l < K; ++l) {
-                const int64_t n = sample(b, l, pi, pj);
-                if (!mask[n]) break;  // layers are packed: nothing behind a background layer
-                const T* t = taps.get() + 6 * n;
-                const T w = t[qj - pj + 1] * t[3 + qi - pi + 1];
-                const T* c = colors + 4 * n;
-                T* a = acc[buffer_of(s, l)];
-                a[0] += w * c[0];
-                a[1] += w * c[1];
-                a[2] += w * c[2];
-                a[3] += w;
-              }
-            }
-          }
-          const int64_t q = pixel(b, qi, qj);
-          T composite[4] = {0, 0, 0, 0};
-          for (int k = kBuffers - 1; k >= 0; --k) {  // back to front: S- under S0 under S+
-            const T norm = std::max(acc[k][3], T(1));
-            T* buf = buffers + k * plane() + 4 * q;
-            for (int c = 0; c < 4; ++c) buf[c] = acc[k][c] / norm;
-            for (int c = 0; c < 4; ++c) composite[c] = buf[c] + (T(1) - buf[3]) * composite[c];
-            weights[k * B * H * W + q] = acc[k][3];
-          }
-          for (int c = 0; c < 4; ++c) out[4 * q + c] = composite[c];
-        }
-      }
-    }
-  }
-
-  // The gradient of the loss w.r.t. the unnormalised buffers at every target pixel, from the
-  // gradients of the image and (optionally) of the normalised buffers.
-  void buffer_gradients(const T* grad_out, const T* grad_buffers, const T* buffers, const T* weights,
-                        T* grad_acc) const {
+void forward_cpu(const Splat<T>& splat, T* taps, T* out, T* buffers, T* weights) {
+  const int64_t samples = splat.B * splat.K * splat.H * splat.W;
 #pragma omp parallel for schedule(static)
-    for (int64_t q = 0; q < B * H * W; ++q) {
-      const T* front = buffers + 4 * q;
-      const T* surface = buffers + plane() + 4 * q;
-      const T* back = buffers + 2 * plane() + 4 * q;
-      // out = F + (1 - F.a) M,  M = S + (1 - S.a) Bk.
-      T g[kBuffers][4], below_front[4];
-      for (int c = 0; c < 4; ++c) below_front[c] = surface[c] + (T(1) - surface[3]) * back[c];
-      const T* go = grad_out ? grad_out + 4 * q : nullptr;
-      T g_front_a = 0, g_surface_a = 0;
-      for (int c = 0; c < 4; ++c) {
-        const T gc = go ? go[c] : T(0);
-        const T g_below = (T(1) - front[3]) * gc;
-        g[0][c] = gc;
-        g[1][c] = g_below;
-        g[2][c] = (T(1) - surface[3]) * g_below;
-        g_front_a -= gc * below_front[c];
-        g_surface_a -= g_below * back[c];
-      }
-      g[0][3] += g_front_a;
-      g[1][3] += g_surface_a;
-      for (int k = 0; k < kBuffers; ++k) {
-        const T* buf = buffers + k * plane() + 4 * q;
-        if (grad_buffers) {
-          for (int c = 0; c < 4; ++c) g[k][c] += grad_buffers[k * plane() + 4 * q + c];
-        }
-        // buf = acc / max(acc.a, 1); torch's clamp passes the gradient at acc.a == 1 too.
-        const T weight = weights[k * B * H * W + q];
-        T* ga = grad_acc + k * plane() + 4 * q;
-        if (weight >= T(1)) {
-          T dot = 0;
-          for (int c = 0; c < 4; ++c) dot += g[k][c] * buf[c];
-          for (int c = 0; c < 4; ++c) ga[c] = g[k][c] / weight;
-          ga[3] -= dot / weight;
-        } else {
-          for (int c = 0; c < 4; ++c) ga[c] = g[k][c];
-        }
-      }
+  for (int64_t n = 0; n < samples; ++n) splat.taps_of(n, taps);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < splat.B; ++b) {
+    for (int64_t qi = 0; qi < splat.H; ++qi) {
+      for (int64_t qj = 0; qj < splat.W; ++qj) splat.forward_pixel(b, qi, qj, taps, out, buffers, weights);
     }
   }
-
-  void backward(const T* grad_acc, T* grad_point, T* grad_colors) const {
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t l = 0; l < K; ++l) {
-        for (int64_t pi = 0; pi < H; ++pi) {
-          for (int64_t pj = 0; pj < W; ++pj) {
-            const int64_t n = sample(b, l, pi, pj);
-            if (!mask[n]) continue;
-            const T* c = colors + 4 * n;
-            T ox, oy, gx[3], gy[3];
-            offset(n, pi, pj, &ox, &oy);
-            gaussians(ox, oy, gx, gy);
-            T g_pos_x = 0, g_pos_y = 0, g_rgb[3] = {0, 0, 0}, g_alpha = 0;
-            for (int64_t qi = pi - 1; qi <= pi + 1; ++qi) {
-              if (qi < 0 || qi >= H) continue;
-              for (int64_t qj = pj - 1; qj <= pj + 1; ++qj) {
-                if (qj < 0 || qj >= W) continue;
-                const int64_t s = surface_layer(b, pi, pj, qi, qj);
-                const T* g = grad_acc + buffer_of(s, l) * plane() + 4 * pixel(b, qi, qj);
-                const T gauss = gx[qj - pj + 1] * gy[qi - pi + 1];
-                // d(loss)/d(tap weight w), where the tap adds w * (r, g, b, 1) and w = gauss * alpha
-                const T g_w = g[0] * c[0] + g[1] * c[1] + g[2] * c[2] + g[3];
-                g_alpha += gauss * g_w;
-                const T w = gauss * c[3];
-                g_rgb[0] += w * g[0];
-                g_rgb[1] += w * g[1];
-                g_rgb[2] += w * g[2];
-                // d(gauss)/d(pos) = gauss * (centre - pos) / sigma^2, centre - pos = (d - offset)
-                const T g_offset = w * g_w * inv_sigma2;
-                g_pos_x += g_offset * (T(qj - pj) - ox);
-                g_pos_y += g_offset * (T(qi - pi) - oy);
-              }
-            }
-            // Through the perspective divide to the blended clip-space point.
-            const T* p = point + 4 * n;
-            const T inv_w = T(1) / p[3];
-            T* gp = grad_point + 4 * n;
-            gp[0] = g_pos_x * half_w * inv_w;
-            gp[1] = -g_pos_y * half_h * inv_w;
-            gp[3] = (-g_pos_x * half_w * p[0] + g_pos_y * half_h * p[1]) * inv_w * inv_w;
-            T* gc = grad_colors + 4 * n;
-            gc[0] = g_rgb[0];
-            gc[1] = g_rgb[1];
-            gc[2] = g_rgb[2];
-            gc[3] = g_alpha;
-          }
-        }
-      }
-    }
-  }
-};
-
-template <typename T>
-Splat<T> make(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
-              const torch::Tensor& depth, double scale, double sigma) {
-  return Splat<T>{mask.size(0), mask.size(1), mask.size(2), mask.size(3),
-                  point.data_ptr<T>(), colors.data_ptr<T>(), mask.data_ptr<bool>(), depth.data_ptr<float>(),
-                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)),
-                  T(mask.size(3)) / 2, T(mask.size(2)) / 2};
-}
-
-void check(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
-           const torch::Tensor& depth) {
-  for (const auto* t : {&point, &colors, &mask, &depth}) {
-    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "splat kernel: CPU, contiguous tensors only");
-  }
-  TORCH_CHECK(mask.dim() == 4 && mask.scalar_type() == torch::kBool, "splat kernel: mask must be bool [B, K, H, W]");
-  TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == mask.sizes(), "splat kernel: depth");
-  TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
-  const auto samples = mask.sizes().vec();
-  auto rgba = samples;
-  rgba.push_back(4);
-  TORCH_CHECK(point.sizes().vec() == rgba && colors.sizes().vec() == rgba,
-              "splat kernel: point and colors must be [B, K, H, W, 4] matching the raster");
 }
 
 template <typename T>
-const T* optional_data(const torch::Tensor& t, at::IntArrayRef sizes, const char* name) {
-  if (!t.defined() || t.numel() == 0) return nullptr;
-  TORCH_CHECK(t.sizes() == sizes && t.is_contiguous() && t.device().is_cpu(), "splat kernel: ", name);
-  return t.data_ptr<T>();
+void backward_cpu(const Splat<T>& splat, const T* grad_out, const T* grad_buffers, const T* buffers,
+                  const T* weights, T* grad_acc, T* grad_point, T* grad_colors) {
+  const int64_t pixels = splat.B * splat.H * splat.W, samples = pixels * splat.K;
+#pragma omp parallel for schedule(static)
+  for (int64_t q = 0; q < pixels; ++q) splat.buffer_gradient(q, grad_out, grad_buffers, buffers, weights, grad_acc);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < samples; ++n) splat.backward_sample(n, grad_acc, grad_point, grad_colors);
 }
 
 }  // namespace
 
 std::vector<torch::Tensor> splat_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor mask,
                                          torch::Tensor depth, double scale, double sigma) {
-  check(point, colors, mask, depth);
+  check_splat_inputs(point, colors, mask, depth);
+  TORCH_CHECK(mask.device().is_cpu(), "splat kernel: CPU tensors only");
   const int64_t B = mask.size(0), H = mask.size(2), W = mask.size(3);
   auto out = torch::empty({B, H, W, 4}, colors.options());
   auto buffers = torch::empty({kBuffers, B, H, W, 4}, colors.options());
   auto weights = torch::empty({kBuffers, B, H, W}, colors.options());
+  auto taps = torch::empty({mask.numel(), 6}, colors.options());  // read only where mask is set
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
-    make<scalar_t>(point, colors, mask, depth, scale, sigma)
-        .forward(out.data_ptr<scalar_t>(), buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>());
+    forward_cpu(make_splat<scalar_t>(point, colors, mask, depth, scale, sigma), taps.data_ptr<scalar_t>(),
+                out.data_ptr<scalar_t>(), buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>());
   });
   return {out, buffers, weights};
 }
@@ -280,18 +52,18 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
                                           torch::Tensor buffers, torch::Tensor weights, torch::Tensor point,
                                           torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
                                           double scale, double sigma) {
-  check(point, colors, mask, depth);
+  check_splat_inputs(point, colors, mask, depth);
+  TORCH_CHECK(mask.device().is_cpu(), "splat kernel: CPU tensors only");
   TORCH_CHECK(buffers.is_contiguous() && weights.is_contiguous(), "splat kernel: saved buffers");
   auto grad_acc = torch::empty_like(buffers);
   auto grad_point = torch::zeros_like(point);
   auto grad_colors = torch::zeros_like(colors);
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_backward", [&] {
-    const auto kernel = make<scalar_t>(point, colors, mask, depth, scale, sigma);
-    kernel.buffer_gradients(optional_data<scalar_t>(grad_out, buffers.sizes().slice(1), "grad_out"),
-                            optional_data<scalar_t>(grad_buffers, buffers.sizes(), "grad_buffers"),
-                            buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(),
-                            grad_acc.data_ptr<scalar_t>());
-    kernel.backward(grad_acc.data_ptr<scalar_t>(), grad_point.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>());
+    backward_cpu(make_splat<scalar_t>(point, colors, mask, depth, scale, sigma),
+                 optional_data<scalar_t>(grad_out, buffers.sizes().slice(1), mask.device(), "grad_out"),
+                 optional_data<scalar_t>(grad_buffers, buffers.sizes(), mask.device(), "grad_buffers"),
+                 buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), grad_acc.data_ptr<scalar_t>(),
+                 grad_point.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>());
   });
   return {grad_point, grad_colors};
 }

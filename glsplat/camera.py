@@ -4,6 +4,8 @@ from __future__ import annotations
 import pyrr
 import torch
 
+from . import checks
+
 # OpenCV's camera looks down +z with y down; OpenGL's looks down -z with y up.
 _CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
 
@@ -50,12 +52,19 @@ class Camera:
             image_size: ``(H, W)``; the aspect ratio is W / H (square pixels).
             near, far: clipping distances, 0 < near < far.
         """
+        checks.clip_planes(near, far)
+        checks.image_size(image_size, "image_size")
+        if not 0 < float(fov_y) < 180:
+            raise ValueError(f"fov_y: expected degrees in (0, 180), got {fov_y}")
         eye = _batched(eye, 1)
         target = _batched(target, 1, dtype=eye.dtype, device=eye.device)
         up = _batched(up, 1, dtype=eye.dtype, device=eye.device)
         back = torch.nn.functional.normalize(eye - target, dim=-1)  # camera +z
         right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
         true_up = torch.cross(back, right, dim=-1)
+        if not bool((torch.linalg.vector_norm(right.detach(), dim=-1) > 0.5).all()):
+            raise ValueError("eye, target, up: eye must differ from target, and up must not be parallel to "
+                             "the viewing direction")
         R = torch.stack([right, true_up, back], dim=-2)
         t = -(R @ eye[..., None])[..., 0]
         height, width = image_size
@@ -77,9 +86,13 @@ class Camera:
             R, t: world-to-camera rotation ``[B, 3, 3]`` and translation ``[B, 3]`` in OpenCV's
                 camera frame (x right, y down, looking down +z); identity and zero by default.
                 Differentiable.
-            near, far: clipping distances along the optical axis.
+            near, far: clipping distances along the optical axis, 0 < near < far.
         """
+        checks.clip_planes(near, far)
+        checks.image_size(image_size, "image_size")
         K = _batched(K, 2)
+        if K.shape[-2:] != (3, 3) or K.dim() != 3:
+            raise ValueError(f"K: expected [3, 3] or [B, 3, 3] intrinsics, got {list(K.shape)}")
         flip = _CV_TO_GL.to(dtype=K.dtype, device=K.device)
         R = torch.eye(3, dtype=K.dtype, device=K.device) if R is None else _batched(R, 2)
         t = torch.zeros(3, dtype=K.dtype, device=K.device) if t is None else _batched(t, 1)

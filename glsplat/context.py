@@ -6,8 +6,12 @@ modules elsewhere.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import math
+import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -39,6 +43,28 @@ _GL_FRAMEBUFFER, _GL_DEPTH_ATTACHMENT = 0x8D40, 0x8D00
 _GL_TEXTURE_MIN_FILTER, _GL_TEXTURE_MAG_FILTER, _GL_NEAREST = 0x2801, 0x2800, 0x2600
 
 
+FORKED = (
+    "glsplat.Context: {what} in process {pid}, forked from process {parent} after that one had created an "
+    "OpenGL context. EGL driver state does not survive fork() (Mesa's llvmpipe hangs; other drivers may crash). "
+    "Start worker processes with 'spawn' or 'forkserver' instead, e.g. "
+    "torch.utils.data.DataLoader(..., multiprocessing_context='spawn'): a Context pickles as its settings "
+    "and is re-created in each worker. Or create contexts only in the workers, never before forking."
+)
+
+# The process that first created an EGL context. A fork of it inherits that driver state (and can use
+# neither the inherited contexts nor new ones), so contexts there are refused instead of hanging.
+_EGL_PID: int | None = None
+
+
+def _exclusive(method):
+    """Run a GL method with the context current on the calling thread, one thread at a time."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.current():
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def _shader_dir() -> Path:
     """GLSL sources: inside the installed wheel, or the repository's shaders/ in a checkout."""
     here = Path(__file__).resolve().parent
@@ -56,15 +82,27 @@ class Context:
             enumerates devices in the driver's order, which need not match CUDA's; on Mesa
             without a GPU there is one software device (llvmpipe).
 
-    One context per process is the intended use; a context is bound to the thread that made it.
+    One context per process is the intended use. Any thread may use it: each call makes it current
+    on the calling thread under a lock, so calls from several threads are serialised. A context
+    cannot cross ``fork()``: using one in a forked child raises ``RuntimeError`` (see
+    :meth:`current`); it pickles as its settings, so ``spawn`` workers re-create it.
     """
 
     def __init__(self, device: int | None = None):
+        global _EGL_PID
+        if device is not None and (isinstance(device, bool) or not isinstance(device, int) or device < 0):
+            raise ValueError(f"device: expected None or an EGL device index >= 0, got {device!r}")
+        if _EGL_PID not in (None, os.getpid()):
+            raise RuntimeError(FORKED.format(what="cannot create a context", pid=os.getpid(), parent=_EGL_PID))
         kwargs = {} if device is None else {"device_index": device}
         try:
             self.gl = moderngl.create_standalone_context(backend="egl", require=330, **kwargs)
         except Exception as error:  # glcontext raises bare Exceptions for every EGL failure
             raise RuntimeError(MISSING_EGL.format(error=error)) from error
+        _EGL_PID = _EGL_PID or os.getpid()
+        self.device = device
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
         shaders = _shader_dir()
         self._program = self.gl.program(
             vertex_shader=(shaders / "gbuffer.vert").read_text(),
@@ -78,11 +116,52 @@ class Context:
         # Views one draw may rasterize, one per layer of the targets (see gbuffer.vert).
         layered = {"GL_ARB_shader_viewport_layer_array", "GL_AMD_vertex_shader_layer"} & self.gl.extensions
         self.max_views = self.gl.info["GL_MAX_ARRAY_TEXTURE_LAYERS"] if layered else 1
+        self._renderer = self.gl.info["GL_RENDERER"]
+        # Creation left the context current on this thread; unbind it so that any thread can take it.
+        self.gl.__exit__(None, None, None)
 
     @property
     def renderer(self) -> str:
         """The OpenGL renderer string, e.g. ``llvmpipe (LLVM 15.0.6, 256 bits)``."""
-        return self.gl.info["GL_RENDERER"]
+        return self._renderer
+
+    @contextlib.contextmanager
+    def current(self):
+        """Hold the context, current on the calling thread, for direct use of ``self.gl``.
+
+        Raises ``RuntimeError`` in a forked child process (the driver state did not survive the
+        fork, and GL calls would hang); threads wait for each other.
+        """
+        if os.getpid() != self._pid:
+            raise RuntimeError(FORKED.format(what="this context cannot be used", pid=os.getpid(), parent=self._pid))
+        if self.gl is None:
+            raise RuntimeError("glsplat.Context: this context was released; create a new one")
+        with self._lock, self.gl:
+            yield self.gl
+
+    def release(self) -> None:
+        """Destroy the EGL context and with it every GL object it holds. Also done on garbage collection.
+
+        A released context cannot be used again. Does nothing in a forked child, which does not
+        own the driver state it inherited.
+        """
+        gl = getattr(self, "gl", None)
+        if gl is not None and getattr(self, "_pid", None) == os.getpid():
+            with self._lock:
+                gl.release()
+                self.gl = None
+
+    __del__ = release
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __reduce__(self):
+        # GL objects cannot be pickled; a copy in another process (a spawned worker) is a new context.
+        return Context, (self.device,)
 
     def _framebuffers(self, views: int, height: int, width: int):
         """Two ping-pong G-buffer target arrays of ``views`` layers sharing one depth array, for
@@ -120,6 +199,7 @@ class Context:
         passes = math.ceil(batch / limit)
         return math.ceil(batch / passes)
 
+    @_exclusive
     def draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
                       cull_backfaces: bool, read=None) -> np.ndarray | None:
         """Rasterize ``corners``, a chunk of :meth:`pass_views` views per draw and per layer.

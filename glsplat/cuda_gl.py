@@ -92,7 +92,8 @@ def cuda_readback(ctx: Context) -> CudaReadback | None:
     if ctx not in _READERS:
         try:
             reader = CudaReadback(ctx)
-            reader._reserve(4)  # registering a buffer is the test that CUDA and this GL context can share
+            with ctx.current():  # the context is current only inside ctx.current() (any thread may hold it)
+                reader._reserve(4)  # registering a buffer is the test that CUDA and this GL context can share
             _READERS[ctx] = reader
         except (OSError, RuntimeError, AttributeError) as error:
             warnings.warn(f"glsplat: CUDA-OpenGL interop is unavailable with the {ctx.renderer!r} context ({error}); "

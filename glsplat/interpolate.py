@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from . import checks
 from .kernels import cpu_kernels
 from .raster import Raster
 
@@ -63,13 +64,14 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
         ``[B, K, H, W, C]`` in ``attr``'s dtype; 0 on background.
     """
     batch = rast.tri_id.shape[0]
+    checks.tensor(attr, "attr", dims=(2, 3), what="[B, V, C] or [V, C]")
+    checks.same_device(attr=attr, rast=rast.tri_id)
     if attr.dim() == 2:
         attr = attr[None]
     if attr.shape[0] not in (1, batch):
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
     # The compiled kernel indexes without bounds checks: out-of-range indices must stop here.
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= attr.shape[1]):
-        raise ValueError(f"faces: indices must lie in 0..{attr.shape[1] - 1} (attr has V = {attr.shape[1]})")
+    checks.faces(faces, attr.shape[1])
     if int(rast.tri_id.max()) > faces.shape[0]:
         raise ValueError(f"faces: the raster refers to face {int(rast.tri_id.max()) - 1}, "
                          f"but only {faces.shape[0]} faces were given")

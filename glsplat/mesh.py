@@ -72,8 +72,15 @@ def _texture(image: Image.Image, dtype) -> torch.Tensor:
 
 def load_texture(path, dtype=torch.float32) -> torch.Tensor:
     """An image file as a float ``[H, W, 3]`` texture in [0, 1], row 0 at the top."""
-    with Image.open(path) as image:
-        return _texture(image, dtype)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"texture file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            return _texture(image, dtype)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        # PIL's messages for empty, truncated or foreign files do not all name the file.
+        raise ValueError(f"{path}: could not read an image ({error})") from error
 
 
 def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh:
@@ -90,12 +97,14 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
         raise FileNotFoundError(f"mesh file not found: {path}")
     try:
         loaded = trimesh.load(path, process=False, force="mesh")
-    except (ValueError, NotImplementedError, KeyError, IndexError, OSError) as error:
+    except Exception as error:  # trimesh fails on bad files with many types, ImportError included
         # trimesh's own messages ("Not a ply file!") do not say which file.
         raise ValueError(f"{path}: could not read a mesh ({error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValueError(f"{path} holds no triangles")
     split_verts = np.asarray(loaded.vertices, dtype=np.float64)
+    if not np.isfinite(split_verts).all():
+        raise ValueError(f"{path}: {int((~np.isfinite(split_verts)).any(1).sum())} vertices are NaN or infinite")
     split_faces = np.asarray(loaded.faces, dtype=np.int64)
     verts, weld = np.unique(split_verts, axis=0, return_inverse=True)
     faces = weld.reshape(-1)[split_faces]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import checks
 from .context import MAX_FACES, Context
 from .cuda_gl import cuda_readback
 
@@ -60,17 +61,14 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         x = j + 0.5, y = i + 0.5 in image coordinates (y down), which is
         ndc = (2 x / W - 1, 1 - 2 y / H).
     """
-    height, width = (int(s) for s in size)
-    if not 0 < height <= ctx.max_size or not 0 < width <= ctx.max_size:
-        raise ValueError(f"size: (H, W) must lie in 1..{ctx.max_size} (this GL's limit), got {tuple(size)}")
-    if layers < 1:
-        raise ValueError(f"layers: must be at least 1, got {layers}")
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx: expected a glsplat.Context, got {type(ctx).__name__}")
+    height, width = checks.image_size(size, limit=ctx.max_size)
+    layers = checks.positive_int(layers, "layers")
+    checks.tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
     if clip.dim() == 2:
         clip = clip[None]
-    if clip.dim() != 3 or clip.shape[-1] != 4:
-        raise ValueError(f"clip: expected [B, V, 4] or [V, 4], got {list(clip.shape)}")
-    if faces.dim() != 2 or faces.shape[-1] != 3 or faces.is_floating_point():
-        raise ValueError(f"faces: expected integer [F, 3], got {faces.dtype} {list(faces.shape)}")
+    checks.faces(faces, clip.shape[1])
     faces = faces.to(device="cpu", dtype=torch.long)
     if faces.shape[0] > MAX_FACES:
         raise ValueError(f"faces: at most {MAX_FACES} faces per mesh, got {faces.shape[0]}")
@@ -78,6 +76,7 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     # is several times slower on the F x 3 corners of a large mesh.
     vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
     corners = np.take(vertices, faces.reshape(-1).numpy(), axis=1)
+    checks.finite_corners(corners)
     reader = cuda_readback(ctx) if clip.is_cuda else None
     if reader is None:
         gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from . import checks
 from .camera import Camera
 from .context import Context
 from .mesh import Mesh
@@ -45,12 +46,15 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
     Returns:
         ``[B, H, W, 4]`` premultiplied RGBA, row 0 at the top.
     """
-    if camera is None:
-        raise TypeError("camera: a glsplat.Camera is required")
+    if not isinstance(camera, Camera):
+        raise TypeError(f"camera: a glsplat.Camera is required, got {type(camera).__name__}")
     if not isinstance(mesh, Mesh):
         if faces is None:
             raise TypeError("faces: required when mesh is a tensor of vertices")
         mesh = Mesh(mesh, faces)
+    checks.mesh(mesh)
+    checks.positive_int(layers, "layers")
+    checks.camera_for(camera, mesh.verts)
     verts = mesh.verts if mesh.verts.dim() == 3 else mesh.verts[None]
     clip = camera.project(verts)
     batch = clip.shape[0]

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .camera import Camera
 from .mesh import Mesh, vertex_normals
 from .raster import Raster
@@ -66,7 +67,7 @@ class Fragments:
         if attr.dim() == 3 and attr.shape[0] > 1:
             rows = rows + self.batch_index[:, None] * attr.shape[1]
         values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))
-        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, -1), weights.to(attr.dtype))
+        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, attr.shape[-1]), weights.to(attr.dtype))
 
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
         """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""
@@ -125,6 +126,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[..., C]``.
     """
+    checks.texture_lookup(texture, uv)
     batch = 1 if texture.dim() == 3 else uv.shape[0]
     image = texture.reshape(-1, *texture.shape[-3:]).permute(0, 3, 1, 2).to(uv.dtype).expand(batch, -1, -1, -1)
     grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], -1).reshape(batch, 1, -1, 2)

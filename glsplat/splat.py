@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .interpolate import interpolate
 from .kernels import kernels_for
 from .raster import Raster
@@ -160,6 +161,7 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
 
 def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
            faces: torch.Tensor) -> tuple[torch.Tensor, SplatBuffers]:
+    checks.splat_inputs(colors, clip, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     return splat_points(colors.to(dtype), interpolate(clip.to(dtype), rast, faces), rast)
 

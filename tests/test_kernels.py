@@ -5,7 +5,7 @@ import torch
 import glsplat
 from glsplat.interpolate import interpolate_torch
 from glsplat.kernels import cpu_kernels
-from glsplat.splat import _splat, splat_layers_torch
+from glsplat.splat import _splat, splat_layers_torch, splat_points
 from test_gradcheck import random_scene
 
 
@@ -65,5 +65,8 @@ def test_out_of_range_indices_are_refused_before_the_kernel(ctx):
 def test_splat_kernel_refuses_mismatched_shapes(ctx):
     clip, faces, rast = random_scene(ctx, size=(9, 11), faces_n=6, layers=2)
     colors = torch.rand(*rast.shape, 4, dtype=clip.dtype)
-    with pytest.raises(RuntimeError, match="matching the raster"):
+    with pytest.raises(ValueError, match="colors: expected shape"):  # the public entry checks first
         _splat(colors[:, :1], clip, rast, faces)
+    point = glsplat.interpolate(clip, rast, faces)
+    with pytest.raises(RuntimeError, match="matching the raster"):  # and the kernel too
+        splat_points(colors[:, :1], point, rast)

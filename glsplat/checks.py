@@ -1,0 +1,168 @@
+"""Argument checks shared by the public entry points.
+
+Every check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape,
+range or value) with a message that starts with the argument's name and says what was expected.
+They sit on the hot path of training loops, so they look at shapes and dtypes only, except for
+index ranges, which the unchecked C++ kernels need: those cost a GPU->CPU sync for CUDA tensors,
+so a CUDA index tensor is checked once and remembered until it is modified in place.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import weakref
+
+import numpy as np
+import torch
+
+# Index tensors off the CPU already checked: id -> (weak reference, version, bound).
+_CHECKED: dict[int, tuple] = {}
+_CHECKED_MAX = 16
+
+
+def tensor(x, name: str, dims: tuple[int, ...], last: int | None = None, what: str = "") -> torch.Tensor:
+    """``x`` as it is, after checking it is a floating-point tensor with ``len(shape)`` in ``dims``.
+
+    ``last``: the required size of the last axis. ``what``: the expected shape, for the message.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor {what}, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: expected float32 or float64, got {x.dtype}")
+    if x.dim() not in dims or (last is not None and x.shape[-1] != last):
+        raise ValueError(f"{name}: expected shape {what}, got {list(x.shape)}")
+    return x
+
+
+def faces(x, num_verts: int, name: str = "faces") -> torch.Tensor:
+    """Check an integer ``[F, 3]`` index tensor whose entries lie in ``0..num_verts - 1``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected an integer torch.Tensor [F, 3], got {type(x).__name__}")
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer dtype (int64 or int32), got {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != 3:
+        raise ValueError(f"{name}: expected shape [F, 3], got {list(x.shape)}")
+    if x.numel() == 0:
+        return x
+    key = id(x)
+    if x.device.type != "cpu":
+        ref, version, bound = _CHECKED.get(key, (None, None, None))
+        if ref is not None and ref() is x and version == x._version and bound == num_verts:
+            return x
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= num_verts:
+        raise ValueError(f"{name}: indices must lie in 0..{num_verts - 1} (there are {num_verts} vertices), "
+                         f"got indices from {low} to {high}")
+    if x.device.type != "cpu":
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        _CHECKED[key] = (weakref.ref(x), x._version, num_verts)
+    return x
+
+
+def same_device(**tensors: torch.Tensor) -> None:
+    """All the named tensors live on one device."""
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        listed = ", ".join(f"{name} on {device}" for name, device in devices.items())
+        raise ValueError(f"tensors on different devices: {listed}; move them to one device")
+
+
+def integer(x, name: str) -> int:
+    """``x`` as an int; floats and bools are refused rather than rounded."""
+    try:
+        if isinstance(x, bool):
+            raise TypeError
+        return operator.index(x)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(x).__name__} {x!r}") from None
+
+
+def positive_int(x, name: str) -> int:
+    """``x`` as an int of at least 1."""
+    value = integer(x, name)
+    if value < 1:
+        raise ValueError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+def image_size(size, name: str = "size", limit: int | None = None) -> tuple[int, int]:
+    """``(H, W)`` as ints in ``1..limit`` (``limit``: the GL's largest texture and viewport)."""
+    if not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2:
+        raise TypeError(f"{name}: expected (H, W), a pair of integers, got {size!r}")
+    height, width = (integer(s, name) for s in size)
+    top = limit if limit is not None else max(height, width, 1)
+    if not (0 < height <= top and 0 < width <= top):
+        bound = f"1..{limit} (this GL's GL_MAX_TEXTURE_SIZE / GL_MAX_VIEWPORT_DIMS)" if limit else "at least 1"
+        raise ValueError(f"{name}: (H, W) must each be {bound}, got {(height, width)}")
+    return height, width
+
+
+def clip_planes(near, far) -> None:
+    """Finite clipping distances with ``0 < near < far``."""
+    near, far = float(near), float(far)
+    if not (math.isfinite(near) and math.isfinite(far) and 0 < near < far):
+        raise ValueError(f"near, far: expected finite 0 < near < far, got near={near}, far={far}")
+
+
+def finite_corners(corners: np.ndarray, name: str = "clip") -> None:
+    """The triangle corners sent to OpenGL are finite (on the CPU already: no sync)."""
+    if not np.isfinite(corners).all():
+        raise ValueError(f"{name}: some triangles have NaN or infinite clip-space corners "
+                         "(check the vertex positions and the camera for NaN/inf)")
+
+
+def splat_inputs(colors: torch.Tensor, clip: torch.Tensor, rast) -> None:
+    """``colors`` ``[B, K, H, W, 4]`` matching the raster, ``clip`` ``[1 or B, V, 4]``, one device."""
+    batch, layers, height, width = rast.shape
+    expected = [batch, layers, height, width, 4]
+    tensor(colors, "colors", dims=(5,), last=4, what=str(expected))
+    if list(colors.shape) != expected:
+        raise ValueError(f"colors: expected shape {expected} (the raster's B, K, H, W and RGBA), "
+                         f"got {list(colors.shape)}")
+    tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
+    if clip.dim() == 3 and clip.shape[0] not in (1, batch):
+        raise ValueError(f"clip: batch of {clip.shape[0]} for a raster of {batch} images")
+    same_device(colors=colors, clip=clip, rast=rast.tri_id)
+
+
+def mesh(m, name: str = "mesh") -> None:
+    """A :class:`glsplat.Mesh`'s fields agree with each other in shape, dtype, range and device."""
+    verts = tensor(m.verts, f"{name}.verts", dims=(2, 3), last=3, what="[V, 3] or [B, V, 3]")
+    num_verts = verts.shape[-2]
+    faces(m.faces, num_verts, f"{name}.faces")
+    if m.colors is not None:
+        tensor(m.colors, f"{name}.colors", dims=(2, 3), what="[V, C] or [B, V, C]")
+        if m.colors.shape[-2] != num_verts:
+            raise ValueError(f"{name}.colors: one colour per vertex ({num_verts}), got {list(m.colors.shape)}")
+    if m.uvs is not None:
+        tensor(m.uvs, f"{name}.uvs", dims=(2,), last=2, what="[T, 2]")
+        if m.uv_faces is not None:
+            faces(m.uv_faces, m.uvs.shape[0], f"{name}.uv_faces")
+            if m.uv_faces.shape != m.faces.shape:
+                raise ValueError(f"{name}.uv_faces: expected the shape of {name}.faces "
+                                 f"{list(m.faces.shape)}, got {list(m.uv_faces.shape)}")
+        elif m.uvs.shape[0] != num_verts:
+            raise ValueError(f"{name}.uvs: without uv_faces, one UV per vertex ({num_verts}), "
+                             f"got {list(m.uvs.shape)}")
+    if m.texture is not None:
+        tensor(m.texture, f"{name}.texture", dims=(3, 4), what="[Ht, Wt, C] or [B, Ht, Wt, C]")
+    same_device(**{f"{name}.{field}": getattr(m, field) for field in ("verts", "colors", "uvs", "texture")})
+
+
+def camera_for(camera, verts: torch.Tensor) -> None:
+    """``camera``'s batch broadcasts against the vertices' and both live on one device."""
+    same_device(camera=camera.R, verts=verts)
+    cams, meshes = camera.batch_size, (verts.shape[0] if verts.dim() == 3 else 1)
+    if cams != meshes and 1 not in (cams, meshes):
+        raise ValueError(f"camera: a batch of {cams} cameras does not broadcast against {meshes} meshes "
+                         "(need equal batches, or one of them 1)")
+
+
+def texture_lookup(texture: torch.Tensor, uv: torch.Tensor) -> None:
+    """Arguments of :func:`glsplat.sample_texture`."""
+    tensor(texture, "texture", dims=(3, 4), what="[Ht, Wt, C] or [B, Ht, Wt, C]")
+    tensor(uv, "uv", dims=tuple(range(1, 9)), last=2, what="[..., 2] ([B, ..., 2] with a batch of textures)")
+    if texture.dim() == 4 and (uv.dim() < 2 or texture.shape[0] not in (1, uv.shape[0])):
+        raise ValueError(f"texture: batch of {texture.shape[0]} for uv of shape {list(uv.shape)}")
+    same_device(texture=texture, uv=uv)

@@ -57,7 +57,9 @@ class Mesh:
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals ``[..., V, 3]``, differentiable in ``verts``."""
     faces = faces.to(device=verts.device, dtype=torch.long)
-    corners = verts[..., faces, :]  # [..., F, 3, 3]
+    # index_select, not advanced indexing: its backward is an index_add rather than a slow
+    # accumulating index_put.
+    corners = verts.index_select(-2, faces.reshape(-1)).unflatten(-2, (-1, 3))  # [..., F, 3, 3]
     face_normals = torch.cross(corners[..., 1, :] - corners[..., 0, :],
                                corners[..., 2, :] - corners[..., 0, :], dim=-1)
     normals = torch.zeros_like(verts)

@@ -67,7 +67,8 @@ class Fragments:
         if attr.dim() == 3 and attr.shape[0] > 1:
             rows = rows + self.batch_index[:, None] * attr.shape[1]
         values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))
-        return torch.einsum("nkc,nk->nc", values.view(*rows.shape, attr.shape[-1]), weights.to(attr.dtype))
+        # A broadcast product and sum: einsum would make N tiny batched matrix products.
+        return (values.view(*rows.shape, attr.shape[-1]) * weights.to(attr.dtype)[..., None]).sum(-2)
 
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
         """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""

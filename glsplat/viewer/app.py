@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from .compose import compose
-from .egl_handoff import resume_egl, suspend_current_egl
 from .keys import SCREENSHOT_PATTERN
 from .orbit import OrbitController, OrbitView
 from .panels import PANELS
@@ -107,12 +106,7 @@ class Viewer:
             window_size = (round(height * scale), round(width * scale))
         self.title = title
         self.screenshot_dir = Path(screenshot_dir)
-        self._egl = suspend_current_egl()
-        try:
-            self.window = _open_window(window_size, title)
-        except NoDisplayError:
-            resume_egl(self._egl)
-            raise
+        self.window = _open_window(window_size, title)
         self.gl = moderngl.create_context()
         program = self.gl.program(vertex_shader=QUAD_VERTEX, fragment_shader=QUAD_FRAGMENT)
         corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
@@ -254,7 +248,6 @@ class Viewer:
             glfw.destroy_window(self.window)
             glfw.terminate()
             self.window = None
-            resume_egl(self._egl)
 
     # -- input ----------------------------------------------------------------------------
 

@@ -51,9 +51,20 @@ class Fragments:
     @cached_property
     def _barycentrics(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The samples' face indices ``[N]`` and corner weights ``[N, 3]`` (float32)."""
-        face = self.rast.tri_id.reshape(-1)[self.index].long() - 1
-        b01 = self.rast.bary.reshape(-1, 2)[self.index]
+        # index_select rather than advanced indexing: several times faster on the CPU.
+        face = self.rast.tri_id.reshape(-1).index_select(0, self.index).long() - 1
+        b01 = self.rast.bary.reshape(-1, 2).index_select(0, self.index)
         return face, torch.cat([b01, 1 - b01.sum(-1, keepdim=True)], -1)
+
+    def _corners(self, faces: torch.Tensor) -> torch.Tensor:
+        """int64 ``[N, 3]``: the rows of ``faces`` of the samples' faces."""
+        face = self._barycentrics[0]
+        return faces.to(device=face.device, dtype=torch.long).index_select(0, face)
+
+    @cached_property
+    def _mesh_corners(self) -> torch.Tensor:
+        """:meth:`_corners` of the mesh's faces, shared by positions, normals and colours."""
+        return self._corners(self.mesh.faces)
 
     def interpolate(self, attr: torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
         """Per-vertex ``attr`` (``[V, C]`` / ``[B, V, C]``) at every covered sample, ``[N, C]``.
@@ -61,9 +72,8 @@ class Fragments:
         ``faces`` (default: the mesh's) index ``attr``'s ``V`` axis; face-varying attributes
         pass their own index (as :func:`glsplat.interpolate`).
         """
-        face, weights = self._barycentrics
-        faces = self.mesh.faces if faces is None else faces
-        rows = faces.to(device=face.device, dtype=torch.long)[face]  # [N, 3]
+        weights = self._barycentrics[1]
+        rows = self._mesh_corners if faces is None or faces is self.mesh.faces else self._corners(faces)
         if attr.dim() == 3 and attr.shape[0] > 1:
             rows = rows + self.batch_index[:, None] * attr.shape[1]
         values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))

@@ -72,7 +72,7 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
     # The compiled kernel indexes without bounds checks: out-of-range indices must stop here.
     checks.faces(faces, attr.shape[1])
-    if int(rast.tri_id.max()) > faces.shape[0]:
+    if rast.tri_id.numel() and int(rast.tri_id.max()) > faces.shape[0]:
         raise ValueError(f"faces: the raster refers to face {int(rast.tri_id.max()) - 1}, "
                          f"but only {faces.shape[0]} faces were given")
     if attr.device.type == "cpu" and cpu_kernels() is not None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from . import checks
 from .camera import Camera
+from .interpolate import interpolate
 from .mesh import Mesh, vertex_normals
 from .raster import Raster
 
@@ -49,22 +50,12 @@ class Fragments:
         return self.index // (layers * height * width)
 
     @cached_property
-    def _barycentrics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The samples' face indices ``[N]`` and corner weights ``[N, 3]`` (float32)."""
+    def _samples(self) -> Raster:
+        """The covered samples as the raster of one image of 1 x N pixels (for :func:`glsplat.interpolate`)."""
         # index_select rather than advanced indexing: several times faster on the CPU.
-        face = self.rast.tri_id.reshape(-1).index_select(0, self.index).long() - 1
-        b01 = self.rast.bary.reshape(-1, 2).index_select(0, self.index)
-        return face, torch.cat([b01, 1 - b01.sum(-1, keepdim=True)], -1)
-
-    def _corners(self, faces: torch.Tensor) -> torch.Tensor:
-        """int64 ``[N, 3]``: the rows of ``faces`` of the samples' faces."""
-        face = self._barycentrics[0]
-        return faces.to(device=face.device, dtype=torch.long).index_select(0, face)
-
-    @cached_property
-    def _mesh_corners(self) -> torch.Tensor:
-        """:meth:`_corners` of the mesh's faces, shared by positions, normals and colours."""
-        return self._corners(self.mesh.faces)
+        tri_id = self.rast.tri_id.reshape(-1).index_select(0, self.index)
+        bary = self.rast.bary.reshape(-1, 2).index_select(0, self.index)
+        return Raster(tri_id.view(1, 1, 1, -1), bary.view(1, 1, 1, -1, 2), bary.new_zeros(1, 1, 1, tri_id.shape[0]))
 
     def interpolate(self, attr: torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
         """Per-vertex ``attr`` (``[V, C]`` / ``[B, V, C]``) at every covered sample, ``[N, C]``.
@@ -72,13 +63,19 @@ class Fragments:
         ``faces`` (default: the mesh's) index ``attr``'s ``V`` axis; face-varying attributes
         pass their own index (as :func:`glsplat.interpolate`).
         """
-        weights = self._barycentrics[1]
-        rows = self._mesh_corners if faces is None or faces is self.mesh.faces else self._corners(faces)
-        if attr.dim() == 3 and attr.shape[0] > 1:
-            rows = rows + self.batch_index[:, None] * attr.shape[1]
-        values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1))
-        # A broadcast product and sum: einsum would make N tiny batched matrix products.
-        return (values.view(*rows.shape, attr.shape[-1]) * weights.to(attr.dtype)[..., None]).sum(-2)
+        faces = self.mesh.faces if faces is None else faces
+        if attr.dim() == 3 and attr.stride(0) == 0:
+            attr = attr[:1]  # a mesh expanded over a batch of cameras: one set of vertices
+        if attr.dim() == 2 or attr.shape[0] == 1:
+            # One set of vertices for every sample: interpolate's compiled gather and scatter.
+            return interpolate(attr.reshape(1, *attr.shape[-2:]), self._samples, faces).view(-1, attr.shape[-1])
+        samples = self._samples
+        face = samples.tri_id.view(-1).long() - 1
+        rows = faces.to(device=face.device, dtype=torch.long).index_select(0, face)
+        rows = rows + self.batch_index[:, None] * attr.shape[1]
+        values = attr.reshape(-1, attr.shape[-1]).index_select(0, rows.reshape(-1)).view(*rows.shape, -1)
+        b01 = samples.bary.view(-1, 2).to(attr.dtype)
+        return values[:, 0] * b01[:, :1] + values[:, 1] * b01[:, 1:] + values[:, 2] * (1 - b01.sum(-1, keepdim=True))
 
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
         """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""

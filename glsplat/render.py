@@ -62,7 +62,11 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
                      cull_backfaces=cull_backfaces)
     frags = Fragments(rast, mesh, camera)
-    colors = frags.scatter((LambertShader() if shader is None else shader)(frags))
+    colors = (LambertShader() if shader is None else shader)(frags)
+    if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):
+        raise ValueError(f"shader: expected straight RGBA [N, 4] for the N = {frags.index.shape[0]} covered samples, "
+                         f"got {list(colors.shape) if isinstance(colors, torch.Tensor) else type(colors).__name__}")
+    colors = frags.scatter(colors)
     if hard:
         rgba = colors[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)

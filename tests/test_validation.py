@@ -187,6 +187,15 @@ def test_render_needs_a_camera_object(ctx):
 
 # --- interpolate, splat, textures -------------------------------------------------------------
 
+def test_shader_output_must_be_one_rgba_row_per_covered_sample(ctx, cam):
+    full_frames = lambda frags: frags.scatter(torch.cat([frags.normals, frags.mask], -1))  # [B, K, H, W, 4]
+    with pytest.raises(ValueError, match=r"shader: expected straight RGBA \[N, 4\]"):
+        render(ctx, cam, shader=full_frames)
+    with pytest.raises(ValueError, match="shader"):
+        render(ctx, cam, shader=lambda frags: frags.normals)  # RGB, no alpha
+    assert_image(render(ctx, cam, shader=lambda frags: torch.cat([frags.normals * 0.5 + 0.5, frags.mask], -1)))
+
+
 def test_bad_interpolate_and_splat_arguments(ctx, cam):
     clip = cam.project(TRI)
     rast = glsplat.rasterize(ctx, clip, FACES, SIZE)

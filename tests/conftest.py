@@ -1,3 +1,4 @@
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,15 @@ import torch
 import glsplat
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: str):
+    """A script of the repository (``demos/fit_pose.py``, ...) imported as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

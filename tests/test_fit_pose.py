@@ -1,22 +1,12 @@
 """Pose fitting: glsplat.fitting.fit_pose and demos/fit_pose.py at a tiny size."""
-import importlib.util
 import math
-from pathlib import Path
 
 import torch
 
 import glsplat
 from glsplat.fitting import fit_pose, posed
 from glsplat.fitting.pose import blur
-
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "fit_pose.py"
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location("fit_pose_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_blur_keeps_flat_regions_and_mass():
@@ -47,7 +37,7 @@ def test_batched_fits_are_independent(ctx, spot):
 
 def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(ctx, tmp_path):
     """layers=1 brings both 30-degree trials below 5 degrees; the plain rasterizer leaves them above 10."""
-    demo = load_demo()
+    demo = load_script("demos/fit_pose.py")
     results = demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "48", "--steps", "60", "--trials", "2",
                          "--angles", "30", "--methods", "layers=1", "plain raster", "--no-gif"])
     trials = results["trials"]
@@ -63,7 +53,7 @@ def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(ctx, tmp_path)
 
 
 def test_demo_gif(ctx, tmp_path):
-    demo = load_demo()
+    demo = load_script("demos/fit_pose.py")
     demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "24", "--steps", "7", "--trials", "1", "--angles", "15",
                "--methods", "layers=1"])
     import imageio.v2 as imageio

@@ -1,7 +1,5 @@
 """Shape fitting: mesh metrics and regularisers with known answers, and demos/fit_shape.py at a tiny size."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +8,7 @@ import trimesh
 from glsplat.fitting.metrics import (edge_length_loss, face_adjacency, face_normal_loss, laplacian_loss, mesh_edges,
                                      sample_surface, surface_distance)
 from glsplat.fitting.shape import icosphere, subdivide
-
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "fit_shape.py"
+from conftest import load_script
 
 
 def as_tensors(mesh: trimesh.Trimesh):
@@ -108,9 +105,7 @@ def test_icosphere_and_subdivision_keep_the_surface():
 
 
 def test_demo_improves_chamfer_at_least_fourfold(tmp_path):
-    spec = importlib.util.spec_from_file_location("fit_shape_demo", DEMO)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script("demos/fit_shape.py")
     (row,) = demo.main(["--mesh", "spot", "--out", str(tmp_path), "--size", "48", "--views", "8",
                         "--steps", "100", "--samples", "3000"])
     assert row["chamfer_after"] < 0.25 * row["chamfer_before"], row

@@ -3,15 +3,11 @@
 The loop is benchmarks/lifetime.py's (which runs the 10,000-render version).
 """
 import gc
-import importlib.util
-from pathlib import Path
 
 import glsplat
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location(
-    "lifetime", Path(__file__).resolve().parents[1] / "benchmarks" / "lifetime.py")
-lifetime = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lifetime)
+lifetime = load_script("benchmarks/lifetime.py")
 
 WARMUP, RENDERS = 100, 300
 # Allocator noise over 200 small renders is well under this; a leaked G-buffer pair per

@@ -1,21 +1,12 @@
 """demos/train_mesh_net.py at a tiny size: training with the rendering loss lowers held-out Chamfer."""
-import importlib.util
-from pathlib import Path
 
 import torch
 
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "train_mesh_net.py"
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location("train_mesh_net_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_deformations_are_normalized_and_differ():
-    demo = load_demo()
+    demo = load_script("demos/train_mesh_net.py")
     spot = demo.load(None)
     generator = torch.Generator().manual_seed(0)
     first, second = demo.deform(spot, generator), demo.deform(spot, generator)
@@ -26,13 +17,13 @@ def test_deformations_are_normalized_and_differ():
 
 
 def test_untrained_network_predicts_the_template():
-    demo = load_demo()
+    demo = load_script("demos/train_mesh_net.py")
     net = demo.MeshNet(162)
     assert torch.equal(net(torch.rand(3, 32, 32, 4)), torch.zeros(3, 162, 3))
 
 
 def test_training_lowers_held_out_chamfer(tmp_path):
-    demo = load_demo()
+    demo = load_script("demos/train_mesh_net.py")
     result = demo.main(["--out", str(tmp_path), "--size", "32", "--views", "4", "--level", "2",
                         "--train-per-mesh", "6", "--test-per-mesh", "2", "--epochs", "6", "--batch", "6",
                         "--lr", "3e-3", "--samples", "1000", "--no-unseen-mesh"])

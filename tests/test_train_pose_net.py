@@ -1,23 +1,13 @@
 """The pose-network demo: its rotation helpers, and training by the rendering loss at a tiny size."""
-import importlib.util
-from pathlib import Path
 
 import torch
 
 import glsplat
-
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "train_pose_net.py"
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location("train_pose_net_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_6d_gives_rotations_and_keeps_its_first_rows():
-    demo = load_demo()
+    demo = load_script("demos/train_pose_net.py")
     R = glsplat.axis_angle_to_matrix(torch.randn(20, 3))
     assert torch.allclose(demo.rotation_6d_to_matrix(R[:, :2].reshape(20, 6)), R, atol=1e-5)
     M = demo.rotation_6d_to_matrix(torch.randn(20, 6))
@@ -26,7 +16,7 @@ def test_6d_gives_rotations_and_keeps_its_first_rows():
 
 
 def test_rotations_lie_within_the_range_and_the_untrained_net_predicts_near_canonical():
-    demo = load_demo()
+    demo = load_script("demos/train_pose_net.py")
     rotations = demo.sample_rotations(500, 45.0, torch.Generator().manual_seed(0))
     angles = glsplat.rotation_angle(rotations, demo.CANONICAL.expand(500, 3, 3))
     assert angles.max() <= 45.01 and angles.median() > 30.0  # uniform in the ball: mostly near its edge
@@ -38,7 +28,7 @@ def test_rotations_lie_within_the_range_and_the_untrained_net_predicts_near_cano
 
 def test_render_loss_alone_teaches_the_network(ctx, tmp_path):
     """No labels: the held-out median error falls well below the untrained network's."""
-    demo = load_demo()
+    demo = load_script("demos/train_pose_net.py")
     history = demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "32", "--train", "128", "--test", "32",
                                        "--epochs", "4", "--max-angle", "30"])
     untrained, trained = history["render loss"][0], history["render loss"][-1]

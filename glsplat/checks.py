@@ -112,6 +112,17 @@ def finite_corners(corners: np.ndarray, name: str = "clip") -> None:
                          "(check the vertex positions and the camera for NaN/inf)")
 
 
+def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
+    """``faces`` index ``num_verts`` vertices and cover every face id the raster ``tri_id`` refers to.
+
+    The compiled kernels index without bounds checks: out-of-range indices must stop here.
+    """
+    faces(faces_, num_verts)
+    if tri_id.numel() and int(tri_id.max()) > faces_.shape[0]:
+        raise ValueError(f"faces: the raster refers to face {int(tri_id.max()) - 1}, "
+                         f"but only {faces_.shape[0]} faces were given")
+
+
 def splat_inputs(colors: torch.Tensor, clip: torch.Tensor, rast) -> None:
     """``colors`` ``[B, K, H, W, 4]`` matching the raster, ``clip`` ``[1 or B, V, 4]``, one device."""
     batch, layers, height, width = rast.shape

@@ -70,11 +70,7 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
         attr = attr[None]
     if attr.shape[0] not in (1, batch):
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
-    # The compiled kernel indexes without bounds checks: out-of-range indices must stop here.
-    checks.faces(faces, attr.shape[1])
-    if rast.tri_id.numel() and int(rast.tri_id.max()) > faces.shape[0]:
-        raise ValueError(f"faces: the raster refers to face {int(rast.tri_id.max()) - 1}, "
-                         f"but only {faces.shape[0]} faces were given")
+    checks.raster_faces(faces, rast.tri_id, attr.shape[1])
     if attr.device.type == "cpu" and cpu_kernels() is not None:
         faces = faces.to(device="cpu", dtype=torch.long).contiguous()
         return _InterpolateCPU.apply(attr.contiguous(), rast.tri_id.contiguous(), rast.bary.contiguous(), faces)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import checks
 from .interpolate import interpolate
-from .kernels import kernels_for
+from .kernels import cpu_kernels, kernels_for
 from .raster import Raster
 
 SIGMA = 0.5
@@ -112,25 +112,52 @@ def composite(buffers: SplatBuffers) -> torch.Tensor:
     return buffers.front + (1 - buffers.front[..., 3:]) * out
 
 
-class _SplatKernel(torch.autograd.Function):
-    """Accumulate, normalise and composite in one compiled pass each way (no per-tap temporaries)."""
+def _or_empty(grad: torch.Tensor | None) -> torch.Tensor:
+    return torch.empty(0) if grad is None else grad.contiguous()
+
+
+class _SplatPoints(torch.autograd.Function):
+    """The compiled splat from per-sample points: accumulate, normalise and composite in one pass each way.
+
+    ``kernels.splat_points_forward`` returns the image, the buffers (if asked for) and any state
+    its backward pass takes (what each kernel keeps differs: see ``csrc/kernels.h``).
+    """
 
     @staticmethod
-    def forward(ctx, kernels, point, colors, mask, depth):
-        image, buffers, weights = kernels.splat_forward(point, colors, mask, depth, SCALE, SIGMA)
+    def forward(ctx, kernels, with_buffers, point, colors, tri_id, depth):
+        image, buffers, *state = kernels.splat_points_forward(point, colors, tri_id, depth, SCALE, SIGMA, with_buffers)
         ctx.kernels = kernels
-        ctx.save_for_backward(buffers, weights, point, colors, mask, depth)
+        ctx.save_for_backward(point, colors, tri_id, depth, *state)
         ctx.set_materialize_grads(False)  # usually only the image, or only the buffers, gets a gradient
         return image, buffers
 
     @staticmethod
     def backward(ctx, grad_image, grad_buffers):
-        empty = torch.empty(0)
-        grad_point, grad_colors = ctx.kernels.splat_backward(
-            empty if grad_image is None else grad_image.contiguous(),
-            empty if grad_buffers is None else grad_buffers.contiguous(),
-            *ctx.saved_tensors, SCALE, SIGMA)
-        return None, grad_point, grad_colors, None, None
+        point, colors, tri_id, depth, *state = ctx.saved_tensors
+        grad_point, grad_colors = ctx.kernels.splat_points_backward(
+            _or_empty(grad_image), _or_empty(grad_buffers), state, point, colors, tri_id, depth, SCALE, SIGMA)
+        return None, None, grad_point, grad_colors, None, None
+
+
+class _SplatClip(torch.autograd.Function):
+    """The compiled CPU splat with the clip-space interpolation fused in: no per-sample points, either way."""
+
+    @staticmethod
+    def forward(ctx, kernels, with_buffers, clip, faces, colors, bary, tri_id, depth):
+        image, buffers, *state = kernels.splat_clip_forward(clip, faces, bary, colors, tri_id, depth, SCALE, SIGMA,
+                                                            with_buffers)
+        ctx.kernels = kernels
+        ctx.save_for_backward(clip, faces, bary, colors, tri_id, depth, *state)
+        ctx.set_materialize_grads(False)
+        return image, buffers
+
+    @staticmethod
+    def backward(ctx, grad_image, grad_buffers):
+        clip, faces, bary, colors, tri_id, depth, *state = ctx.saved_tensors
+        grad_clip, grad_colors = ctx.kernels.splat_clip_backward(
+            _or_empty(grad_image), _or_empty(grad_buffers), state, clip, faces, bary, colors, tri_id, depth,
+            SCALE, SIGMA)
+        return None, None, grad_clip, None, grad_colors, None, None, None
 
 
 def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,6 +170,15 @@ def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) 
     return composite(SplatBuffers(*buffers)), buffers
 
 
+def _splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster,
+                  with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    kernels = kernels_for(point.device)
+    if kernels is None:
+        return splat_layers_torch(point, colors, rast)
+    return _SplatPoints.apply(kernels, with_buffers, point.contiguous(), colors.contiguous(),
+                              rast.tri_id.contiguous(), rast.depth)
+
+
 def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, SplatBuffers]:
     """:func:`splat` from the samples' blended clip-space points; the image and the buffers.
 
@@ -150,20 +186,23 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
     :func:`image_positions`), ``colors`` as for :func:`splat`, in the same dtype. Use it to reach
     the gradient with respect to where each sample is splatted from.
     """
-    kernels = kernels_for(point.device)
-    if kernels is not None:
-        image, buffers = _SplatKernel.apply(kernels, point.contiguous(), colors.contiguous(), rast.mask.contiguous(),
-                                            rast.depth.contiguous())
-    else:
-        image, buffers = splat_layers_torch(point, colors, rast)
+    image, buffers = _splat_points(colors, point, rast, with_buffers=True)
     return image, SplatBuffers(*buffers)
 
 
-def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
-           faces: torch.Tensor) -> tuple[torch.Tensor, SplatBuffers]:
+def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
+           with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``."""
     checks.splat_inputs(colors, clip, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
-    return splat_points(colors.to(dtype), interpolate(clip.to(dtype), rast, faces), rast)
+    colors, clip = colors.to(dtype), clip.to(dtype)
+    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    if kernels is None:
+        return _splat_points(colors, interpolate(clip, rast, faces), rast, with_buffers)
+    checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
+    clip = clip if clip.dim() == 3 else clip[None]
+    return _SplatClip.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
+                            colors.contiguous(), rast.bary, rast.tri_id.contiguous(), rast.depth)
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
@@ -172,7 +211,7 @@ def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
 
     Arguments as for :func:`splat`.
     """
-    return _splat(colors, clip, rast, faces)[1]
+    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True)[1])
 
 
 def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
@@ -197,4 +236,4 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """
-    return _splat(colors, clip, rast, faces)[0]
+    return _splat(colors, clip, rast, faces, with_buffers=False)[0]

@@ -4,15 +4,16 @@
 #include <vector>
 
 namespace glsplat {
-std::vector<torch::Tensor> splat_forward_cuda(torch::Tensor point, torch::Tensor colors, torch::Tensor mask,
-                                              torch::Tensor depth, double scale, double sigma);
-std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Tensor grad_buffers,
-                                               torch::Tensor buffers, torch::Tensor weights, torch::Tensor point,
-                                               torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
-                                               double scale, double sigma);
+std::vector<torch::Tensor> splat_points_forward_cuda(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
+                                                     torch::Tensor depth, double scale, double sigma,
+                                                     bool with_buffers);
+std::vector<torch::Tensor> splat_points_backward_cuda(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                                      std::vector<torch::Tensor> state, torch::Tensor point,
+                                                      torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                                      double scale, double sigma);
 }  // namespace glsplat
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("splat_forward", &glsplat::splat_forward_cuda, "Splat, normalise and composite: image, S+/S0/S- buffers, their weights");
-  m.def("splat_backward", &glsplat::splat_backward_cuda, "Gradients of the splat w.r.t. the clip-space points and colours");
+  m.def("splat_points_forward", &glsplat::splat_points_forward_cuda, "Splat, normalise and composite: image, buffers, state");
+  m.def("splat_points_backward", &glsplat::splat_points_backward_cuda, "Gradients w.r.t. the points and colours");
 }

@@ -10,14 +10,25 @@ torch::Tensor interpolate_forward(torch::Tensor attr, torch::Tensor tri_id, torc
 torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, torch::Tensor tri_id,
                                    torch::Tensor bary, torch::Tensor faces);
 
-// point: [B, K, H, W, 4] clip-space points, colors: straight RGBA. Returns the composited image
-// [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] and their weights [3, B, H, W].
-std::vector<torch::Tensor> splat_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor mask,
-                                         torch::Tensor depth, double scale, double sigma);
+// The splat from per-sample clip-space points [B, K, H, W, 4] and straight RGBA colours. Returns
+// the composited image [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty
+// unless with_buffers), then the state the backward pass takes: with one layer the image and
+// the weights [B, H, W]; none with more (the backward pass recomputes the sums).
+std::vector<torch::Tensor> splat_points_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
+                                                torch::Tensor depth, double scale, double sigma, bool with_buffers);
 // Gradients w.r.t. point and colors; grad_out or grad_buffers may be empty (no gradient).
-std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
-                                          torch::Tensor buffers, torch::Tensor weights, torch::Tensor point,
-                                          torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
-                                          double scale, double sigma);
+std::vector<torch::Tensor> splat_points_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                                 std::vector<torch::Tensor> state, torch::Tensor point,
+                                                 torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                                 double scale, double sigma);
+// The same with the points blended from the rasterized clip-space vertices [1 or B, V, 4] inside
+// the kernel (interpolate fused in); the backward pass returns the gradient w.r.t. clip.
+std::vector<torch::Tensor> splat_clip_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
+                                              torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                              double scale, double sigma, bool with_buffers);
+std::vector<torch::Tensor> splat_clip_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                               std::vector<torch::Tensor> state, torch::Tensor clip,
+                                               torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
+                                               torch::Tensor tri_id, torch::Tensor depth, double scale, double sigma);
 
 }  // namespace glsplat

@@ -1,71 +1,140 @@
-// CPU entry points of the splat: OpenMP loops over the items of splat.h.
+// CPU entry points of the splat (splat_cpu.h does the work).
 #include <torch/extension.h>
 
+#include <vector>
+
 #include "kernels.h"
+#include "splat_cpu.h"
 #include "splat_torch.h"
 
 namespace glsplat {
 namespace {
 
-template <typename T>
-void forward_cpu(const Splat<T>& splat, T* taps, T* out, T* buffers, T* weights) {
-  const int64_t samples = splat.B * splat.K * splat.H * splat.W;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < samples; ++n) splat.taps_of(n, taps);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < splat.B; ++b) {
-    for (int64_t qi = 0; qi < splat.H; ++qi) {
-      for (int64_t qj = 0; qj < splat.W; ++qj) splat.forward_pixel(b, qi, qj, taps, out, buffers, weights);
-    }
+// The samples' points as a [B, K, H, W, 4] tensor, and their gradient.
+struct PointTensor {
+  torch::Tensor point, grad;
+
+  template <typename T>
+  cpu::GivenPoints<T> as() const {
+    return {point.data_ptr<T>(), grad.defined() ? grad.data_ptr<T>() : nullptr};
   }
-}
+};
+
+// The samples' points blended from clip-space vertices, and the vertices' gradient.
+struct ClipTensor {
+  torch::Tensor clip, faces, tri_id, bary, grad;
+  int64_t bary_stride;
+
+  ClipTensor(const torch::Tensor& clip_, const torch::Tensor& faces_, const torch::Tensor& bary_,
+             const torch::Tensor& colors, const torch::Tensor& tri_id_)
+      : clip(clip_), faces(faces_), tri_id(tri_id_) {
+    TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.is_contiguous() && clip.device().is_cpu() &&
+                    (clip.size(0) == 1 || clip.size(0) == tri_id.size(0)) && clip.scalar_type() == colors.scalar_type(),
+                "splat kernel: clip must be contiguous [1 or B, V, 4] in the colours' dtype");
+    TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == torch::kLong &&
+                    faces.is_contiguous() && faces.device().is_cpu(),
+                "splat kernel: faces must be contiguous int64 [F, 3]");
+    auto sizes = tri_id.sizes().vec();
+    sizes.push_back(2);
+    TORCH_CHECK(bary_.sizes().vec() == sizes && bary_.scalar_type() == torch::kFloat && bary_.device().is_cpu(),
+                "splat kernel: bary must be float32 [B, K, H, W, 2]");
+    bary = evenly_spaced(bary_, 2, &bary_stride);
+  }
+
+  template <typename T>
+  cpu::ClipPoints<T> as() const {
+    return {clip.data_ptr<T>(), clip.size(1), tri_id.numel() / std::max<int64_t>(tri_id.size(0), 1), clip.size(0) == 1,
+            faces.data_ptr<int64_t>(), tri_id.data_ptr<int32_t>(), bary.data_ptr<float>(), bary_stride,
+            grad.defined() ? grad.data_ptr<T>() : nullptr, grad.defined() ? grad.numel() : 0};
+  }
+};
 
 template <typename T>
-void backward_cpu(const Splat<T>& splat, const T* grad_out, const T* grad_buffers, const T* buffers,
-                  const T* weights, T* grad_acc, T* grad_point, T* grad_colors) {
-  const int64_t pixels = splat.B * splat.H * splat.W, samples = pixels * splat.K;
-#pragma omp parallel for schedule(static)
-  for (int64_t q = 0; q < pixels; ++q) splat.buffer_gradient(q, grad_out, grad_buffers, buffers, weights, grad_acc);
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < samples; ++n) splat.backward_sample(n, grad_acc, grad_point, grad_colors);
+Splat<T> make_cpu_splat(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth,
+                        torch::Tensor* depth_kept, double scale, double sigma) {
+  check_splat_inputs(colors, tri_id, depth);
+  TORCH_CHECK(tri_id.device().is_cpu(), "splat kernel: CPU tensors only");
+  int64_t depth_stride;
+  *depth_kept = evenly_spaced(depth, 1, &depth_stride);
+  return make_splat<T>(colors, tri_id, *depth_kept, depth_stride, scale, sigma);
+}
+
+// {image, buffers (empty unless with_buffers), state...}; with one layer the state is the image
+// and the weights [B, H, W], which spare the backward pass all taps.
+template <typename Source>
+std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& colors, const torch::Tensor& tri_id,
+                                   const torch::Tensor& depth, double scale, double sigma, bool with_buffers) {
+  const int64_t B = tri_id.size(0), K = tri_id.size(1), H = tri_id.size(2), W = tri_id.size(3);
+  auto image = torch::empty({B, H, W, 4}, colors.options());
+  auto buffers = with_buffers ? torch::empty({kBuffers, B, H, W, 4}, colors.options()) : torch::empty({0}, colors.options());
+  auto weights = K == 1 ? torch::empty({B, H, W}, colors.options()) : torch::empty({0}, colors.options());
+  torch::Tensor depth_kept;
+  AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
+    cpu::forward(make_cpu_splat<scalar_t>(colors, tri_id, depth, &depth_kept, scale, sigma),
+                 source.template as<scalar_t>(), image.data_ptr<scalar_t>(),
+                 with_buffers ? buffers.data_ptr<scalar_t>() : nullptr, K == 1 ? weights.data_ptr<scalar_t>() : nullptr);
+  });
+  if (K == 1) return {image, buffers, image, weights};
+  return {image, buffers};
+}
+
+// The gradient w.r.t. the colours; the source's gradient is written into source.grad.
+template <typename Source>
+torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, const torch::Tensor& grad_buffers,
+                       const std::vector<torch::Tensor>& state, const torch::Tensor& colors,
+                       const torch::Tensor& tri_id, const torch::Tensor& depth, double scale, double sigma) {
+  const bool flat = tri_id.size(1) == 1;
+  TORCH_CHECK(state.size() == (flat ? 2u : 0u), "splat kernel: the forward pass's state");
+  auto grad_colors = torch::zeros_like(colors);
+  const std::vector<int64_t> image_sizes{tri_id.size(0), tri_id.size(2), tri_id.size(3), 4};
+  auto buffer_sizes = image_sizes;
+  buffer_sizes.insert(buffer_sizes.begin(), kBuffers);
+  torch::Tensor depth_kept;
+  AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_backward", [&] {
+    const scalar_t* image = flat ? optional_data<scalar_t>(state[0], image_sizes, tri_id.device(), "image") : nullptr;
+    const scalar_t* weights =
+        flat ? optional_data<scalar_t>(state[1], at::IntArrayRef(image_sizes).slice(0, 3), tri_id.device(), "weights")
+             : nullptr;
+    cpu::backward(make_cpu_splat<scalar_t>(colors, tri_id, depth, &depth_kept, scale, sigma),
+                  source.template as<scalar_t>(), optional_data<scalar_t>(grad_out, image_sizes, tri_id.device(), "grad_out"),
+                  optional_data<scalar_t>(grad_buffers, buffer_sizes, tri_id.device(), "grad_buffers"), image, weights,
+                  grad_colors.data_ptr<scalar_t>());
+  });
+  return grad_colors;
 }
 
 }  // namespace
 
-std::vector<torch::Tensor> splat_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor mask,
-                                         torch::Tensor depth, double scale, double sigma) {
-  check_splat_inputs(point, colors, mask, depth);
-  TORCH_CHECK(mask.device().is_cpu(), "splat kernel: CPU tensors only");
-  const int64_t B = mask.size(0), H = mask.size(2), W = mask.size(3);
-  auto out = torch::empty({B, H, W, 4}, colors.options());
-  auto buffers = torch::empty({kBuffers, B, H, W, 4}, colors.options());
-  auto weights = torch::empty({kBuffers, B, H, W}, colors.options());
-  auto taps = torch::empty({mask.numel(), 6}, colors.options());  // read only where mask is set
-  AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
-    forward_cpu(make_splat<scalar_t>(point, colors, mask, depth, scale, sigma), taps.data_ptr<scalar_t>(),
-                out.data_ptr<scalar_t>(), buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>());
-  });
-  return {out, buffers, weights};
+std::vector<torch::Tensor> splat_points_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
+                                                torch::Tensor depth, double scale, double sigma, bool with_buffers) {
+  check_points(point, colors);
+  return forward(PointTensor{point, {}}, colors, tri_id, depth, scale, sigma, with_buffers);
 }
 
-std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
-                                          torch::Tensor buffers, torch::Tensor weights, torch::Tensor point,
-                                          torch::Tensor colors, torch::Tensor mask, torch::Tensor depth,
-                                          double scale, double sigma) {
-  check_splat_inputs(point, colors, mask, depth);
-  TORCH_CHECK(mask.device().is_cpu(), "splat kernel: CPU tensors only");
-  TORCH_CHECK(buffers.is_contiguous() && weights.is_contiguous(), "splat kernel: saved buffers");
-  auto grad_acc = torch::empty_like(buffers);
-  auto grad_point = torch::zeros_like(point);
-  auto grad_colors = torch::zeros_like(colors);
-  AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_backward", [&] {
-    backward_cpu(make_splat<scalar_t>(point, colors, mask, depth, scale, sigma),
-                 optional_data<scalar_t>(grad_out, buffers.sizes().slice(1), mask.device(), "grad_out"),
-                 optional_data<scalar_t>(grad_buffers, buffers.sizes(), mask.device(), "grad_buffers"),
-                 buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), grad_acc.data_ptr<scalar_t>(),
-                 grad_point.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>());
-  });
-  return {grad_point, grad_colors};
+std::vector<torch::Tensor> splat_points_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                                 std::vector<torch::Tensor> state, torch::Tensor point,
+                                                 torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                                 double scale, double sigma) {
+  check_points(point, colors);
+  const PointTensor source{point, torch::zeros_like(point)};
+  auto grad_colors = backward(source, grad_out, grad_buffers, state, colors, tri_id, depth, scale, sigma);
+  return {source.grad, grad_colors};
+}
+
+std::vector<torch::Tensor> splat_clip_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
+                                              torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                              double scale, double sigma, bool with_buffers) {
+  return forward(ClipTensor(clip, faces, bary, colors, tri_id), colors, tri_id, depth, scale, sigma, with_buffers);
+}
+
+std::vector<torch::Tensor> splat_clip_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                               std::vector<torch::Tensor> state, torch::Tensor clip,
+                                               torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
+                                               torch::Tensor tri_id, torch::Tensor depth, double scale, double sigma) {
+  ClipTensor source(clip, faces, bary, colors, tri_id);
+  source.grad = torch::zeros_like(clip);
+  auto grad_colors = backward(source, grad_out, grad_buffers, state, colors, tri_id, depth, scale, sigma);
+  return {source.grad, grad_colors};
 }
 
 }  // namespace glsplat

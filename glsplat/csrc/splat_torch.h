@@ -6,28 +6,51 @@
 
 namespace glsplat {
 
-template <typename T>
-Splat<T> make_splat(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
-                    const torch::Tensor& depth, double scale, double sigma) {
-  return Splat<T>{mask.size(0), mask.size(1), mask.size(2), mask.size(3),
-                  point.data_ptr<T>(), colors.data_ptr<T>(), mask.data_ptr<bool>(), depth.data_ptr<float>(),
-                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)),
-                  T(mask.size(3)) / 2, T(mask.size(2)) / 2};
+// Per-sample values of `t`, whose last axis holds `values` numbers per sample, evenly spaced:
+// t itself when it is, e.g., a view into the [B, K, H, W, 4] G-buffer, else a contiguous copy.
+// `stride` receives the distance between consecutive samples, in elements.
+inline torch::Tensor evenly_spaced(const torch::Tensor& t, int64_t values, int64_t* stride) {
+  const int64_t dims = values == 1 ? t.dim() : t.dim() - 1;
+  if (dims > 0 && t.size(dims - 1) > 1 && (values == 1 || t.stride(-1) == 1)) {
+    const int64_t step = t.stride(dims - 1);
+    bool even = true;
+    int64_t expected = step;
+    for (int64_t d = dims - 1; d >= 0; --d) {
+      if (t.size(d) != 1 && t.stride(d) != expected) even = false;
+      expected *= t.size(d);
+    }
+    if (even && step >= values) {
+      *stride = step;
+      return t;
+    }
+  }
+  *stride = values;
+  return t.contiguous();
 }
 
-inline void check_splat_inputs(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& mask,
-                               const torch::Tensor& depth) {
-  for (const auto* t : {&point, &colors, &mask, &depth}) {
-    TORCH_CHECK(t->device() == mask.device() && t->is_contiguous(),
-                "splat kernel: contiguous tensors on one device only");
-  }
-  TORCH_CHECK(mask.dim() == 4 && mask.scalar_type() == torch::kBool, "splat kernel: mask must be bool [B, K, H, W]");
-  TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == mask.sizes(), "splat kernel: depth");
-  TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
-  auto rgba = mask.sizes().vec();
+inline void check_splat_inputs(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth) {
+  TORCH_CHECK(colors.device() == tri_id.device() && depth.device() == tri_id.device() && colors.is_contiguous() &&
+                  tri_id.is_contiguous(), "splat kernel: contiguous tensors on one device only");
+  TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt, "splat kernel: tri_id must be int32 [B, K, H, W]");
+  TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == tri_id.sizes(), "splat kernel: depth");
+  auto rgba = tri_id.sizes().vec();
   rgba.push_back(4);
-  TORCH_CHECK(point.sizes().vec() == rgba && colors.sizes().vec() == rgba,
-              "splat kernel: point and colors must be [B, K, H, W, 4] matching the raster");
+  TORCH_CHECK(colors.sizes().vec() == rgba, "splat kernel: colors must be [B, K, H, W, 4] matching the raster");
+}
+
+inline void check_points(const torch::Tensor& point, const torch::Tensor& colors) {
+  TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
+  TORCH_CHECK(point.sizes() == colors.sizes() && point.is_contiguous() && point.device() == colors.device(),
+              "splat kernel: point must be [B, K, H, W, 4] matching the raster");
+}
+
+template <typename T>
+Splat<T> make_splat(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth,
+                    int64_t depth_stride, double scale, double sigma) {
+  return Splat<T>{tri_id.size(0), tri_id.size(1), tri_id.size(2), tri_id.size(3),
+                  colors.data_ptr<T>(), tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
+                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)), T(std::exp(-1.0 / (2 * sigma * sigma))),
+                  T(tri_id.size(3)) / 2, T(tri_id.size(2)) / 2};
 }
 
 // An optional gradient: null where absent (an empty tensor).

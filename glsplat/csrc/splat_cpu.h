@@ -1,0 +1,418 @@
+// The splat on the CPU, free of torch: the image is cut into bands of rows, one OpenMP task
+// each; a band keeps the taps (and, going backwards, the per-buffer gradients) of the few rows
+// around the current one in small rings instead of image-sized tables, so a call allocates
+// nothing but its outputs: on a CPU, writing fresh memory (page faults) costs as much as the
+// arithmetic.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "splat.h"
+
+namespace glsplat {
+namespace cpu {
+
+// Where a sample's clip-space point comes from and where its gradient goes: a tensor of points.
+template <typename T>
+struct GivenPoints {
+  const T* point;  // [B, K, H, W, 4]
+  T* grad;         // same shape, zeroed
+
+  using Local = int;  // nothing to accumulate per thread: every sample writes its own gradient
+  Local local() const { return 0; }
+  void get(int64_t n, T p[4]) const {
+    for (int c = 0; c < 4; ++c) p[c] = point[4 * n + c];
+  }
+  void add_grad(Local&, int64_t n, const T g[4]) const {
+    for (int c = 0; c < 4; ++c) grad[4 * n + c] = g[c];
+  }
+  void reduce(const Local&) const {}
+};
+
+// ... or the rasterized clip-space vertices blended with the raster's barycentrics (interpolate
+// fused into the splat: no per-sample point tensor, forwards or backwards).
+template <typename T>
+struct ClipPoints {
+  const T* clip;            // [1 or B, V, 4]
+  int64_t V, per_image;     // per_image = K * H * W samples
+  bool shared;              // one set of vertices for every image
+  const int64_t* faces;     // [F, 3]
+  const int32_t* tri_id;    // [B, K, H, W]
+  const float* bary;        // sample n's (b0, b1) at bary[n * bary_stride]
+  int64_t bary_stride;
+  T* grad;                  // like clip, zeroed
+  int64_t grad_numel;
+
+  void corners(int64_t n, int64_t v[3], T w[3]) const {
+    const int64_t base = shared ? 0 : (n / per_image) * V;
+    const int64_t* f = faces + 3 * int64_t(tri_id[n] - 1);
+    for (int i = 0; i < 3; ++i) v[i] = base + f[i];
+    w[0] = bary[n * bary_stride];
+    w[1] = bary[n * bary_stride + 1];
+    w[2] = T(1) - w[0] - w[1];
+  }
+  void get(int64_t n, T p[4]) const {
+    int64_t v[3];
+    T w[3];
+    corners(n, v, w);
+    for (int c = 0; c < 4; ++c) p[c] = w[0] * clip[4 * v[0] + c] + w[1] * clip[4 * v[1] + c] + w[2] * clip[4 * v[2] + c];
+  }
+  // Scatter-add into a private copy per thread; the copies are added up at the end.
+  using Local = std::vector<T>;
+  Local local() const { return Local(grad_numel, T(0)); }
+  void add_grad(Local& local, int64_t n, const T g[4]) const {
+    int64_t v[3];
+    T w[3];
+    corners(n, v, w);
+    for (int i = 0; i < 3; ++i) {
+      for (int c = 0; c < 4; ++c) local[4 * v[i] + c] += w[i] * g[c];
+    }
+  }
+  void reduce(const Local& local) const {
+#pragma omp critical
+    for (int64_t e = 0; e < grad_numel; ++e) grad[e] += local[e];
+  }
+};
+
+// The taps of `depth` consecutive source rows of one image; row r lives in slot r % depth.
+template <typename T>
+struct TapRing {
+  const Splat<T>& s;
+  int64_t depth;
+  std::vector<T> data;  // [depth, K, W, kTaps]
+
+  TapRing(const Splat<T>& splat, int64_t rows) : s(splat), depth(rows), data(rows * splat.K * splat.W * kTaps) {}
+
+  const T* operator()(int64_t, int64_t l, int64_t pi, int64_t pj) const {
+    return data.data() + (((pi % depth) * s.K + l) * s.W + pj) * kTaps;
+  }
+  template <typename Points>
+  void fill(int64_t b, int64_t r, const Points& points) {
+    if (r < 0 || r >= s.H) return;
+    for (int64_t l = 0; l < s.K; ++l) {
+      T* row = data.data() + ((r % depth) * s.K + l) * s.W * kTaps;
+      for (int64_t j = 0; j < s.W; ++j) {
+        const int64_t n = s.sample(b, l, r, j);
+        if (!s.covered(n)) continue;  // never read
+        T p[4];
+        points.get(n, p);
+        s.taps(p, r, j, s.colors[4 * n + 3], row + j * kTaps);
+      }
+    }
+  }
+};
+
+// The gradients w.r.t. the unnormalised buffer sums of 3 consecutive target rows.
+template <typename T>
+struct GradRing {
+  int64_t W;
+  std::vector<T> data;  // [3, W, kBuffers, 4]
+
+  explicit GradRing(int64_t width) : W(width), data(3 * width * kBuffers * 4) {}
+  T (*at(int64_t qi, int64_t qj))[4] {
+    return reinterpret_cast<T (*)[4]>(data.data() + ((qi % 3) * W + qj) * kBuffers * 4);
+  }
+  const T* operator()(int k, int64_t qi, int64_t qj) const {
+    return data.data() + (((qi % 3) * W + qj) * kBuffers + k) * 4;
+  }
+};
+
+// Bands of rows: a few per thread, so that the covered rows (the costly ones) spread over the
+// threads, and at least 8 rows high, since a band recomputes up to 6 rows around its edges.
+// Runs body(scratch, b, r0, r1) for rows r0 .. r1 - 1 of image b, for every band; each thread
+// makes its scratch once with make() and hands it to finish() at the end.
+template <typename Make, typename Body, typename Finish>
+void for_bands(int64_t B, int64_t H, const Make& make, const Body& body, const Finish& finish) {
+  const int64_t wanted = (4 * int64_t(omp_get_max_threads()) + B - 1) / std::max<int64_t>(B, 1);
+  const int64_t count = std::max<int64_t>(1, std::min(wanted, H / 8));
+  const int64_t rows = std::max<int64_t>(1, (H + count - 1) / count), per_image = (H + rows - 1) / rows;
+#pragma omp parallel
+  {
+    auto scratch = make();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t band = 0; band < B * per_image; ++band) {
+      const int64_t r0 = (band % per_image) * rows;
+      body(scratch, band / per_image, r0, std::min(H, r0 + rows));
+    }
+    finish(scratch);
+  }
+}
+
+// Whether any layer-0 sample within one pixel of each column of row r is covered: the columns
+// are padded by one each side, so column j's neighbourhood is near[j .. j + 2].
+template <typename T>
+void coverage_near(const Splat<T>& s, int64_t b, int64_t r, std::vector<char>& near) {
+  near.assign(s.W + 2, 0);
+  for (int64_t i = std::max<int64_t>(r - 1, 0); i <= std::min(r + 1, s.H - 1); ++i) {
+    for (int64_t j = 0; j < s.W; ++j) near[j + 1] |= s.covered(s.sample(b, 0, i, j));
+  }
+}
+
+// Any number of layers: the sums of target row r from the taps ring, through Splat::accumulate,
+// skipping the pixels with nothing covered around them (usually most of the background).
+template <typename T>
+struct LayeredSums {
+  const Splat<T>& s;
+  std::vector<char> near;
+
+  template <typename Each>
+  void row(int64_t b, int64_t r, const TapRing<T>& taps, const Each& each) {
+    coverage_near(s, b, r, near);
+    for (int64_t qj = 0; qj < s.W; ++qj) {
+      T acc[kBuffers][4] = {};
+      if (near[qj] | near[qj + 1] | near[qj + 2]) s.accumulate(b, r, qj, taps, acc);
+      each(qj, acc);
+    }
+  }
+};
+
+template <typename T, typename Points>
+void forward_layered(const Splat<T>& s, const Points& points, T* out, T* buffers) {
+  struct Scratch {
+    TapRing<T> taps;
+    LayeredSums<T> sums;
+  };
+  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 3), LayeredSums<T>{s, {}}}; },
+            [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              t.taps.fill(b, r0 - 1, points);
+              t.taps.fill(b, r0, points);
+              for (int64_t qi = r0; qi < r1; ++qi) {
+                t.taps.fill(b, qi + 1, points);
+                t.sums.row(b, qi, t.taps, [&](int64_t qj, const T (*acc)[4]) {
+                  T buf[kBuffers][4];
+                  const int64_t q = s.pixel(b, qi, qj);
+                  Splat<T>::resolve(acc, buf, out + 4 * q);
+                  if (buffers) {
+                    for (int k = 0; k < kBuffers; ++k) {
+                      for (int c = 0; c < 4; ++c) buffers[k * s.plane() + 4 * q + c] = buf[k][c];
+                    }
+                  }
+                });
+              }
+            },
+            [](Scratch&) {});
+}
+
+template <typename T, typename Points>
+void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
+                      T* grad_colors) {
+  struct Scratch {
+    TapRing<T> taps;
+    GradRing<T> grads;
+    LayeredSums<T> sums;
+    typename Points::Local local;
+  };
+  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), LayeredSums<T>{s, {}}, points.local()}; },
+            [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              // Row r's buffer gradients need the sums there again, hence the taps of rows r - 1 .. r + 1.
+              auto grad_row = [&](int64_t r) {
+                if (r < 0 || r >= s.H) return;
+                t.sums.row(b, r, t.taps, [&](int64_t qj, const T (*acc)[4]) {
+                  T buf[kBuffers][4], image[4];
+                  const int64_t q = s.pixel(b, r, qj);
+                  Splat<T>::resolve(acc, buf, image);
+                  const T weight[kBuffers] = {acc[0][3], acc[1][3], acc[2][3]};
+                  Splat<T>::acc_gradient(buf, weight, grad_out ? grad_out + 4 * q : nullptr,
+                                         grad_buffers ? grad_buffers + 4 * q : nullptr, s.plane(), t.grads.at(r, qj));
+                });
+              };
+              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points);
+              grad_row(r0 - 1);
+              grad_row(r0);
+              for (int64_t pi = r0; pi < r1; ++pi) {
+                t.taps.fill(b, pi + 2, points);
+                grad_row(pi + 1);
+                for (int64_t pj = 0; pj < s.W; ++pj) {
+                  for (int64_t l = 0; l < s.K; ++l) {
+                    const int64_t n = s.sample(b, l, pi, pj);
+                    if (!s.covered(n)) break;  // layers are packed
+                    T p[4], gp[4];
+                    points.get(n, p);
+                    s.backward_sample(n, b, l, pi, pj, p, t.grads, gp, grad_colors + 4 * n);
+                    points.add_grad(t.local, n, gp);
+                  }
+                }
+              }
+            },
+            [&](Scratch& t) { points.reduce(t.local); });
+}
+
+// One layer: every tap lands in S0 and the image is S0 normalised. A row of sources is kept as
+// arrays over its columns, padded by one column each side and zero where nothing is covered,
+// so that the 3x3 gather has no branches and vectorises.
+template <typename T>
+struct FlatRows {
+  static constexpr int kValues = 9;  // gx[3], gy[3] (scale and alpha folded in), r, g, b
+  const Splat<T>& s;
+  int64_t depth, stride;             // stride = W + 2, the padded row
+  std::vector<T> data, zeros;        // [depth, kValues, W + 2]; rows outside the image
+
+  FlatRows(const Splat<T>& splat, int64_t rows)
+      : s(splat), depth(rows), stride(splat.W + 2), data(rows * kValues * stride), zeros(kValues * stride) {}
+
+  const T* row(int64_t r) const {
+    return r < 0 || r >= s.H ? zeros.data() : data.data() + (r % depth) * kValues * stride;
+  }
+  template <typename Points>
+  void fill(int64_t b, int64_t r, const Points& points) {
+    if (r < 0 || r >= s.H) return;
+    T* row = data.data() + (r % depth) * kValues * stride;
+    std::fill(row, row + kValues * stride, T(0));
+    ++row;
+    for (int64_t j = 0; j < s.W; ++j) {
+      const int64_t n = s.sample(b, 0, r, j);
+      if (!s.covered(n)) continue;
+      T p[4], v[kValues];
+      points.get(n, p);
+      s.taps(p, r, j, s.colors[4 * n + 3], v);
+      for (int c = 0; c < 3; ++c) v[6 + c] = s.colors[4 * n + c];
+      for (int k = 0; k < kValues; ++k) row[k * stride + j] = v[k];
+    }
+  }
+  // The S0 sums of target row r into sums[4][W] (r, g, b, weight).
+  void sums(int64_t r, T* sums) const {
+    const int64_t W = s.W;
+    T* __restrict sr = sums;
+    T* __restrict sg = sums + W;
+    T* __restrict sb = sums + 2 * W;
+    T* __restrict sa = sums + 3 * W;
+    std::fill(sums, sums + 4 * W, T(0));
+    for (int dy = -1; dy <= 1; ++dy) {  // source row r + dy, whose taps towards row r are gy[1 - dy]
+      const T* __restrict base = row(r + dy) + 1;  // column j at base[j], j = -1 .. W
+      const T* __restrict gx0 = base;
+      const T* __restrict gx1 = base + stride;
+      const T* __restrict gx2 = base + 2 * stride;
+      const T* __restrict gy = base + (4 - dy) * stride;
+      const T* __restrict cr = base + 6 * stride;
+      const T* __restrict cg = base + 7 * stride;
+      const T* __restrict cb = base + 8 * stride;
+#pragma omp simd
+      for (int64_t qj = 0; qj < W; ++qj) {  // from sources qj - 1, qj, qj + 1: their taps gx[2], gx[1], gx[0]
+        const T wl = gx2[qj - 1] * gy[qj - 1], wc = gx1[qj] * gy[qj], wr = gx0[qj + 1] * gy[qj + 1];
+        sr[qj] += wl * cr[qj - 1] + wc * cr[qj] + wr * cr[qj + 1];
+        sg[qj] += wl * cg[qj - 1] + wc * cg[qj] + wr * cg[qj + 1];
+        sb[qj] += wl * cb[qj - 1] + wc * cb[qj] + wr * cb[qj + 1];
+        sa[qj] += wl + wc + wr;
+      }
+    }
+  }
+};
+
+// The gradients w.r.t. the S0 sums of 3 consecutive target rows, [W + 2, 4] each, zero in the
+// padding columns and for rows outside the image (taps that land there are dropped).
+template <typename T>
+struct FlatGrads {
+  int64_t H, W;
+  std::vector<T> data, zeros;
+
+  FlatGrads(int64_t height, int64_t width) : H(height), W(width), data(3 * (width + 2) * 4), zeros((width + 2) * 4) {}
+  T* row(int64_t r) { return data.data() + (r % 3) * (W + 2) * 4 + 4; }
+  const T* operator()(int, int64_t qi, int64_t qj) const {
+    return (qi < 0 || qi >= H ? zeros.data() : data.data() + (qi % 3) * (W + 2) * 4) + 4 * (qj + 1);
+  }
+};
+
+template <typename T, typename Points>
+void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T* weights) {
+  struct Scratch {
+    FlatRows<T> rows;
+    std::vector<T> sums;
+  };
+  for_bands(s.B, s.H, [&] { return Scratch{FlatRows<T>(s, 3), std::vector<T>(4 * s.W)}; },
+            [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              t.rows.fill(b, r0 - 1, points);
+              t.rows.fill(b, r0, points);
+              for (int64_t qi = r0; qi < r1; ++qi) {
+                t.rows.fill(b, qi + 1, points);
+                t.rows.sums(qi, t.sums.data());
+                T* o = out + 4 * s.pixel(b, qi, 0);
+                for (int64_t qj = 0; qj < s.W; ++qj) {
+                  const T weight = t.sums[3 * s.W + qj], norm = weight > T(1) ? weight : T(1);
+                  for (int c = 0; c < 4; ++c) o[4 * qj + c] = t.sums[c * s.W + qj] / norm;
+                  weights[s.pixel(b, qi, qj)] = weight;
+                }
+                if (buffers) {  // S+ and S- are empty
+                  for (int k = 0; k < kBuffers; ++k) {
+                    T* buf = buffers + k * s.plane() + 4 * s.pixel(b, qi, 0);
+                    for (int64_t e = 0; e < 4 * s.W; ++e) buf[e] = k == 1 ? o[e] : T(0);
+                  }
+                }
+              }
+            },
+            [](Scratch&) {});
+}
+
+// The forward pass kept the image (= S0 normalised) and the weights, so the backward pass needs
+// no taps: per target row, the gradient w.r.t. the sums; per covered source, its own 3x3 pull.
+template <typename T, typename Points>
+void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
+                   const T* image, const T* weights, T* grad_colors) {
+  struct Scratch {
+    FlatGrads<T> grads;
+    typename Points::Local local;
+  };
+  for_bands(s.B, s.H, [&] { return Scratch{FlatGrads<T>(s.H, s.W), points.local()}; },
+            [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              auto grad_row = [&](int64_t r) {
+                if (r < 0 || r >= s.H) return;
+                T* ga = t.grads.row(r);
+                for (int64_t qj = 0; qj < s.W; ++qj) {
+                  const int64_t q = s.pixel(b, r, qj);
+                  T g[4] = {0, 0, 0, 0};  // S+ and S- are empty: the image's gradient is S0's
+                  for (int c = 0; c < 4; ++c) {
+                    if (grad_out) g[c] += grad_out[4 * q + c];
+                    if (grad_buffers) g[c] += grad_buffers[s.plane() + 4 * q + c];
+                  }
+                  const T weight = weights[q];
+                  if (weight >= T(1)) {  // image = sums / weight; torch's clamp passes the gradient at 1 too
+                    T dot = 0;
+                    for (int c = 0; c < 4; ++c) dot += g[c] * image[4 * q + c];
+                    for (int c = 0; c < 4; ++c) ga[4 * qj + c] = g[c] / weight;
+                    ga[4 * qj + 3] -= dot / weight;
+                  } else {
+                    for (int c = 0; c < 4; ++c) ga[4 * qj + c] = g[c];
+                  }
+                }
+              };
+              grad_row(r0 - 1);
+              grad_row(r0);
+              for (int64_t pi = r0; pi < r1; ++pi) {
+                grad_row(pi + 1);
+                for (int64_t pj = 0; pj < s.W; ++pj) {
+                  const int64_t n = s.sample(b, 0, pi, pj);
+                  if (!s.covered(n)) continue;
+                  T p[4], gp[4];
+                  points.get(n, p);
+                  s.backward_sample(n, b, 0, pi, pj, p, t.grads, gp, grad_colors + 4 * n);
+                  points.add_grad(t.local, n, gp);
+                }
+              }
+            },
+            [&](Scratch& t) { points.reduce(t.local); });
+}
+
+// weights [B, H, W]: written with one layer (the backward pass's state), unused with more.
+template <typename T, typename Points>
+void forward(const Splat<T>& s, const Points& points, T* out, T* buffers, T* weights) {
+  if (s.K == 1) {
+    forward_flat(s, points, out, buffers, weights);
+  } else {
+    forward_layered(s, points, out, buffers);
+  }
+}
+
+// image and weights: from the forward pass with one layer, unused with more.
+template <typename T, typename Points>
+void backward(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers, const T* image,
+              const T* weights, T* grad_colors) {
+  if (s.K == 1) {
+    backward_flat(s, points, grad_out, grad_buffers, image, weights, grad_colors);
+  } else {
+    backward_layered(s, points, grad_out, grad_buffers, grad_colors);
+  }
+}
+
+}  // namespace cpu
+}  // namespace glsplat

@@ -56,16 +56,17 @@ class Mesh:
 
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals ``[..., V, 3]``, differentiable in ``verts``."""
-    faces = faces.to(device=verts.device, dtype=torch.long)
-    # index_select, not advanced indexing: its backward is an index_add rather than a slow
-    # accumulating index_put.
-    corners = verts.index_select(-2, faces.reshape(-1)).unflatten(-2, (-1, 3))  # [..., F, 3, 3]
-    face_normals = torch.cross(corners[..., 1, :] - corners[..., 0, :],
-                               corners[..., 2, :] - corners[..., 0, :], dim=-1)
-    normals = torch.zeros_like(verts)
-    for k in range(3):
-        normals = normals.index_add(-2, faces[:, k], face_normals)
-    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+    flat = verts.reshape(-1, 3)  # the batch's vertices one after the other
+    count = verts.shape[-2]
+    index = faces.to(device=verts.device, dtype=torch.long).reshape(-1)
+    if flat.shape[0] > count:
+        index = (index + torch.arange(0, flat.shape[0], count, device=index.device)[:, None]).reshape(-1)
+    # index_select / index_add along the first axis of a 2-D tensor: torch's fast paths (along
+    # another axis, or with advanced indexing, they are several times slower on the CPU).
+    corners = flat.index_select(0, index).view(-1, 3, 3)
+    face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = torch.zeros_like(flat).index_add(0, index, face_normals.repeat_interleave(3, 0))
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12).view(verts.shape)
 
 
 def _texture(image: Image.Image, dtype) -> torch.Tensor:

@@ -80,7 +80,7 @@ class Fragments:
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
         """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""
         full = values.new_zeros(self.rast.tri_id.numel(), values.shape[-1])
-        return full.index_copy(0, self.index, values).view(*self.rast.shape, -1)
+        return full.index_copy_(0, self.index, values).view(*self.rast.shape, -1)  # in place: no second frame
 
     @cached_property
     def mask(self) -> torch.Tensor:

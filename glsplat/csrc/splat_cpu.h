@@ -76,6 +76,47 @@ struct ClipPoints {
   }
 };
 
+// Columns lo .. hi - 1 of a row.
+struct Span {
+  int64_t lo, hi;
+};
+
+// For every row of every image, the columns from its first to its last covered sample (layers
+// are packed: layer 0's), found once per call.
+struct Coverage {
+  int64_t H, W;
+  std::vector<Span> spans;  // [B * H]
+
+  Coverage(int64_t B, int64_t height, int64_t width, const int32_t* tri_id, int64_t layers)
+      : H(height), W(width), spans(B * height) {
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < B * H; ++row) {
+      const int32_t* id = tri_id + ((row / H) * layers * H + row % H) * W;  // layer 0 of image row / H
+      int64_t lo = 0, hi = W;
+      while (lo < hi && id[lo] <= 0) ++lo;
+      while (hi > lo && id[hi - 1] <= 0) --hi;
+      spans[row] = {lo, hi};
+    }
+  }
+  template <typename T>
+  explicit Coverage(const Splat<T>& s) : Coverage(s.B, s.H, s.W, s.tri_id, s.K) {}
+
+  Span row(int64_t b, int64_t r) const { return r < 0 || r >= H ? Span{0, 0} : spans[b * H + r]; }
+
+  // The columns of target row r within one pixel of a covered sample: the only ones a tap reaches.
+  Span reach(int64_t b, int64_t r) const {
+    int64_t lo = W, hi = 0;
+    for (int64_t i = r - 1; i <= r + 1; ++i) {
+      const Span span = row(b, i);
+      if (span.lo < span.hi) {
+        lo = std::min(lo, span.lo);
+        hi = std::max(hi, span.hi);
+      }
+    }
+    return lo < hi ? Span{std::max<int64_t>(lo - 1, 0), std::min(hi + 1, W)} : Span{0, 0};
+  }
+};
+
 // The taps of `depth` consecutive source rows of one image; row r lives in slot r % depth.
 template <typename T>
 struct TapRing {
@@ -89,11 +130,12 @@ struct TapRing {
     return data.data() + (((pi % depth) * s.K + l) * s.W + pj) * kTaps;
   }
   template <typename Points>
-  void fill(int64_t b, int64_t r, const Points& points) {
+  void fill(int64_t b, int64_t r, const Points& points, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
+    const Span span = coverage.row(b, r);
     for (int64_t l = 0; l < s.K; ++l) {
       T* row = data.data() + ((r % depth) * s.K + l) * s.W * kTaps;
-      for (int64_t j = 0; j < s.W; ++j) {
+      for (int64_t j = span.lo; j < span.hi; ++j) {
         const int64_t n = s.sample(b, l, r, j);
         if (!s.covered(n)) continue;  // never read
         T p[4];
@@ -140,76 +182,63 @@ void for_bands(int64_t B, int64_t H, const Make& make, const Body& body, const F
   }
 }
 
-// Whether any layer-0 sample within one pixel of each column of row r is covered: the columns
-// are padded by one each side, so column j's neighbourhood is near[j .. j + 2].
-template <typename T>
-void coverage_near(const Splat<T>& s, int64_t b, int64_t r, std::vector<char>& near) {
-  near.assign(s.W + 2, 0);
-  for (int64_t i = std::max<int64_t>(r - 1, 0); i <= std::min(r + 1, s.H - 1); ++i) {
-    for (int64_t j = 0; j < s.W; ++j) near[j + 1] |= s.covered(s.sample(b, 0, i, j));
-  }
-}
-
 // Any number of layers: the sums of target row r from the taps ring, through Splat::accumulate,
-// skipping the pixels with nothing covered around them (usually most of the background).
-template <typename T>
-struct LayeredSums {
-  const Splat<T>& s;
-  std::vector<char> near;
-
-  template <typename Each>
-  void row(int64_t b, int64_t r, const TapRing<T>& taps, const Each& each) {
-    coverage_near(s, b, r, near);
-    for (int64_t qj = 0; qj < s.W; ++qj) {
-      T acc[kBuffers][4] = {};
-      if (near[qj] | near[qj + 1] | near[qj + 2]) s.accumulate(b, r, qj, taps, acc);
-      each(qj, acc);
-    }
+// for the columns a tap reaches (returned; the sums elsewhere are zero).
+template <typename T, typename Each>
+Span layered_sums(const Splat<T>& s, const Coverage& coverage, int64_t b, int64_t r, const TapRing<T>& taps,
+                  const Each& each) {
+  const Span span = coverage.reach(b, r);
+  for (int64_t qj = span.lo; qj < span.hi; ++qj) {
+    T acc[kBuffers][4];
+    s.accumulate(b, r, qj, taps, acc);
+    each(qj, acc);
   }
-};
+  return span;
+}
 
 template <typename T, typename Points>
 void forward_layered(const Splat<T>& s, const Points& points, T* out, T* buffers) {
-  struct Scratch {
-    TapRing<T> taps;
-    LayeredSums<T> sums;
-  };
-  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 3), LayeredSums<T>{s, {}}}; },
-            [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              t.taps.fill(b, r0 - 1, points);
-              t.taps.fill(b, r0, points);
+  const Coverage coverage(s);
+  for_bands(s.B, s.H, [&] { return TapRing<T>(s, 3); },
+            [&](TapRing<T>& taps, int64_t b, int64_t r0, int64_t r1) {
+              taps.fill(b, r0 - 1, points, coverage);
+              taps.fill(b, r0, points, coverage);
               for (int64_t qi = r0; qi < r1; ++qi) {
-                t.taps.fill(b, qi + 1, points);
-                t.sums.row(b, qi, t.taps, [&](int64_t qj, const T (*acc)[4]) {
+                taps.fill(b, qi + 1, points, coverage);
+                const int64_t q0 = s.pixel(b, qi, 0);
+                std::fill(out + 4 * q0, out + 4 * (q0 + s.W), T(0));
+                for (int k = 0; buffers && k < kBuffers; ++k) {
+                  std::fill(buffers + k * s.plane() + 4 * q0, buffers + k * s.plane() + 4 * (q0 + s.W), T(0));
+                }
+                layered_sums(s, coverage, b, qi, taps, [&](int64_t qj, const T (*acc)[4]) {
                   T buf[kBuffers][4];
-                  const int64_t q = s.pixel(b, qi, qj);
+                  const int64_t q = q0 + qj;
                   Splat<T>::resolve(acc, buf, out + 4 * q);
-                  if (buffers) {
-                    for (int k = 0; k < kBuffers; ++k) {
-                      for (int c = 0; c < 4; ++c) buffers[k * s.plane() + 4 * q + c] = buf[k][c];
-                    }
+                  for (int k = 0; buffers && k < kBuffers; ++k) {
+                    for (int c = 0; c < 4; ++c) buffers[k * s.plane() + 4 * q + c] = buf[k][c];
                   }
                 });
               }
             },
-            [](Scratch&) {});
+            [](TapRing<T>&) {});
 }
 
 template <typename T, typename Points>
 void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
                       T* grad_colors) {
+  const Coverage coverage(s);
   struct Scratch {
     TapRing<T> taps;
     GradRing<T> grads;
-    LayeredSums<T> sums;
     typename Points::Local local;
   };
-  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), LayeredSums<T>{s, {}}, points.local()}; },
+  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), points.local()}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              // Row r's buffer gradients need the sums there again, hence the taps of rows r - 1 .. r + 1.
+              // Row r's buffer gradients need the sums there again, hence the taps of rows r - 1 .. r + 1;
+              // they are read only within a pixel of a covered sample, which is where they are made.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;
-                t.sums.row(b, r, t.taps, [&](int64_t qj, const T (*acc)[4]) {
+                layered_sums(s, coverage, b, r, t.taps, [&](int64_t qj, const T (*acc)[4]) {
                   T buf[kBuffers][4], image[4];
                   const int64_t q = s.pixel(b, r, qj);
                   Splat<T>::resolve(acc, buf, image);
@@ -218,13 +247,14 @@ void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out
                                          grad_buffers ? grad_buffers + 4 * q : nullptr, s.plane(), t.grads.at(r, qj));
                 });
               };
-              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points);
+              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points, coverage);
               grad_row(r0 - 1);
               grad_row(r0);
               for (int64_t pi = r0; pi < r1; ++pi) {
-                t.taps.fill(b, pi + 2, points);
+                t.taps.fill(b, pi + 2, points, coverage);
                 grad_row(pi + 1);
-                for (int64_t pj = 0; pj < s.W; ++pj) {
+                const Span span = coverage.row(b, pi);
+                for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   for (int64_t l = 0; l < s.K; ++l) {
                     const int64_t n = s.sample(b, l, pi, pj);
                     if (!s.covered(n)) break;  // layers are packed
@@ -249,19 +279,23 @@ struct FlatRows {
   int64_t depth, stride;             // stride = W + 2, the padded row
   std::vector<T> data, zeros;        // [depth, kValues, W + 2]; rows outside the image
 
+  std::vector<Span> written;         // per slot, the columns that may be non-zero
+
   FlatRows(const Splat<T>& splat, int64_t rows)
-      : s(splat), depth(rows), stride(splat.W + 2), data(rows * kValues * stride), zeros(kValues * stride) {}
+      : s(splat), depth(rows), stride(splat.W + 2), data(rows * kValues * stride), zeros(kValues * stride),
+        written(rows, Span{0, 0}) {}
 
   const T* row(int64_t r) const {
     return r < 0 || r >= s.H ? zeros.data() : data.data() + (r % depth) * kValues * stride;
   }
   template <typename Points>
-  void fill(int64_t b, int64_t r, const Points& points) {
+  void fill(int64_t b, int64_t r, const Points& points, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
-    T* row = data.data() + (r % depth) * kValues * stride;
-    std::fill(row, row + kValues * stride, T(0));
-    ++row;
-    for (int64_t j = 0; j < s.W; ++j) {
+    T* row = data.data() + (r % depth) * kValues * stride + 1;
+    Span& old = written[r % depth];  // all else in the slot is zero
+    for (int k = 0; k < kValues; ++k) std::fill(row + k * stride + old.lo, row + k * stride + old.hi, T(0));
+    old = coverage.row(b, r);
+    for (int64_t j = old.lo; j < old.hi; ++j) {
       const int64_t n = s.sample(b, 0, r, j);
       if (!s.covered(n)) continue;
       T p[4], v[kValues];
@@ -271,14 +305,14 @@ struct FlatRows {
       for (int k = 0; k < kValues; ++k) row[k * stride + j] = v[k];
     }
   }
-  // The S0 sums of target row r into sums[4][W] (r, g, b, weight).
-  void sums(int64_t r, T* sums) const {
+  // The S0 sums of target row r into sums[4][W] (r, g, b, weight), for the columns of span.
+  void sums(int64_t r, Span span, T* sums) const {
     const int64_t W = s.W;
     T* __restrict sr = sums;
     T* __restrict sg = sums + W;
     T* __restrict sb = sums + 2 * W;
     T* __restrict sa = sums + 3 * W;
-    std::fill(sums, sums + 4 * W, T(0));
+    for (int c = 0; c < 4; ++c) std::fill(sums + c * W + span.lo, sums + c * W + span.hi, T(0));
     for (int dy = -1; dy <= 1; ++dy) {  // source row r + dy, whose taps towards row r are gy[1 - dy]
       const T* __restrict base = row(r + dy) + 1;  // column j at base[j], j = -1 .. W
       const T* __restrict gx0 = base;
@@ -289,7 +323,7 @@ struct FlatRows {
       const T* __restrict cg = base + 7 * stride;
       const T* __restrict cb = base + 8 * stride;
 #pragma omp simd
-      for (int64_t qj = 0; qj < W; ++qj) {  // from sources qj - 1, qj, qj + 1: their taps gx[2], gx[1], gx[0]
+      for (int64_t qj = span.lo; qj < span.hi; ++qj) {  // from sources qj - 1, qj, qj + 1: taps gx[2], gx[1], gx[0]
         const T wl = gx2[qj - 1] * gy[qj - 1], wc = gx1[qj] * gy[qj], wr = gx0[qj + 1] * gy[qj + 1];
         sr[qj] += wl * cr[qj - 1] + wc * cr[qj] + wr * cr[qj + 1];
         sg[qj] += wl * cg[qj - 1] + wc * cg[qj] + wr * cg[qj + 1];
@@ -309,29 +343,49 @@ struct FlatGrads {
 
   FlatGrads(int64_t height, int64_t width) : H(height), W(width), data(3 * (width + 2) * 4), zeros((width + 2) * 4) {}
   T* row(int64_t r) { return data.data() + (r % 3) * (W + 2) * 4 + 4; }
-  const T* operator()(int, int64_t qi, int64_t qj) const {
-    return (qi < 0 || qi >= H ? zeros.data() : data.data() + (qi % 3) * (W + 2) * 4) + 4 * (qj + 1);
+
+  // What Splat::backward_sample reads for the sources of row pi: rows pi - 1 .. pi + 1, looked
+  // up once per row rather than once per tap.
+  struct Around {
+    int64_t pi;
+    const T* rows[3];
+    const T* operator()(int, int64_t qi, int64_t qj) const { return rows[qi - pi + 1] + 4 * qj; }
+  };
+  Around around(int64_t pi) const {
+    Around a{pi, {}};
+    for (int d = 0; d < 3; ++d) {
+      const int64_t r = pi - 1 + d;
+      a.rows[d] = (r < 0 || r >= H ? zeros.data() : data.data() + (r % 3) * (W + 2) * 4) + 4;
+    }
+    return a;
   }
 };
 
 template <typename T, typename Points>
 void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T* weights) {
+  const Coverage coverage(s);
   struct Scratch {
     FlatRows<T> rows;
     std::vector<T> sums;
   };
   for_bands(s.B, s.H, [&] { return Scratch{FlatRows<T>(s, 3), std::vector<T>(4 * s.W)}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              t.rows.fill(b, r0 - 1, points);
-              t.rows.fill(b, r0, points);
+              t.rows.fill(b, r0 - 1, points, coverage);
+              t.rows.fill(b, r0, points, coverage);
               for (int64_t qi = r0; qi < r1; ++qi) {
-                t.rows.fill(b, qi + 1, points);
-                t.rows.sums(qi, t.sums.data());
-                T* o = out + 4 * s.pixel(b, qi, 0);
-                for (int64_t qj = 0; qj < s.W; ++qj) {
+                t.rows.fill(b, qi + 1, points, coverage);
+                const Span span = coverage.reach(b, qi);
+                t.rows.sums(qi, span, t.sums.data());
+                const int64_t q0 = s.pixel(b, qi, 0);
+                T* o = out + 4 * q0;
+                std::fill(o, o + 4 * span.lo, T(0));
+                std::fill(o + 4 * span.hi, o + 4 * s.W, T(0));
+                std::fill(weights + q0, weights + q0 + span.lo, T(0));
+                std::fill(weights + q0 + span.hi, weights + q0 + s.W, T(0));
+                for (int64_t qj = span.lo; qj < span.hi; ++qj) {
                   const T weight = t.sums[3 * s.W + qj], norm = weight > T(1) ? weight : T(1);
                   for (int c = 0; c < 4; ++c) o[4 * qj + c] = t.sums[c * s.W + qj] / norm;
-                  weights[s.pixel(b, qi, qj)] = weight;
+                  weights[q0 + qj] = weight;
                 }
                 if (buffers) {  // S+ and S- are empty
                   for (int k = 0; k < kBuffers; ++k) {
@@ -349,16 +403,19 @@ void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T
 template <typename T, typename Points>
 void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
                    const T* image, const T* weights, T* grad_colors) {
+  const Coverage coverage(s);
   struct Scratch {
     FlatGrads<T> grads;
     typename Points::Local local;
   };
   for_bands(s.B, s.H, [&] { return Scratch{FlatGrads<T>(s.H, s.W), points.local()}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              // Row r's gradients are read only within a pixel of a covered sample: made there only.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;
                 T* ga = t.grads.row(r);
-                for (int64_t qj = 0; qj < s.W; ++qj) {
+                const Span span = coverage.reach(b, r);
+                for (int64_t qj = span.lo; qj < span.hi; ++qj) {
                   const int64_t q = s.pixel(b, r, qj);
                   T g[4] = {0, 0, 0, 0};  // S+ and S- are empty: the image's gradient is S0's
                   for (int c = 0; c < 4; ++c) {
@@ -380,12 +437,14 @@ void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, c
               grad_row(r0);
               for (int64_t pi = r0; pi < r1; ++pi) {
                 grad_row(pi + 1);
-                for (int64_t pj = 0; pj < s.W; ++pj) {
+                const Span span = coverage.row(b, pi);
+                const auto around = t.grads.around(pi);
+                for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   const int64_t n = s.sample(b, 0, pi, pj);
                   if (!s.covered(n)) continue;
                   T p[4], gp[4];
                   points.get(n, p);
-                  s.backward_sample(n, b, 0, pi, pj, p, t.grads, gp, grad_colors + 4 * n);
+                  s.backward_sample(n, b, 0, pi, pj, p, around, gp, grad_colors + 4 * n);
                   points.add_grad(t.local, n, gp);
                 }
               }

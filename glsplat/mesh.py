@@ -54,6 +54,15 @@ class Mesh:
                     move(self.uv_faces, False), move(self.texture, True), move(self.colors, True))
 
 
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[..., 3]`` scaled to unit length along its last axis (zero vectors stay zero).
+
+    As ``F.normalize(x, dim=-1, eps=1e-12)``, through a multiply by ``rsqrt`` of the summed
+    squares: on the CPU, torch's vector norm over a short last axis is several times slower.
+    """
+    return x * (x * x).sum(-1, keepdim=True).clamp(min=1e-24).rsqrt()
+
+
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals ``[..., V, 3]``, differentiable in ``verts``."""
     flat = verts.reshape(-1, 3)  # the batch's vertices one after the other
@@ -66,7 +75,7 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     corners = flat.index_select(0, index).view(-1, 3, 3)
     face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals = torch.zeros_like(flat).index_add(0, index, face_normals.repeat_interleave(3, 0))
-    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12).view(verts.shape)
+    return normalize(normals).view(verts.shape)
 
 
 def _texture(image: Image.Image, dtype) -> torch.Tensor:

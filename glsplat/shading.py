@@ -21,8 +21,23 @@ import torch.nn.functional as F
 from . import checks
 from .camera import Camera
 from .interpolate import interpolate
-from .mesh import Mesh, vertex_normals
+from .mesh import Mesh, normalize, vertex_normals
 from .raster import Raster
+
+
+def power(x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``x ** exponent``; for a whole exponent up to 256, by repeated squaring (torch's pow is slow on the CPU)."""
+    whole = int(exponent)
+    if whole != exponent or not 0 < whole <= 256:
+        return x**exponent
+    result, square = None, x
+    while whole:
+        if whole & 1:
+            result = square if result is None else result * square
+        whole >>= 1
+        if whole:
+            square = square * square
+    return result
 
 
 @dataclass
@@ -93,17 +108,39 @@ class Fragments:
         return self.interpolate(self.mesh.verts)
 
     @cached_property
+    def _smooth_normals(self) -> torch.Tensor:
+        return self.interpolate(vertex_normals(self.mesh.verts, self.mesh.faces))
+
+    @cached_property
     def normals(self) -> torch.Tensor:
         """``[N, 3]`` unit normals, smooth (interpolated area-weighted vertex normals)."""
-        return F.normalize(self.interpolate(vertex_normals(self.mesh.verts, self.mesh.faces)), dim=-1, eps=1e-12)
+        return normalize(self._smooth_normals)
+
+    @cached_property
+    def _center(self) -> torch.Tensor:
+        """The camera centre of every sample, ``[N, 3]``, or ``[1, 3]`` for one camera."""
+        center = self.camera.center.to(self.mesh.verts.dtype).reshape(-1, 3)
+        return center[self.batch_index] if center.shape[0] > 1 else center
 
     @cached_property
     def view_dirs(self) -> torch.Tensor:
         """``[N, 3]`` unit vectors from the surface towards the camera."""
-        center = self.camera.center.to(self.positions.dtype).reshape(-1, 3)
-        if center.shape[0] > 1:
-            center = center[self.batch_index]
-        return F.normalize(center - self.positions, dim=-1, eps=1e-12)
+        return normalize(self._center - self.positions)
+
+    # Channels first, ``[C, N]`` (or ``[C, 1]``), for the built-in lighting: torch's CPU kernels
+    # broadcast and reduce across the rows of a contiguous [3, N] several times faster than
+    # along the short last axis of [N, 3].
+    @cached_property
+    def _positions_cf(self) -> torch.Tensor:
+        return self.positions.t().contiguous()
+
+    @cached_property
+    def _normals_cf(self) -> torch.Tensor:
+        return _normalize_cf(self._smooth_normals.t().contiguous())
+
+    @cached_property
+    def _view_dirs_cf(self) -> torch.Tensor:
+        return _normalize_cf(self._center.t() - self._positions_cf)
 
     @cached_property
     def uv(self) -> torch.Tensor:
@@ -162,6 +199,15 @@ def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
     return torch.cat([rgb, frags.mask], -1)
 
 
+def _normalize_cf(x: torch.Tensor) -> torch.Tensor:
+    """:func:`normalize` along the first axis of channels-first ``[3, N]``."""
+    return x * (x * x).sum(0, keepdim=True).clamp(min=1e-24).rsqrt()
+
+
+def _dot_cf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(0, keepdim=True)
+
+
 @dataclass
 class DirectionalLight:
     """Light arriving from ``direction`` (pointing from the surface towards the light, world space)."""
@@ -170,9 +216,9 @@ class DirectionalLight:
     color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
 
     def incident(self, frags: Fragments) -> torch.Tensor:
-        """``[N, 3]`` unit vectors from the surface towards the light."""
-        direction = torch.as_tensor(self.direction, dtype=frags.positions.dtype, device=frags.positions.device)
-        return F.normalize(direction, dim=-1).expand_as(frags.positions)
+        """Unit vectors from the surface towards the light, channels first: ``[3, N]`` or ``[3, 1]``."""
+        direction = torch.as_tensor(self.direction, dtype=frags.mesh.verts.dtype, device=frags.mesh.verts.device)
+        return _normalize_cf(direction.reshape(3, 1))
 
 
 @dataclass
@@ -183,14 +229,16 @@ class PointLight:
     color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
 
     def incident(self, frags: Fragments) -> torch.Tensor:
+        """As :meth:`DirectionalLight.incident`: ``[3, N]``."""
         if self.position is None:
-            return frags.view_dirs
-        position = torch.as_tensor(self.position, dtype=frags.positions.dtype, device=frags.positions.device)
-        return F.normalize(position - frags.positions, dim=-1, eps=1e-12)
+            return frags._view_dirs_cf
+        position = torch.as_tensor(self.position, dtype=frags.mesh.verts.dtype, device=frags.mesh.verts.device)
+        return _normalize_cf(position.reshape(3, 1) - frags._positions_cf)
 
 
 def _light_color(light, frags: Fragments) -> torch.Tensor:
-    return torch.as_tensor(light.color, dtype=frags.positions.dtype, device=frags.positions.device)
+    """``[3, 1]``."""
+    return torch.as_tensor(light.color, dtype=frags.mesh.verts.dtype, device=frags.mesh.verts.device).reshape(3, 1)
 
 
 class UnlitShader:
@@ -212,14 +260,14 @@ class LambertShader:
         self.albedo = albedo
 
     def diffuse(self, frags: Fragments) -> torch.Tensor:
-        total = torch.full_like(frags.normals, self.ambient)
+        """The light reaching the surface, channels first ``[3, N]``."""
+        total = frags._normals_cf.new_full((3, 1), self.ambient)
         for light in self.lights:
-            cosine = (frags.normals * light.incident(frags)).sum(-1, keepdim=True).clamp(min=0)
-            total = total + _light_color(light, frags) * cosine
+            total = total + _light_color(light, frags) * _dot_cf(frags._normals_cf, light.incident(frags)).clamp(min=0)
         return total
 
     def __call__(self, frags: Fragments) -> torch.Tensor:
-        return _rgba(_albedo(frags, self.albedo) * self.diffuse(frags), frags)
+        return _rgba((_albedo(frags, self.albedo).t() * self.diffuse(frags)).t(), frags)
 
 
 class PhongShader(LambertShader):
@@ -232,11 +280,12 @@ class PhongShader(LambertShader):
         self.shininess = shininess
 
     def __call__(self, frags: Fragments) -> torch.Tensor:
-        rgb = _albedo(frags, self.albedo) * self.diffuse(frags)
+        normals, view_dirs = frags._normals_cf, frags._view_dirs_cf
+        rgb = _albedo(frags, self.albedo).t() * self.diffuse(frags)
         for light in self.lights:
             incident = light.incident(frags)
-            cosine = (frags.normals * incident).sum(-1, keepdim=True)
-            reflected = 2 * cosine * frags.normals - incident
-            highlight = (reflected * frags.view_dirs).sum(-1, keepdim=True).clamp(min=0) ** self.shininess
+            cosine = _dot_cf(normals, incident)
+            reflected = 2 * cosine * normals - incident
+            highlight = power(_dot_cf(reflected, view_dirs).clamp(min=0), self.shininess)
             rgb = rgb + self.specular * _light_color(light, frags) * highlight * (cosine > 0)
-        return _rgba(rgb, frags)
+        return _rgba(rgb.t(), frags)

@@ -109,7 +109,10 @@ class Fragments:
 
     @cached_property
     def _smooth_normals(self) -> torch.Tensor:
-        return self.interpolate(vertex_normals(self.mesh.verts, self.mesh.faces))
+        verts = self.mesh.verts
+        if verts.dim() == 3 and verts.stride(0) == 0:
+            verts = verts[:1]  # a mesh expanded over a batch of cameras: its normals once
+        return self.interpolate(vertex_normals(verts, self.mesh.faces))
 
     @cached_property
     def normals(self) -> torch.Tensor:

@@ -54,13 +54,13 @@ class Mesh:
                     move(self.uv_faces, False), move(self.texture, True), move(self.colors, True))
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """``x`` ``[..., 3]`` scaled to unit length along its last axis (zero vectors stay zero).
+def normalize(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``x`` scaled to unit length along ``dim`` (zero vectors stay zero).
 
-    As ``F.normalize(x, dim=-1, eps=1e-12)``, through a multiply by ``rsqrt`` of the summed
-    squares: on the CPU, torch's vector norm over a short last axis is several times slower.
+    As ``F.normalize(x, dim=dim, eps=1e-12)``, through a multiply by ``rsqrt`` of the summed
+    squares: on the CPU, torch's vector norm over a short axis is several times slower.
     """
-    return x * (x * x).sum(-1, keepdim=True).clamp(min=1e-24).rsqrt()
+    return x * (x * x).sum(dim, keepdim=True).clamp(min=1e-24).rsqrt()
 
 
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -139,11 +139,11 @@ class Fragments:
 
     @cached_property
     def _normals_cf(self) -> torch.Tensor:
-        return _normalize_cf(self._smooth_normals.t().contiguous())
+        return normalize(self._smooth_normals.t().contiguous(), dim=0)
 
     @cached_property
     def _view_dirs_cf(self) -> torch.Tensor:
-        return _normalize_cf(self._center.t() - self._positions_cf)
+        return normalize(self._center.t() - self._positions_cf, dim=0)
 
     @cached_property
     def uv(self) -> torch.Tensor:
@@ -202,11 +202,6 @@ def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
     return torch.cat([rgb, frags.mask], -1)
 
 
-def _normalize_cf(x: torch.Tensor) -> torch.Tensor:
-    """:func:`normalize` along the first axis of channels-first ``[3, N]``."""
-    return x * (x * x).sum(0, keepdim=True).clamp(min=1e-24).rsqrt()
-
-
 def _dot_cf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(0, keepdim=True)
 
@@ -221,7 +216,7 @@ class DirectionalLight:
     def incident(self, frags: Fragments) -> torch.Tensor:
         """Unit vectors from the surface towards the light, channels first: ``[3, N]`` or ``[3, 1]``."""
         direction = torch.as_tensor(self.direction, dtype=frags.mesh.verts.dtype, device=frags.mesh.verts.device)
-        return _normalize_cf(direction.reshape(3, 1))
+        return normalize(direction.reshape(3, 1), dim=0)
 
 
 @dataclass
@@ -236,7 +231,7 @@ class PointLight:
         if self.position is None:
             return frags._view_dirs_cf
         position = torch.as_tensor(self.position, dtype=frags.mesh.verts.dtype, device=frags.mesh.verts.device)
-        return _normalize_cf(position.reshape(3, 1) - frags._positions_cf)
+        return normalize(position.reshape(3, 1) - frags._positions_cf, dim=0)
 
 
 def _light_color(light, frags: Fragments) -> torch.Tensor:

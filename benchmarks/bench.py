@@ -168,7 +168,7 @@ def worker(config: dict) -> dict:
         sync()
         t1 = now()
         frags = glsplat.Fragments(rast, mesh.replace(verts=verts.expand(batch, -1, -1)), camera)
-        colors = frags.scatter(shader(frags))
+        colors = shader(frags)  # [N, 4], packed: as render() hands them to the splat
         sync()
         t2 = now()
         # Identity views made just before the splat: their gradient hooks fire when the splat's
@@ -239,7 +239,7 @@ def worker(config: dict) -> dict:
         clip = camera.project(verts)
         rast = glsplat.rasterize(ctx, clip, faces, (size, size), layers=layers)
         frags = glsplat.Fragments(rast, mesh.replace(verts=verts.expand(batch, -1, -1)), camera)
-        colors = frags.scatter(shader(frags))
+        colors = shader(frags)  # [N, 4], packed: as render() hands them to the splat
     colors.requires_grad_(True)
     clip.requires_grad_(True)
     samples = batch * layers * size * size

@@ -123,14 +123,23 @@ def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
                          f"but only {faces_.shape[0]} faces were given")
 
 
-def splat_inputs(colors: torch.Tensor, clip: torch.Tensor, rast) -> None:
-    """``colors`` ``[B, K, H, W, 4]`` matching the raster, ``clip`` ``[1 or B, V, 4]``, one device."""
+def splat_colors(colors: torch.Tensor, rast) -> None:
+    """``colors`` ``[B, K, H, W, 4]``, or ``[N, 4]`` for the raster's ``N`` covered samples."""
     batch, layers, height, width = rast.shape
     expected = [batch, layers, height, width, 4]
-    tensor(colors, "colors", dims=(5,), last=4, what=str(expected))
-    if list(colors.shape) != expected:
+    tensor(colors, "colors", dims=(2, 5), last=4, what=f"{expected} or [N, 4]")
+    if colors.dim() == 5 and list(colors.shape) != expected:
         raise ValueError(f"colors: expected shape {expected} (the raster's B, K, H, W and RGBA), "
                          f"got {list(colors.shape)}")
+    if colors.dim() == 2 and colors.shape[0] != rast.index.shape[0]:
+        raise ValueError(f"colors: expected [N, 4] for the N = {rast.index.shape[0]} covered samples of the raster, "
+                         f"got {list(colors.shape)}")
+
+
+def splat_inputs(colors: torch.Tensor, clip: torch.Tensor, rast) -> None:
+    """``colors`` as :func:`splat_colors`, ``clip`` ``[1 or B, V, 4]``, one device."""
+    splat_colors(colors, rast)
+    batch = rast.shape[0]
     tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
     if clip.dim() == 3 and clip.shape[0] not in (1, batch):
         raise ValueError(f"clip: batch of {clip.shape[0]} for a raster of {batch} images")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -40,6 +41,20 @@ class Raster:
     def shape(self) -> tuple[int, int, int, int]:
         """``(B, K, H, W)``."""
         return tuple(self.tri_id.shape)
+
+    @cached_property
+    def index(self) -> torch.Tensor:
+        """int64 ``[N]``: the flat indices into ``[B, K, H, W]`` of the ``N`` covered samples, ascending.
+
+        Per-sample values ``[N, C]`` (a shader's output, :func:`glsplat.splat`'s colours) come in
+        this order: image, layer, row, column.
+        """
+        return self.mask.reshape(-1).nonzero().squeeze(1)
+
+    def scatter(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""
+        full = values.new_zeros(self.tri_id.numel(), values.shape[-1])
+        return full.index_copy_(0, self.index, values).view(*self.shape, -1)  # in place: no second frame
 
 
 def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple[int, int],

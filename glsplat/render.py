@@ -66,9 +66,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
     if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):
         raise ValueError(f"shader: expected straight RGBA [N, 4] for the N = {frags.index.shape[0]} covered samples, "
                          f"got {list(colors.shape) if isinstance(colors, torch.Tensor) else type(colors).__name__}")
-    colors = frags.scatter(colors)
     if hard:
-        rgba = colors[:, 0]
+        rgba = frags.scatter(colors)[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
     else:
         rgba = splat(colors, clip, rast, mesh.faces)

@@ -53,10 +53,10 @@ class Fragments:
     mesh: Mesh
     camera: Camera
 
-    @cached_property
+    @property
     def index(self) -> torch.Tensor:
-        """int64 ``[N]``: each covered sample's flat index into the raster's ``[B, K, H, W]``."""
-        return self.rast.mask.reshape(-1).nonzero().squeeze(1)
+        """int64 ``[N]``: each covered sample's flat index into the raster's ``[B, K, H, W]`` (``rast.index``)."""
+        return self.rast.index
 
     @cached_property
     def batch_index(self) -> torch.Tensor:
@@ -93,9 +93,8 @@ class Fragments:
         return values[:, 0] * b01[:, :1] + values[:, 1] * b01[:, 1:] + values[:, 2] * (1 - b01.sum(-1, keepdim=True))
 
     def scatter(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]``, zero where uncovered."""
-        full = values.new_zeros(self.rast.tri_id.numel(), values.shape[-1])
-        return full.index_copy_(0, self.index, values).view(*self.rast.shape, -1)  # in place: no second frame
+        """Per-sample ``values`` ``[N, C]`` as full frames ``[B, K, H, W, C]`` (``rast.scatter``)."""
+        return self.rast.scatter(values)
 
     @cached_property
     def mask(self) -> torch.Tensor:

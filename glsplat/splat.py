@@ -120,7 +120,8 @@ class _SplatPoints(torch.autograd.Function):
     """The compiled splat from per-sample points: accumulate, normalise and composite in one pass each way.
 
     ``kernels.splat_points_forward`` returns the image, the buffers (if asked for) and any state
-    its backward pass takes (what each kernel keeps differs: see ``csrc/kernels.h``).
+    its backward pass takes (what each kernel keeps differs: see ``csrc/kernels.h``). The CPU
+    kernels take the colours packed ``[N, 4]``, the CUDA ones as full frames.
     """
 
     @staticmethod
@@ -140,7 +141,10 @@ class _SplatPoints(torch.autograd.Function):
 
 
 class _SplatClip(torch.autograd.Function):
-    """The compiled CPU splat with the clip-space interpolation fused in: no per-sample points, either way."""
+    """The compiled CPU splat with the clip-space interpolation fused in: no per-sample points, either way.
+
+    The colours come packed ``[N, 4]``: no full frames of colours or of their gradient.
+    """
 
     @staticmethod
     def forward(ctx, kernels, with_buffers, clip, faces, colors, bary, tri_id, depth):
@@ -170,11 +174,22 @@ def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) 
     return composite(SplatBuffers(*buffers)), buffers
 
 
+def _packed(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+    """``colors`` as :func:`splat` takes them, packed ``[N, 4]``."""
+    return colors if colors.dim() == 2 else colors.reshape(-1, 4).index_select(0, rast.index)
+
+
+def _full(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+    """``colors`` as :func:`splat` takes them, as full frames ``[B, K, H, W, 4]``."""
+    return rast.scatter(colors) if colors.dim() == 2 else colors
+
+
 def _splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster,
                   with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
     kernels = kernels_for(point.device)
     if kernels is None:
-        return splat_layers_torch(point, colors, rast)
+        return splat_layers_torch(point, _full(colors, rast), rast)
+    colors = _packed(colors, rast) if point.device.type == "cpu" else _full(colors, rast)
     return _SplatPoints.apply(kernels, with_buffers, point.contiguous(), colors.contiguous(),
                               rast.tri_id.contiguous(), rast.depth)
 
@@ -186,6 +201,7 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
     :func:`image_positions`), ``colors`` as for :func:`splat`, in the same dtype. Use it to reach
     the gradient with respect to where each sample is splatted from.
     """
+    checks.splat_colors(colors, rast)
     image, buffers = _splat_points(colors, point, rast, with_buffers=True)
     return image, SplatBuffers(*buffers)
 
@@ -202,7 +218,7 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
     checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
     clip = clip if clip.dim() == 3 else clip[None]
     return _SplatClip.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
-                            colors.contiguous(), rast.bary, rast.tri_id.contiguous(), rast.depth)
+                            _packed(colors, rast).contiguous(), rast.bary, rast.tri_id.contiguous(), rast.depth)
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
@@ -218,9 +234,11 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
     """Rasterize-then-splat: turn shaded layers into an image whose gradients reach the vertices.
 
     Args:
-        colors: float ``[B, K, H, W, 4]`` straight (not premultiplied) RGBA per layer from a
-            shader, alpha 1 where the layer covers the pixel (entries on background are ignored).
-            Differentiable.
+        colors: float straight (not premultiplied) RGBA from a shader, alpha 1 where a surface
+            is opaque: ``[N, 4]`` for the ``N`` covered samples in the order of ``rast.index``
+            (what a shader returns from :class:`Fragments`; the faster form on the CPU, which
+            never makes full frames of colours), or full frames ``[B, K, H, W, 4]`` per layer
+            (entries on background are ignored). Differentiable.
         clip: float ``[B, V, 4]`` or ``[V, 4]`` clip-space vertices that were rasterized.
             Differentiable: this is the path of vertex and camera gradients.
         rast: the :class:`Raster` of ``clip`` (constant).

@@ -37,6 +37,8 @@ def test_splat(ctx, layers):
     colors.requires_grad_()
     assert gradcheck(lambda x: glsplat.splat(colors, x, rast, faces), (clip,))
     assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (colors, clip), fast_mode=True)
+    packed = colors.detach().reshape(-1, 4)[rast.index].requires_grad_()  # [N, 4], as a shader returns them
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (packed, clip), fast_mode=True)
 
 
 def test_splat_with_translucent_colours(ctx):

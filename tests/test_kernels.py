@@ -54,6 +54,25 @@ def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
         assert (a - b).abs().max() < tol * 100 * max(1.0, b.abs().max().item())
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_packed_colours_splat_as_full_frames(ctx, layers):
+    """Colours [N, 4] in rast.index's order give the image of the full frames, and their gradient at those samples."""
+    clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
+    clip.requires_grad_()
+    full = torch.rand(*rast.shape, 4, dtype=clip.dtype, requires_grad=True)
+    packed = full.detach().reshape(-1, 4)[rast.index].requires_grad_()
+    assert 0 < packed.shape[0] < rast.tri_id.numel()
+    image = glsplat.splat(full, clip, rast, faces)
+    image_packed = glsplat.splat(packed, clip, rast, faces)
+    assert torch.equal(image, image_packed)
+    grad = torch.randn_like(image)
+    g_clip, g_full = torch.autograd.grad(image, (clip, full), grad)
+    g_clip_packed, g_packed = torch.autograd.grad(image_packed, (clip, packed), grad)
+    assert torch.equal(g_clip, g_clip_packed)
+    assert torch.equal(g_full.reshape(-1, 4)[rast.index], g_packed)
+    assert not g_full[~rast.mask].any()  # background colours are ignored
+
+
 def test_out_of_range_indices_are_refused_before_the_kernel(ctx):
     clip, faces, rast = random_scene(ctx, size=(9, 11), faces_n=6, layers=2)
     attr = torch.rand(clip.shape[1], 3)
@@ -70,6 +89,13 @@ def test_splat_kernel_refuses_mismatched_shapes(ctx):
     colors = torch.rand(*rast.shape, 4, dtype=clip.dtype)
     with pytest.raises(ValueError, match="colors: expected shape"):  # the public entry checks first
         _splat(colors[:, :1], clip, rast, faces, with_buffers=False)
+    with pytest.raises(ValueError, match=r"colors: expected \[N, 4\] for the N = "):
+        _splat(colors.reshape(-1, 4), clip, rast, faces, with_buffers=False)
     point = glsplat.interpolate(clip, rast, faces)
-    with pytest.raises(RuntimeError, match="matching the raster"):  # and the kernel too
+    with pytest.raises(ValueError, match="colors: expected shape"):
         splat_points(colors[:, :1], point, rast)
+    packed = colors.reshape(-1, 4)[rast.index]
+    with pytest.raises(RuntimeError, match="covered samples of the raster"):  # the kernel checks too
+        cpu_kernels().splat_points_forward(point, packed[1:], rast.tri_id, rast.depth.contiguous(), 1.0, 0.5, False)
+    with pytest.raises(RuntimeError, match="matching the raster"):
+        cpu_kernels().splat_points_forward(point[:, :1], packed, rast.tri_id, rast.depth.contiguous(), 1.0, 0.5, False)

@@ -50,28 +50,49 @@ struct ClipTensor {
 };
 
 template <typename T>
-Splat<T> make_cpu_splat(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth,
-                        torch::Tensor* depth_kept, double scale, double sigma) {
-  check_splat_inputs(colors, tri_id, depth);
-  TORCH_CHECK(tri_id.device().is_cpu(), "splat kernel: CPU tensors only");
+Splat<T> make_cpu_splat(const torch::Tensor& tri_id, const torch::Tensor& depth, torch::Tensor* depth_kept,
+                        double scale, double sigma) {
   int64_t depth_stride;
   *depth_kept = evenly_spaced(depth, 1, &depth_stride);
-  return make_splat<T>(colors, tri_id, *depth_kept, depth_stride, scale, sigma);
+  return make_splat<T>(tri_id, *depth_kept, depth_stride, scale, sigma);
 }
+
+// The colours of the covered samples, packed [N, 4] (see cpu::Packed), and where each row's begin.
+struct PackedColors {
+  torch::Tensor colors;
+  std::vector<int64_t> first;
+  int64_t K, H;
+
+  PackedColors(const torch::Tensor& colors_, const torch::Tensor& tri_id, const torch::Tensor& depth)
+      : colors(colors_), K(tri_id.size(1)), H(tri_id.size(2)) {
+    check_splat_inputs(colors, tri_id, depth);
+    TORCH_CHECK(tri_id.device().is_cpu(), "splat kernel: CPU tensors only");
+    first = cpu::packed_rows(tri_id.data_ptr<int32_t>(), tri_id.size(0) * K * H, tri_id.size(3));
+    TORCH_CHECK(colors.dim() == 2 && colors.size(1) == 4 && colors.size(0) == first.back(),
+                "splat kernel: colors must be [N, 4] for the N = ", first.back(), " covered samples of the raster, got ",
+                colors.sizes());
+  }
+  template <typename V>
+  cpu::Packed<V> as(V* data) const {
+    return {data, first.data(), K, H};
+  }
+};
 
 // {image, buffers (empty unless with_buffers), state...}; with one layer the state is the image
 // and the weights [B, H, W], which spare the backward pass all taps.
 template <typename Source>
-std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& colors, const torch::Tensor& tri_id,
+std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& colors_, const torch::Tensor& tri_id,
                                    const torch::Tensor& depth, double scale, double sigma, bool with_buffers) {
+  const PackedColors packed(colors_, tri_id, depth);
+  const auto& colors = packed.colors;
   const int64_t B = tri_id.size(0), K = tri_id.size(1), H = tri_id.size(2), W = tri_id.size(3);
   auto image = torch::empty({B, H, W, 4}, colors.options());
   auto buffers = with_buffers ? torch::empty({kBuffers, B, H, W, 4}, colors.options()) : torch::empty({0}, colors.options());
   auto weights = K == 1 ? torch::empty({B, H, W}, colors.options()) : torch::empty({0}, colors.options());
   torch::Tensor depth_kept;
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
-    cpu::forward(make_cpu_splat<scalar_t>(colors, tri_id, depth, &depth_kept, scale, sigma),
-                 source.template as<scalar_t>(), image.data_ptr<scalar_t>(),
+    cpu::forward(make_cpu_splat<scalar_t>(tri_id, depth, &depth_kept, scale, sigma), source.template as<scalar_t>(),
+                 packed.as<const scalar_t>(colors.data_ptr<scalar_t>()), image.data_ptr<scalar_t>(),
                  with_buffers ? buffers.data_ptr<scalar_t>() : nullptr, K == 1 ? weights.data_ptr<scalar_t>() : nullptr);
   });
   if (K == 1) return {image, buffers, image, weights};
@@ -81,11 +102,13 @@ std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& co
 // The gradient w.r.t. the colours; the source's gradient is written into source.grad.
 template <typename Source>
 torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, const torch::Tensor& grad_buffers,
-                       const std::vector<torch::Tensor>& state, const torch::Tensor& colors,
+                       const std::vector<torch::Tensor>& state, const torch::Tensor& colors_,
                        const torch::Tensor& tri_id, const torch::Tensor& depth, double scale, double sigma) {
+  const PackedColors packed(colors_, tri_id, depth);
+  const auto& colors = packed.colors;
   const bool flat = tri_id.size(1) == 1;
   TORCH_CHECK(state.size() == (flat ? 2u : 0u), "splat kernel: the forward pass's state");
-  auto grad_colors = torch::zeros_like(colors);
+  auto grad_colors = torch::empty_like(colors);  // every covered sample's is written
   const std::vector<int64_t> image_sizes{tri_id.size(0), tri_id.size(2), tri_id.size(3), 4};
   auto buffer_sizes = image_sizes;
   buffer_sizes.insert(buffer_sizes.begin(), kBuffers);
@@ -95,10 +118,11 @@ torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, cons
     const scalar_t* weights =
         flat ? optional_data<scalar_t>(state[1], at::IntArrayRef(image_sizes).slice(0, 3), tri_id.device(), "weights")
              : nullptr;
-    cpu::backward(make_cpu_splat<scalar_t>(colors, tri_id, depth, &depth_kept, scale, sigma),
-                  source.template as<scalar_t>(), optional_data<scalar_t>(grad_out, image_sizes, tri_id.device(), "grad_out"),
+    cpu::backward(make_cpu_splat<scalar_t>(tri_id, depth, &depth_kept, scale, sigma), source.template as<scalar_t>(),
+                  packed.as<const scalar_t>(colors.data_ptr<scalar_t>()),
+                  optional_data<scalar_t>(grad_out, image_sizes, tri_id.device(), "grad_out"),
                   optional_data<scalar_t>(grad_buffers, buffer_sizes, tri_id.device(), "grad_buffers"), image, weights,
-                  grad_colors.data_ptr<scalar_t>());
+                  packed.as<scalar_t>(grad_colors.data_ptr<scalar_t>()));
   });
   return grad_colors;
 }
@@ -107,7 +131,7 @@ torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, cons
 
 std::vector<torch::Tensor> splat_points_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
                                                 torch::Tensor depth, double scale, double sigma, bool with_buffers) {
-  check_points(point, colors);
+  check_points(point, colors, tri_id);
   return forward(PointTensor{point, {}}, colors, tri_id, depth, scale, sigma, with_buffers);
 }
 
@@ -115,7 +139,7 @@ std::vector<torch::Tensor> splat_points_backward(torch::Tensor grad_out, torch::
                                                  std::vector<torch::Tensor> state, torch::Tensor point,
                                                  torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
                                                  double scale, double sigma) {
-  check_points(point, colors);
+  check_points(point, colors, tri_id);
   const PointTensor source{point, torch::zeros_like(point)};
   auto grad_colors = backward(source, grad_out, grad_buffers, state, colors, tri_id, depth, scale, sigma);
   return {source.grad, grad_colors};

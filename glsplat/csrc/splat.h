@@ -22,6 +22,7 @@ namespace glsplat {
 
 constexpr int kBuffers = 3;  // S+, S0, S-
 constexpr int kTaps = 6;     // a sample's separable tap weights: gx[3], then gy[3] with alpha and scale
+constexpr int kTapValues = kTaps + 3;  // what the forward gather reads of a sample: its taps, then its r, g, b
 
 GLSPLAT_HD inline float exp_of(float x) { return expf(x); }
 GLSPLAT_HD inline double exp_of(double x) { return exp(x); }
@@ -29,7 +30,6 @@ GLSPLAT_HD inline double exp_of(double x) { return exp(x); }
 template <typename T>
 struct Splat {
   int64_t B, K, H, W;
-  const T* colors;        // [B, K, H, W, 4] straight RGBA
   const int32_t* tri_id;  // [B, K, H, W] face + 1, 0 on background
   const float* depth;     // window depth of sample n at depth[n * depth_stride], 1 on background
   int64_t depth_stride;   // 1 for a contiguous tensor, 4 for a view into the G-buffer
@@ -96,7 +96,7 @@ struct Splat {
   }
 
   // Forward at target pixel q = (b, qi, qj): the unnormalised S+/S0/S- sums acc. `taps_at(n, l,
-  // pi, pj)` gives the kTaps weights of covered sample n (layer l of source pixel (pi, pj)).
+  // pi, pj)` gives the kTapValues of covered sample n (layer l of source pixel (pi, pj)).
   template <typename Taps>
   GLSPLAT_HD void accumulate(int64_t b, int64_t qi, int64_t qj, const Taps& taps_at, T acc[kBuffers][4]) const {
     for (int k = 0; k < kBuffers; ++k) acc[k][0] = acc[k][1] = acc[k][2] = acc[k][3] = T(0);
@@ -110,7 +110,7 @@ struct Splat {
           if (!covered(n)) break;  // layers are packed: nothing behind a background layer
           const T* t = taps_at(n, l, pi, pj);
           const T w = t[qj - pj + 1] * t[3 + qi - pi + 1];
-          const T* c = colors + 4 * n;
+          const T* c = t + kTaps;
           T* a = acc[buffer_of(s, l)];
           a[0] += w * c[0];
           a[1] += w * c[1];
@@ -170,13 +170,12 @@ struct Splat {
     }
   }
 
-  // Backward for covered source sample n (layer l of pixel (b, pi, pj)) with clip-space point p:
-  // the gradients gp w.r.t. p and gc w.r.t. its colour. `grad_at(k, qi, qj)` gives the gradient
-  // w.r.t. buffer k's unnormalised sums at target (qi, qj) of the same image.
+  // Backward for a covered source sample (layer l of pixel (b, pi, pj)) with clip-space point p
+  // and straight RGBA c: the gradients gp w.r.t. p and gc w.r.t. c. `grad_at(k, qi, qj)` gives
+  // the gradient w.r.t. buffer k's unnormalised sums at target (qi, qj) of the same image.
   template <typename GradAt>
-  GLSPLAT_HD void backward_sample(int64_t n, int64_t b, int64_t l, int64_t pi, int64_t pj, const T* p,
+  GLSPLAT_HD void backward_sample(int64_t b, int64_t l, int64_t pi, int64_t pj, const T* p, const T* c,
                                   const GradAt& grad_at, T gp[4], T gc[4]) const {
-    const T* c = colors + 4 * n;
     T ox, oy, gx[3], gy[3];
     offset(p, pi, pj, &ox, &oy);
     gaussians(ox, oy, gx, gy);

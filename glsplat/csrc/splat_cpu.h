@@ -76,6 +76,32 @@ struct ClipPoints {
   }
 };
 
+// Values of the covered samples only, [N, 4], packed in raster order (image, layer, row,
+// column) as Fragments.index orders them: row r of layer l of image b holds the consecutive
+// entries from first[(b * K + l) * H + r] on.
+template <typename V>
+struct Packed {
+  V* data;
+  const int64_t* first;  // [B * K * H + 1]; first[B * K * H] = N
+  int64_t K, H;
+
+  V* row(int64_t b, int64_t l, int64_t r) const { return data + 4 * first[(b * K + l) * H + r]; }
+};
+
+// Packed's first[] for the raster tri_id, `rows` (= B * K * H) rows of W samples.
+inline std::vector<int64_t> packed_rows(const int32_t* tri_id, int64_t rows, int64_t W) {
+  std::vector<int64_t> first(rows + 1, 0);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int32_t* id = tri_id + row * W;
+    int64_t count = 0;
+    for (int64_t j = 0; j < W; ++j) count += id[j] > 0;
+    first[row + 1] = count;
+  }
+  for (int64_t row = 0; row < rows; ++row) first[row + 1] += first[row];
+  return first;
+}
+
 // Columns lo .. hi - 1 of a row.
 struct Span {
   int64_t lo, hi;
@@ -117,30 +143,35 @@ struct Coverage {
   }
 };
 
-// The taps of `depth` consecutive source rows of one image; row r lives in slot r % depth.
+// The taps and colours (kTapValues each) of `depth` consecutive source rows of one image; row r
+// lives in slot r % depth.
 template <typename T>
 struct TapRing {
   const Splat<T>& s;
   int64_t depth;
-  std::vector<T> data;  // [depth, K, W, kTaps]
+  std::vector<T> data;  // [depth, K, W, kTapValues]
 
-  TapRing(const Splat<T>& splat, int64_t rows) : s(splat), depth(rows), data(rows * splat.K * splat.W * kTaps) {}
+  TapRing(const Splat<T>& splat, int64_t rows) : s(splat), depth(rows), data(rows * splat.K * splat.W * kTapValues) {}
 
   const T* operator()(int64_t, int64_t l, int64_t pi, int64_t pj) const {
-    return data.data() + (((pi % depth) * s.K + l) * s.W + pj) * kTaps;
+    return data.data() + (((pi % depth) * s.K + l) * s.W + pj) * kTapValues;
   }
   template <typename Points>
-  void fill(int64_t b, int64_t r, const Points& points, const Coverage& coverage) {
+  void fill(int64_t b, int64_t r, const Points& points, const Packed<const T>& colors, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
     const Span span = coverage.row(b, r);
     for (int64_t l = 0; l < s.K; ++l) {
-      T* row = data.data() + ((r % depth) * s.K + l) * s.W * kTaps;
+      T* row = data.data() + ((r % depth) * s.K + l) * s.W * kTapValues;
+      const T* c = colors.row(b, l, r);
       for (int64_t j = span.lo; j < span.hi; ++j) {
         const int64_t n = s.sample(b, l, r, j);
         if (!s.covered(n)) continue;  // never read
         T p[4];
         points.get(n, p);
-        s.taps(p, r, j, s.colors[4 * n + 3], row + j * kTaps);
+        T* t = row + j * kTapValues;
+        s.taps(p, r, j, c[3], t);
+        for (int k = 0; k < 3; ++k) t[kTaps + k] = c[k];
+        c += 4;
       }
     }
   }
@@ -197,14 +228,14 @@ Span layered_sums(const Splat<T>& s, const Coverage& coverage, int64_t b, int64_
 }
 
 template <typename T, typename Points>
-void forward_layered(const Splat<T>& s, const Points& points, T* out, T* buffers) {
+void forward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers) {
   const Coverage coverage(s);
   for_bands(s.B, s.H, [&] { return TapRing<T>(s, 3); },
             [&](TapRing<T>& taps, int64_t b, int64_t r0, int64_t r1) {
-              taps.fill(b, r0 - 1, points, coverage);
-              taps.fill(b, r0, points, coverage);
+              taps.fill(b, r0 - 1, points, colors, coverage);
+              taps.fill(b, r0, points, colors, coverage);
               for (int64_t qi = r0; qi < r1; ++qi) {
-                taps.fill(b, qi + 1, points, coverage);
+                taps.fill(b, qi + 1, points, colors, coverage);
                 const int64_t q0 = s.pixel(b, qi, 0);
                 std::fill(out + 4 * q0, out + 4 * (q0 + s.W), T(0));
                 for (int k = 0; buffers && k < kBuffers; ++k) {
@@ -224,15 +255,21 @@ void forward_layered(const Splat<T>& s, const Points& points, T* out, T* buffers
 }
 
 template <typename T, typename Points>
-void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
-                      T* grad_colors) {
+void backward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
+                      const T* grad_buffers, const Packed<T>& grad_colors) {
   const Coverage coverage(s);
   struct Scratch {
     TapRing<T> taps;
     GradRing<T> grads;
     typename Points::Local local;
+    std::vector<const T*> c;  // per layer, the colour and its gradient of the next covered sample
+    std::vector<T*> gc;
   };
-  for_bands(s.B, s.H, [&] { return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), points.local()}; },
+  for_bands(s.B, s.H,
+            [&] {
+              return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), points.local(), std::vector<const T*>(s.K),
+                             std::vector<T*>(s.K)};
+            },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
               // Row r's buffer gradients need the sums there again, hence the taps of rows r - 1 .. r + 1;
               // they are read only within a pixel of a covered sample, which is where they are made.
@@ -247,12 +284,16 @@ void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out
                                          grad_buffers ? grad_buffers + 4 * q : nullptr, s.plane(), t.grads.at(r, qj));
                 });
               };
-              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points, coverage);
+              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points, colors, coverage);
               grad_row(r0 - 1);
               grad_row(r0);
               for (int64_t pi = r0; pi < r1; ++pi) {
-                t.taps.fill(b, pi + 2, points, coverage);
+                t.taps.fill(b, pi + 2, points, colors, coverage);
                 grad_row(pi + 1);
+                for (int64_t l = 0; l < s.K; ++l) {
+                  t.c[l] = colors.row(b, l, pi);
+                  t.gc[l] = grad_colors.row(b, l, pi);
+                }
                 const Span span = coverage.row(b, pi);
                 for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   for (int64_t l = 0; l < s.K; ++l) {
@@ -260,7 +301,9 @@ void backward_layered(const Splat<T>& s, const Points& points, const T* grad_out
                     if (!s.covered(n)) break;  // layers are packed
                     T p[4], gp[4];
                     points.get(n, p);
-                    s.backward_sample(n, b, l, pi, pj, p, t.grads, gp, grad_colors + 4 * n);
+                    s.backward_sample(b, l, pi, pj, p, t.c[l], t.grads, gp, t.gc[l]);
+                    t.c[l] += 4;
+                    t.gc[l] += 4;
                     points.add_grad(t.local, n, gp);
                   }
                 }
@@ -289,20 +332,22 @@ struct FlatRows {
     return r < 0 || r >= s.H ? zeros.data() : data.data() + (r % depth) * kValues * stride;
   }
   template <typename Points>
-  void fill(int64_t b, int64_t r, const Points& points, const Coverage& coverage) {
+  void fill(int64_t b, int64_t r, const Points& points, const Packed<const T>& colors, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
     T* row = data.data() + (r % depth) * kValues * stride + 1;
     Span& old = written[r % depth];  // all else in the slot is zero
     for (int k = 0; k < kValues; ++k) std::fill(row + k * stride + old.lo, row + k * stride + old.hi, T(0));
     old = coverage.row(b, r);
+    const T* c = colors.row(b, 0, r);
     for (int64_t j = old.lo; j < old.hi; ++j) {
       const int64_t n = s.sample(b, 0, r, j);
       if (!s.covered(n)) continue;
       T p[4], v[kValues];
       points.get(n, p);
-      s.taps(p, r, j, s.colors[4 * n + 3], v);
-      for (int c = 0; c < 3; ++c) v[6 + c] = s.colors[4 * n + c];
+      s.taps(p, r, j, c[3], v);
+      for (int k = 0; k < 3; ++k) v[6 + k] = c[k];
       for (int k = 0; k < kValues; ++k) row[k * stride + j] = v[k];
+      c += 4;
     }
   }
   // The S0 sums of target row r into sums[4][W] (r, g, b, weight), for the columns of span.
@@ -362,7 +407,8 @@ struct FlatGrads {
 };
 
 template <typename T, typename Points>
-void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T* weights) {
+void forward_flat(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers,
+                  T* weights) {
   const Coverage coverage(s);
   struct Scratch {
     FlatRows<T> rows;
@@ -370,10 +416,10 @@ void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T
   };
   for_bands(s.B, s.H, [&] { return Scratch{FlatRows<T>(s, 3), std::vector<T>(4 * s.W)}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              t.rows.fill(b, r0 - 1, points, coverage);
-              t.rows.fill(b, r0, points, coverage);
+              t.rows.fill(b, r0 - 1, points, colors, coverage);
+              t.rows.fill(b, r0, points, colors, coverage);
               for (int64_t qi = r0; qi < r1; ++qi) {
-                t.rows.fill(b, qi + 1, points, coverage);
+                t.rows.fill(b, qi + 1, points, colors, coverage);
                 const Span span = coverage.reach(b, qi);
                 t.rows.sums(qi, span, t.sums.data());
                 const int64_t q0 = s.pixel(b, qi, 0);
@@ -401,8 +447,8 @@ void forward_flat(const Splat<T>& s, const Points& points, T* out, T* buffers, T
 // The forward pass kept the image (= S0 normalised) and the weights, so the backward pass needs
 // no taps: per target row, the gradient w.r.t. the sums; per covered source, its own 3x3 pull.
 template <typename T, typename Points>
-void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers,
-                   const T* image, const T* weights, T* grad_colors) {
+void backward_flat(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
+                   const T* grad_buffers, const T* image, const T* weights, const Packed<T>& grad_colors) {
   const Coverage coverage(s);
   struct Scratch {
     FlatGrads<T> grads;
@@ -439,12 +485,16 @@ void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, c
                 grad_row(pi + 1);
                 const Span span = coverage.row(b, pi);
                 const auto around = t.grads.around(pi);
+                const T* c = colors.row(b, 0, pi);
+                T* gc = grad_colors.row(b, 0, pi);
                 for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   const int64_t n = s.sample(b, 0, pi, pj);
                   if (!s.covered(n)) continue;
                   T p[4], gp[4];
                   points.get(n, p);
-                  s.backward_sample(n, b, 0, pi, pj, p, around, gp, grad_colors + 4 * n);
+                  s.backward_sample(b, 0, pi, pj, p, c, around, gp, gc);
+                  c += 4;
+                  gc += 4;
                   points.add_grad(t.local, n, gp);
                 }
               }
@@ -454,22 +504,23 @@ void backward_flat(const Splat<T>& s, const Points& points, const T* grad_out, c
 
 // weights [B, H, W]: written with one layer (the backward pass's state), unused with more.
 template <typename T, typename Points>
-void forward(const Splat<T>& s, const Points& points, T* out, T* buffers, T* weights) {
+void forward(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers, T* weights) {
   if (s.K == 1) {
-    forward_flat(s, points, out, buffers, weights);
+    forward_flat(s, points, colors, out, buffers, weights);
   } else {
-    forward_layered(s, points, out, buffers);
+    forward_layered(s, points, colors, out, buffers);
   }
 }
 
-// image and weights: from the forward pass with one layer, unused with more.
+// image and weights: from the forward pass with one layer, unused with more. Every covered
+// sample's colour gradient is written.
 template <typename T, typename Points>
-void backward(const Splat<T>& s, const Points& points, const T* grad_out, const T* grad_buffers, const T* image,
-              const T* weights, T* grad_colors) {
+void backward(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
+              const T* grad_buffers, const T* image, const T* weights, const Packed<T>& grad_colors) {
   if (s.K == 1) {
-    backward_flat(s, points, grad_out, grad_buffers, image, weights, grad_colors);
+    backward_flat(s, points, colors, grad_out, grad_buffers, image, weights, grad_colors);
   } else {
-    backward_layered(s, points, grad_out, grad_buffers, grad_colors);
+    backward_layered(s, points, colors, grad_out, grad_buffers, grad_colors);
   }
 }
 

@@ -15,9 +15,9 @@ constexpr int kThreads = 256;
 inline int blocks(int64_t items) { return static_cast<int>((items + kThreads - 1) / kThreads); }
 
 template <typename T>
-struct TapTable {  // [B * K * H * W, kTaps]
+struct TapTable {  // [B * K * H * W, kTapValues]
   const T* taps;
-  __device__ const T* operator()(int64_t n, int64_t, int64_t, int64_t) const { return taps + kTaps * n; }
+  __device__ const T* operator()(int64_t n, int64_t, int64_t, int64_t) const { return taps + kTapValues * n; }
 };
 
 template <typename T>
@@ -31,11 +31,13 @@ struct GradTable {  // [kBuffers, B, H, W, 4], for one image b
 };
 
 template <typename T>
-__global__ void taps_kernel(Splat<T> splat, const T* point, T* taps) {
+__global__ void taps_kernel(Splat<T> splat, const T* point, const T* colors, T* taps) {
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= splat.B * splat.K * splat.H * splat.W || !splat.covered(n)) return;  // the rest is never read
   const int64_t j = n % splat.W, i = (n / splat.W) % splat.H;
-  splat.taps(point + 4 * n, i, j, splat.colors[4 * n + 3], taps + kTaps * n);
+  T* t = taps + kTapValues * n;
+  splat.taps(point + 4 * n, i, j, colors[4 * n + 3], t);
+  for (int c = 0; c < 3; ++c) t[kTaps + c] = colors[4 * n + c];
 }
 
 template <typename T>
@@ -71,13 +73,14 @@ __global__ void buffer_gradient_kernel(Splat<T> splat, const T* grad_out, const 
 }
 
 template <typename T>
-__global__ void backward_kernel(Splat<T> splat, const T* point, const T* grad_acc, T* grad_point, T* grad_colors) {
+__global__ void backward_kernel(Splat<T> splat, const T* point, const T* colors, const T* grad_acc, T* grad_point,
+                                T* grad_colors) {
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= splat.B * splat.K * splat.H * splat.W || !splat.covered(n)) return;  // the outputs are zeroed
   const int64_t pj = n % splat.W, pi = (n / splat.W) % splat.H, l = (n / (splat.W * splat.H)) % splat.K,
                 b = n / (splat.W * splat.H * splat.K);
-  splat.backward_sample(n, b, l, pi, pj, point + 4 * n, GradTable<T>{splat, grad_acc, b}, grad_point + 4 * n,
-                        grad_colors + 4 * n);
+  splat.backward_sample(b, l, pi, pj, point + 4 * n, colors + 4 * n, GradTable<T>{splat, grad_acc, b},
+                        grad_point + 4 * n, grad_colors + 4 * n);
 }
 
 struct Prepared {
@@ -88,7 +91,8 @@ struct Prepared {
 Prepared prepare(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& tri_id,
                  const torch::Tensor& depth) {
   check_splat_inputs(colors, tri_id, depth);
-  check_points(point, colors);
+  check_full_colors(colors, tri_id);
+  check_points(point, colors, tri_id);
   TORCH_CHECK(tri_id.device().is_cuda(), "splat kernel: CUDA tensors only");
   Prepared prepared;
   prepared.depth = evenly_spaced(depth, 1, &prepared.depth_stride);
@@ -108,11 +112,12 @@ std::vector<torch::Tensor> splat_points_forward_cuda(torch::Tensor point, torch:
   auto out = torch::empty({B, H, W, 4}, colors.options());
   auto buffers = torch::empty({kBuffers, B, H, W, 4}, colors.options());
   auto weights = torch::empty({kBuffers, B, H, W}, colors.options());
-  auto taps = torch::empty({samples, kTaps}, colors.options());
+  auto taps = torch::empty({samples, kTapValues}, colors.options());
   if (pixels > 0) {
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_points_forward_cuda", [&] {
-      const auto splat = make_splat<scalar_t>(colors, tri_id, prepared.depth, prepared.depth_stride, scale, sigma);
-      taps_kernel<<<blocks(samples), kThreads, 0, stream>>>(splat, point.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>());
+      const auto splat = make_splat<scalar_t>(tri_id, prepared.depth, prepared.depth_stride, scale, sigma);
+      taps_kernel<<<blocks(samples), kThreads, 0, stream>>>(splat, point.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
+                                                          taps.data_ptr<scalar_t>());
       forward_kernel<<<blocks(pixels), kThreads, 0, stream>>>(splat, taps.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                                                             buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>());
     });
@@ -139,13 +144,13 @@ std::vector<torch::Tensor> splat_points_backward_cuda(torch::Tensor grad_out, to
   const int64_t pixels = weights.numel() / kBuffers, samples = tri_id.numel();
   if (pixels == 0) return {grad_point, grad_colors};
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_points_backward_cuda", [&] {
-    const auto splat = make_splat<scalar_t>(colors, tri_id, prepared.depth, prepared.depth_stride, scale, sigma);
+    const auto splat = make_splat<scalar_t>(tri_id, prepared.depth, prepared.depth_stride, scale, sigma);
     const scalar_t* g_out = optional_data<scalar_t>(grad_out, buffers.sizes().slice(1), tri_id.device(), "grad_out");
     const scalar_t* g_buf = optional_data<scalar_t>(grad_buffers, buffers.sizes(), tri_id.device(), "grad_buffers");
     buffer_gradient_kernel<<<blocks(pixels), kThreads, 0, stream>>>(
         splat, g_out, g_buf, buffers.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), grad_acc.data_ptr<scalar_t>());
     backward_kernel<<<blocks(samples), kThreads, 0, stream>>>(splat, point.data_ptr<scalar_t>(),
-                                                            grad_acc.data_ptr<scalar_t>(),
+                                                            colors.data_ptr<scalar_t>(), grad_acc.data_ptr<scalar_t>(),
                                                             grad_point.data_ptr<scalar_t>(),
                                                             grad_colors.data_ptr<scalar_t>());
   });

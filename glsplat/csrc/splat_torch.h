@@ -33,22 +33,28 @@ inline void check_splat_inputs(const torch::Tensor& colors, const torch::Tensor&
                   tri_id.is_contiguous(), "splat kernel: contiguous tensors on one device only");
   TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt, "splat kernel: tri_id must be int32 [B, K, H, W]");
   TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == tri_id.sizes(), "splat kernel: depth");
+}
+
+// Colours of every sample, [B, K, H, W, 4] (what the CUDA kernels take).
+inline void check_full_colors(const torch::Tensor& colors, const torch::Tensor& tri_id) {
   auto rgba = tri_id.sizes().vec();
   rgba.push_back(4);
   TORCH_CHECK(colors.sizes().vec() == rgba, "splat kernel: colors must be [B, K, H, W, 4] matching the raster");
 }
 
-inline void check_points(const torch::Tensor& point, const torch::Tensor& colors) {
+inline void check_points(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& tri_id) {
   TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
-  TORCH_CHECK(point.sizes() == colors.sizes() && point.is_contiguous() && point.device() == colors.device(),
+  auto sizes = tri_id.sizes().vec();
+  sizes.push_back(4);
+  TORCH_CHECK(point.sizes().vec() == sizes && point.is_contiguous() && point.device() == colors.device(),
               "splat kernel: point must be [B, K, H, W, 4] matching the raster");
 }
 
 template <typename T>
-Splat<T> make_splat(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth,
-                    int64_t depth_stride, double scale, double sigma) {
+Splat<T> make_splat(const torch::Tensor& tri_id, const torch::Tensor& depth, int64_t depth_stride, double scale,
+                    double sigma) {
   return Splat<T>{tri_id.size(0), tri_id.size(1), tri_id.size(2), tri_id.size(3),
-                  colors.data_ptr<T>(), tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
+                  tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
                   T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)), T(std::exp(-1.0 / (2 * sigma * sigma))),
                   T(tri_id.size(3)) / 2, T(tri_id.size(2)) / 2};
 }

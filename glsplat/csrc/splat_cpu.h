@@ -312,21 +312,57 @@ void backward_layered(const Splat<T>& s, const Points& points, const Packed<cons
             [&](Scratch& t) { points.reduce(t.local); });
 }
 
-// One layer: every tap lands in S0 and the image is S0 normalised. A row of sources is kept as
-// arrays over its columns, padded by one column each side and zero where nothing is covered,
-// so that the 3x3 gather has no branches and vectorises.
+// One layer: every tap lands in S0 and the image is S0 normalised. Rows of samples, taps and
+// gradients are kept as arrays over their columns (structure of arrays), padded by one column
+// each side and zero where nothing is covered, so that the 3x3 gathers have no branches and
+// vectorise.
+
+// The samples of one row of layer 0: the clip-space x, y, w of the point and the straight
+// r, g, b, a; the point (0, 0, 0, 1) and the colour 0 where nothing is covered, so that the
+// columns between covered ones can go through the same vector loops and add nothing.
+template <typename T>
+struct RowSamples {
+  static constexpr int kValues = 7;
+  int64_t W;
+  std::vector<T> data;  // [kValues, W]
+
+  explicit RowSamples(int64_t width) : W(width), data(kValues * width) {}
+  T* operator[](int k) { return data.data() + k * W; }
+
+  // Row r of image b, for the columns of span; c: the row's packed colours.
+  template <typename Points>
+  void gather(const Splat<T>& s, int64_t b, int64_t r, Span span, const Points& points, const T* c) {
+    static constexpr T kNone[4] = {0, 0, 0, 0};
+    T* v = data.data();
+    for (int64_t j = span.lo; j < span.hi; ++j) {
+      const int64_t n = s.sample(b, 0, r, j);
+      T p[4] = {0, 0, 0, 1};
+      const T* colour = kNone;
+      if (s.covered(n)) {
+        points.get(n, p);
+        colour = c;
+        c += 4;
+      }
+      v[j] = p[0];
+      v[W + j] = p[1];
+      v[2 * W + j] = p[3];
+      for (int k = 0; k < 4; ++k) v[(3 + k) * W + j] = colour[k];
+    }
+  }
+};
+
 template <typename T>
 struct FlatRows {
   static constexpr int kValues = 9;  // gx[3], gy[3] (scale and alpha folded in), r, g, b
   const Splat<T>& s;
   int64_t depth, stride;             // stride = W + 2, the padded row
   std::vector<T> data, zeros;        // [depth, kValues, W + 2]; rows outside the image
-
   std::vector<Span> written;         // per slot, the columns that may be non-zero
+  RowSamples<T> samples;
 
   FlatRows(const Splat<T>& splat, int64_t rows)
       : s(splat), depth(rows), stride(splat.W + 2), data(rows * kValues * stride), zeros(kValues * stride),
-        written(rows, Span{0, 0}) {}
+        written(rows, Span{0, 0}), samples(splat.W) {}
 
   const T* row(int64_t r) const {
     return r < 0 || r >= s.H ? zeros.data() : data.data() + (r % depth) * kValues * stride;
@@ -335,20 +371,25 @@ struct FlatRows {
   void fill(int64_t b, int64_t r, const Points& points, const Packed<const T>& colors, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
     T* row = data.data() + (r % depth) * kValues * stride + 1;
-    Span& old = written[r % depth];  // all else in the slot is zero
-    for (int k = 0; k < kValues; ++k) std::fill(row + k * stride + old.lo, row + k * stride + old.hi, T(0));
-    old = coverage.row(b, r);
-    const T* c = colors.row(b, 0, r);
-    for (int64_t j = old.lo; j < old.hi; ++j) {
-      const int64_t n = s.sample(b, 0, r, j);
-      if (!s.covered(n)) continue;
-      T p[4], v[kValues];
-      points.get(n, p);
-      s.taps(p, r, j, c[3], v);
-      for (int k = 0; k < 3; ++k) v[6 + k] = c[k];
-      for (int k = 0; k < kValues; ++k) row[k * stride + j] = v[k];
-      c += 4;
+    Span& span = written[r % depth];  // all else in the slot is zero
+    for (int k = 0; k < kValues; ++k) std::fill(row + k * stride + span.lo, row + k * stride + span.hi, T(0));
+    span = coverage.row(b, r);
+    samples.gather(s, b, r, span, points, colors.row(b, 0, r));
+    const T *__restrict x = samples[0], *__restrict y = samples[1], *__restrict w = samples[2],
+                        *__restrict alpha = samples[6];
+    T* __restrict taps = row;
+#pragma omp simd
+    for (int64_t j = span.lo; j < span.hi; ++j) {
+      const auto o = s.offset(x[j], y[j], w[j], r, j);
+      const auto gx = s.axis(o.x, T(1)), gy = s.axis(o.y, s.scale);
+      taps[j] = gx.before;
+      taps[stride + j] = gx.centre;
+      taps[2 * stride + j] = gx.after;
+      taps[3 * stride + j] = gy.before * alpha[j];
+      taps[4 * stride + j] = gy.centre * alpha[j];
+      taps[5 * stride + j] = gy.after * alpha[j];
     }
+    for (int k = 0; k < 3; ++k) std::copy(samples[3 + k] + span.lo, samples[3 + k] + span.hi, row + (6 + k) * stride + span.lo);
   }
   // The S0 sums of target row r into sums[4][W] (r, g, b, weight), for the columns of span.
   void sums(int64_t r, Span span, T* sums) const {
@@ -379,32 +420,64 @@ struct FlatRows {
   }
 };
 
-// The gradients w.r.t. the S0 sums of 3 consecutive target rows, [W + 2, 4] each, zero in the
-// padding columns and for rows outside the image (taps that land there are dropped).
+// The gradients w.r.t. the S0 sums (r, g, b, weight) of 3 consecutive target rows, [4, W + 2]
+// each, zero in the padding columns and for rows outside the image (taps that land there are
+// dropped).
 template <typename T>
 struct FlatGrads {
-  int64_t H, W;
+  int64_t H, W, stride;
   std::vector<T> data, zeros;
 
-  FlatGrads(int64_t height, int64_t width) : H(height), W(width), data(3 * (width + 2) * 4), zeros((width + 2) * 4) {}
-  T* row(int64_t r) { return data.data() + (r % 3) * (W + 2) * 4 + 4; }
-
-  // What Splat::backward_sample reads for the sources of row pi: rows pi - 1 .. pi + 1, looked
-  // up once per row rather than once per tap.
-  struct Around {
-    int64_t pi;
-    const T* rows[3];
-    const T* operator()(int, int64_t qi, int64_t qj) const { return rows[qi - pi + 1] + 4 * qj; }
-  };
-  Around around(int64_t pi) const {
-    Around a{pi, {}};
-    for (int d = 0; d < 3; ++d) {
-      const int64_t r = pi - 1 + d;
-      a.rows[d] = (r < 0 || r >= H ? zeros.data() : data.data() + (r % 3) * (W + 2) * 4) + 4;
-    }
-    return a;
-  }
+  FlatGrads(int64_t height, int64_t width)
+      : H(height), W(width), stride(width + 2), data(3 * 4 * stride), zeros(4 * stride) {}
+  // Channel c of column j of row r at row(r)[c * stride + j], j = -1 .. W.
+  T* row(int64_t r) { return data.data() + (r % 3) * 4 * stride + 1; }
+  const T* row(int64_t r) const { return r < 0 || r >= H ? zeros.data() + 1 : data.data() + (r % 3) * 4 * stride + 1; }
 };
+
+// A sample's pull from the three targets of one row (gradient channel k of column dx at
+// g[k * stride + dx]), whose taps weigh gx * wy and lie ey below it; written out, not a loop,
+// so that the loop over the sample's row vectorises.
+template <typename T>
+[[gnu::always_inline]] inline typename Splat<T>::Pull pull_row(const Splat<T>& s, typename Splat<T>::Pull a, const T* g, int64_t stride,
+                                 typename Splat<T>::Axis gx, T wy, T ey, T ox, typename Splat<T>::Rgba c) {
+  using Rgba = typename Splat<T>::Rgba;
+  a = s.pull(a, gx.before * wy, T(-1) - ox, ey, c, Rgba{g[-1], g[stride - 1], g[2 * stride - 1], g[3 * stride - 1]});
+  a = s.pull(a, gx.centre * wy, -ox, ey, c, Rgba{g[0], g[stride], g[2 * stride], g[3 * stride]});
+  return s.pull(a, gx.after * wy, T(1) - ox, ey, c, Rgba{g[1], g[stride + 1], g[2 * stride + 1], g[3 * stride + 1]});
+}
+
+// The 3x3 pulls of the samples of source row pi (columns span) into pulled: d(loss)/d x, y, w
+// of each point, then d(loss)/d r, g, b, a; from the row's samples and the gradients w.r.t. the
+// sums of rows pi - 1 .. pi + 1.
+template <typename T>
+void pull_row_of_sources(const Splat<T>& s, int64_t pi, Span span, RowSamples<T>& samples, const FlatGrads<T>& grads,
+                         RowSamples<T>& pulled) {
+  using Rgba = typename Splat<T>::Rgba;
+  const int64_t stride = grads.stride, W = s.W;
+  const T *above = grads.row(pi - 1), *here = grads.row(pi), *below = grads.row(pi + 1);
+  const T *x = samples[0], *y = samples[1], *w = samples[2], *red = samples[3], *green = samples[4],
+          *blue = samples[5], *alpha = samples[6];
+  T* out = pulled[0];
+#pragma GCC ivdep
+  for (int64_t pj = span.lo; pj < span.hi; ++pj) {
+    const auto o = s.offset(x[pj], y[pj], w[pj], pi, pj);
+    const auto gx = s.axis(o.x, T(1)), gy = s.axis(o.y, s.scale);
+    const Rgba c{red[pj], green[pj], blue[pj], alpha[pj]};
+    typename Splat<T>::Pull a{T(0), T(0), {T(0), T(0), T(0), T(0)}};
+    a = pull_row(s, a, above + pj, stride, gx, gy.before, T(-1) - o.y, o.x, c);
+    a = pull_row(s, a, here + pj, stride, gx, gy.centre, -o.y, o.x, c);
+    a = pull_row(s, a, below + pj, stride, gx, gy.after, T(1) - o.y, o.x, c);
+    const auto d = s.pulled(x[pj], y[pj], w[pj], a);
+    out[pj] = d.x;
+    out[W + pj] = d.y;
+    out[2 * W + pj] = d.w;
+    out[3 * W + pj] = a.colour.r;
+    out[4 * W + pj] = a.colour.g;
+    out[5 * W + pj] = a.colour.b;
+    out[6 * W + pj] = a.colour.a;
+  }
+}
 
 template <typename T, typename Points>
 void forward_flat(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers,
@@ -445,38 +518,45 @@ void forward_flat(const Splat<T>& s, const Points& points, const Packed<const T>
 }
 
 // The forward pass kept the image (= S0 normalised) and the weights, so the backward pass needs
-// no taps: per target row, the gradient w.r.t. the sums; per covered source, its own 3x3 pull.
+// no taps: per target row, the gradient w.r.t. the sums; per row of sources, their 3x3 pulls.
 template <typename T, typename Points>
 void backward_flat(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
                    const T* grad_buffers, const T* image, const T* weights, const Packed<T>& grad_colors) {
   const Coverage coverage(s);
   struct Scratch {
     FlatGrads<T> grads;
+    RowSamples<T> samples, pulled;  // pulled: d(loss)/d x, y, w of the point, then r, g, b, a
     typename Points::Local local;
+    std::vector<T> zeros;           // a row's absent gradient
   };
-  for_bands(s.B, s.H, [&] { return Scratch{FlatGrads<T>(s.H, s.W), points.local()}; },
+  for_bands(s.B, s.H,
+            [&] {
+              return Scratch{FlatGrads<T>(s.H, s.W), RowSamples<T>(s.W), RowSamples<T>(s.W), points.local(),
+                             std::vector<T>(4 * s.W, T(0))};
+            },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              // Row r's gradients are read only within a pixel of a covered sample: made there only.
+              // Row r's gradients are read only within a pixel of a source row's span: made there only.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;
-                T* ga = t.grads.row(r);
+                T* __restrict ga = t.grads.row(r);
+                const int64_t stride = t.grads.stride, q0 = s.pixel(b, r, 0);
                 const Span span = coverage.reach(b, r);
+                // S+ and S- are empty: the image's gradient is S0's; an absent gradient reads zeros
+                const T* __restrict go = grad_out ? grad_out + 4 * q0 : t.zeros.data();
+                const T* __restrict gb = grad_buffers ? grad_buffers + s.plane() + 4 * q0 : t.zeros.data();
+                const T* __restrict im = image + 4 * q0;
+                const T* __restrict weight = weights + q0;
                 for (int64_t qj = span.lo; qj < span.hi; ++qj) {
-                  const int64_t q = s.pixel(b, r, qj);
-                  T g[4] = {0, 0, 0, 0};  // S+ and S- are empty: the image's gradient is S0's
+                  T g[4], dot = 0;
                   for (int c = 0; c < 4; ++c) {
-                    if (grad_out) g[c] += grad_out[4 * q + c];
-                    if (grad_buffers) g[c] += grad_buffers[s.plane() + 4 * q + c];
+                    g[c] = go[4 * qj + c] + gb[4 * qj + c];
+                    dot += g[c] * im[4 * qj + c];
                   }
-                  const T weight = weights[q];
-                  if (weight >= T(1)) {  // image = sums / weight; torch's clamp passes the gradient at 1 too
-                    T dot = 0;
-                    for (int c = 0; c < 4; ++c) dot += g[c] * image[4 * q + c];
-                    for (int c = 0; c < 4; ++c) ga[4 * qj + c] = g[c] / weight;
-                    ga[4 * qj + 3] -= dot / weight;
-                  } else {
-                    for (int c = 0; c < 4; ++c) ga[4 * qj + c] = g[c];
-                  }
+                  // image = sums / weight where weight >= 1; torch's clamp passes the gradient at 1 too
+                  const bool normalised = weight[qj] >= T(1);
+                  const T inv = normalised ? T(1) / weight[qj] : T(1);
+                  for (int c = 0; c < 4; ++c) ga[c * stride + qj] = g[c] * inv;
+                  ga[3 * stride + qj] -= normalised ? dot * inv : T(0);
                 }
               };
               grad_row(r0 - 1);
@@ -484,16 +564,15 @@ void backward_flat(const Splat<T>& s, const Points& points, const Packed<const T
               for (int64_t pi = r0; pi < r1; ++pi) {
                 grad_row(pi + 1);
                 const Span span = coverage.row(b, pi);
-                const auto around = t.grads.around(pi);
-                const T* c = colors.row(b, 0, pi);
+                t.samples.gather(s, b, pi, span, points, colors.row(b, 0, pi));
+                pull_row_of_sources(s, pi, span, t.samples, t.grads, t.pulled);
+                const T* out = t.pulled[0];
                 T* gc = grad_colors.row(b, 0, pi);
                 for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   const int64_t n = s.sample(b, 0, pi, pj);
                   if (!s.covered(n)) continue;
-                  T p[4], gp[4];
-                  points.get(n, p);
-                  s.backward_sample(b, 0, pi, pj, p, c, around, gp, gc);
-                  c += 4;
+                  const T gp[4] = {out[pj], out[s.W + pj], T(0), out[2 * s.W + pj]};
+                  for (int k = 0; k < 4; ++k) gc[k] = out[(3 + k) * s.W + pj];
                   gc += 4;
                   points.add_grad(t.local, n, gp);
                 }

@@ -389,7 +389,9 @@ struct FlatRows {
       taps[4 * stride + j] = gy.centre * alpha[j];
       taps[5 * stride + j] = gy.after * alpha[j];
     }
-    for (int k = 0; k < 3; ++k) std::copy(samples[3 + k] + span.lo, samples[3 + k] + span.hi, row + (6 + k) * stride + span.lo);
+    for (int k = 0; k < 3; ++k) {  // r, g, b
+      std::copy(samples[3 + k] + span.lo, samples[3 + k] + span.hi, row + (6 + k) * stride + span.lo);
+    }
   }
   // The S0 sums of target row r into sums[4][W] (r, g, b, weight), for the columns of span.
   void sums(int64_t r, Span span, T* sums) const {
@@ -439,8 +441,9 @@ struct FlatGrads {
 // g[k * stride + dx]), whose taps weigh gx * wy and lie ey below it; written out, not a loop,
 // so that the loop over the sample's row vectorises.
 template <typename T>
-[[gnu::always_inline]] inline typename Splat<T>::Pull pull_row(const Splat<T>& s, typename Splat<T>::Pull a, const T* g, int64_t stride,
-                                 typename Splat<T>::Axis gx, T wy, T ey, T ox, typename Splat<T>::Rgba c) {
+[[gnu::always_inline]] inline typename Splat<T>::Pull pull_row(const Splat<T>& s, typename Splat<T>::Pull a, const T* g,
+                                                               int64_t stride, typename Splat<T>::Axis gx, T wy, T ey, T ox,
+                                                               typename Splat<T>::Rgba c) {
   using Rgba = typename Splat<T>::Rgba;
   a = s.pull(a, gx.before * wy, T(-1) - ox, ey, c, Rgba{g[-1], g[stride - 1], g[2 * stride - 1], g[3 * stride - 1]});
   a = s.pull(a, gx.centre * wy, -ox, ey, c, Rgba{g[0], g[stride], g[2 * stride], g[3 * stride]});

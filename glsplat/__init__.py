@@ -2,6 +2,7 @@
 from .camera import Camera
 from .context import Context
 from .interpolate import interpolate
+from .memory import keep_freed_memory
 from .mesh import Mesh, load_example, load_mesh, load_texture, vertex_normals
 from .raster import Raster, rasterize
 from .render import Renderer, over_background, render
@@ -13,6 +14,7 @@ from .transforms import axis_angle_to_matrix, rotation_angle
 __all__ = [
     "Camera", "Context", "DirectionalLight", "Fragments", "LambertShader", "Mesh", "PhongShader",
     "PointLight", "Raster", "Renderer", "SplatBuffers", "UnlitShader", "axis_angle_to_matrix", "interpolate",
+    "keep_freed_memory",
     "load_example", "load_mesh", "load_texture", "over_background", "rasterize", "render",
     "rotation_angle", "sample_texture", "splat", "splat_buffers", "splat_points", "vertex_normals",
 ]

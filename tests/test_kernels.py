@@ -68,7 +68,8 @@ def test_packed_colours_splat_as_full_frames(ctx, layers):
     grad = torch.randn_like(image)
     g_clip, g_full = torch.autograd.grad(image, (clip, full), grad)
     g_clip_packed, g_packed = torch.autograd.grad(image_packed, (clip, packed), grad)
-    assert torch.equal(g_clip, g_clip_packed)
+    # The vertices' gradient is summed over threads in the order they finish: equal up to rounding.
+    torch.testing.assert_close(g_clip, g_clip_packed)
     assert torch.equal(g_full.reshape(-1, 4)[rast.index], g_packed)
     assert not g_full[~rast.mask].any()  # background colours are ignored
 

@@ -14,7 +14,7 @@ torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, t
 // the N covered samples, packed [N, 4] in raster order (Fragments.index's order). Returns
 // the composited image [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty
 // unless with_buffers), then the state the backward pass takes: with one layer the image and
-// the weights [B, H, W]; none with more (the backward pass recomputes the sums).
+// the weights [B, H, W], with more the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
 std::vector<torch::Tensor> splat_points_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
                                                 torch::Tensor depth, double scale, double sigma, bool with_buffers);
 // Gradients w.r.t. point and colors (packed); grad_out or grad_buffers may be empty (no gradient).

@@ -78,8 +78,9 @@ struct PackedColors {
   }
 };
 
-// {image, buffers (empty unless with_buffers), state...}; with one layer the state is the image
-// and the weights [B, H, W], which spare the backward pass all taps.
+// {image, buffers (empty unless with_buffers), state...}, the state sparing the backward pass all
+// taps: with one layer the image and the weights [B, H, W], with more the unnormalised sums
+// [B, H, W, kBuffers, 4].
 template <typename Source>
 std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& colors_, const torch::Tensor& tri_id,
                                    const torch::Tensor& depth, double scale, double sigma, bool with_buffers) {
@@ -88,15 +89,15 @@ std::vector<torch::Tensor> forward(const Source& source, const torch::Tensor& co
   const int64_t B = tri_id.size(0), K = tri_id.size(1), H = tri_id.size(2), W = tri_id.size(3);
   auto image = torch::empty({B, H, W, 4}, colors.options());
   auto buffers = with_buffers ? torch::empty({kBuffers, B, H, W, 4}, colors.options()) : torch::empty({0}, colors.options());
-  auto weights = K == 1 ? torch::empty({B, H, W}, colors.options()) : torch::empty({0}, colors.options());
+  auto state = K == 1 ? torch::empty({B, H, W}, colors.options()) : torch::empty({B, H, W, kBuffers, 4}, colors.options());
   torch::Tensor depth_kept;
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_forward", [&] {
     cpu::forward(make_cpu_splat<scalar_t>(tri_id, depth, &depth_kept, scale, sigma), source.template as<scalar_t>(),
                  packed.as<const scalar_t>(colors.data_ptr<scalar_t>()), image.data_ptr<scalar_t>(),
-                 with_buffers ? buffers.data_ptr<scalar_t>() : nullptr, K == 1 ? weights.data_ptr<scalar_t>() : nullptr);
+                 with_buffers ? buffers.data_ptr<scalar_t>() : nullptr, state.data_ptr<scalar_t>());
   });
-  if (K == 1) return {image, buffers, image, weights};
-  return {image, buffers};
+  if (K == 1) return {image, buffers, image, state};
+  return {image, buffers, state};
 }
 
 // The gradient w.r.t. the colours; the source's gradient is written into source.grad.
@@ -107,7 +108,7 @@ torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, cons
   const PackedColors packed(colors_, tri_id, depth);
   const auto& colors = packed.colors;
   const bool flat = tri_id.size(1) == 1;
-  TORCH_CHECK(state.size() == (flat ? 2u : 0u), "splat kernel: the forward pass's state");
+  TORCH_CHECK(state.size() == (flat ? 2u : 1u), "splat kernel: the forward pass's state");
   auto grad_colors = torch::empty_like(colors);  // every covered sample's is written
   const std::vector<int64_t> image_sizes{tri_id.size(0), tri_id.size(2), tri_id.size(3), 4};
   auto buffer_sizes = image_sizes;
@@ -115,13 +116,15 @@ torch::Tensor backward(const Source& source, const torch::Tensor& grad_out, cons
   torch::Tensor depth_kept;
   AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "splat_backward", [&] {
     const scalar_t* image = flat ? optional_data<scalar_t>(state[0], image_sizes, tri_id.device(), "image") : nullptr;
-    const scalar_t* weights =
+    std::vector<int64_t> sums_sizes(image_sizes.begin(), image_sizes.end() - 1);
+    sums_sizes.insert(sums_sizes.end(), {kBuffers, 4});
+    const scalar_t* kept =
         flat ? optional_data<scalar_t>(state[1], at::IntArrayRef(image_sizes).slice(0, 3), tri_id.device(), "weights")
-             : nullptr;
+             : optional_data<scalar_t>(state[0], sums_sizes, tri_id.device(), "sums");
     cpu::backward(make_cpu_splat<scalar_t>(tri_id, depth, &depth_kept, scale, sigma), source.template as<scalar_t>(),
                   packed.as<const scalar_t>(colors.data_ptr<scalar_t>()),
                   optional_data<scalar_t>(grad_out, image_sizes, tri_id.device(), "grad_out"),
-                  optional_data<scalar_t>(grad_buffers, buffer_sizes, tri_id.device(), "grad_buffers"), image, weights,
+                  optional_data<scalar_t>(grad_buffers, buffer_sizes, tri_id.device(), "grad_buffers"), image, kept,
                   packed.as<scalar_t>(grad_colors.data_ptr<scalar_t>()));
   });
   return grad_colors;

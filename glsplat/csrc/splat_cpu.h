@@ -213,22 +213,12 @@ void for_bands(int64_t B, int64_t H, const Make& make, const Body& body, const F
   }
 }
 
-// Any number of layers: the sums of target row r from the taps ring, through Splat::accumulate,
-// for the columns a tap reaches (returned; the sums elsewhere are zero).
-template <typename T, typename Each>
-Span layered_sums(const Splat<T>& s, const Coverage& coverage, int64_t b, int64_t r, const TapRing<T>& taps,
-                  const Each& each) {
-  const Span span = coverage.reach(b, r);
-  for (int64_t qj = span.lo; qj < span.hi; ++qj) {
-    T acc[kBuffers][4];
-    s.accumulate(b, r, qj, taps, acc);
-    each(qj, acc);
-  }
-  return span;
-}
-
+// Any number of layers. The forward pass keeps the unnormalised S+/S0/S- sums of every pixel,
+// sums[B, H, W, kBuffers, 4] (zero where no tap reaches), so the backward pass needs no taps:
+// per target row, the gradient w.r.t. the sums; per covered source sample, its 3x3 pull.
 template <typename T, typename Points>
-void forward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers) {
+void forward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers,
+                     T* sums) {
   const Coverage coverage(s);
   for_bands(s.B, s.H, [&] { return TapRing<T>(s, 3); },
             [&](TapRing<T>& taps, int64_t b, int64_t r0, int64_t r1) {
@@ -238,17 +228,21 @@ void forward_layered(const Splat<T>& s, const Points& points, const Packed<const
                 taps.fill(b, qi + 1, points, colors, coverage);
                 const int64_t q0 = s.pixel(b, qi, 0);
                 std::fill(out + 4 * q0, out + 4 * (q0 + s.W), T(0));
+                std::fill(sums + kBuffers * 4 * q0, sums + kBuffers * 4 * (q0 + s.W), T(0));
                 for (int k = 0; buffers && k < kBuffers; ++k) {
                   std::fill(buffers + k * s.plane() + 4 * q0, buffers + k * s.plane() + 4 * (q0 + s.W), T(0));
                 }
-                layered_sums(s, coverage, b, qi, taps, [&](int64_t qj, const T (*acc)[4]) {
-                  T buf[kBuffers][4];
+                const Span span = coverage.reach(b, qi);
+                for (int64_t qj = span.lo; qj < span.hi; ++qj) {
                   const int64_t q = q0 + qj;
+                  T(*acc)[4] = reinterpret_cast<T(*)[4]>(sums + kBuffers * 4 * q);
+                  s.accumulate(b, qi, qj, taps, acc);
+                  T buf[kBuffers][4];
                   Splat<T>::resolve(acc, buf, out + 4 * q);
                   for (int k = 0; buffers && k < kBuffers; ++k) {
                     for (int c = 0; c < 4; ++c) buffers[k * s.plane() + 4 * q + c] = buf[k][c];
                   }
-                });
+                }
               }
             },
             [](TapRing<T>&) {});
@@ -256,39 +250,34 @@ void forward_layered(const Splat<T>& s, const Points& points, const Packed<const
 
 template <typename T, typename Points>
 void backward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
-                      const T* grad_buffers, const Packed<T>& grad_colors) {
+                      const T* grad_buffers, const T* sums, const Packed<T>& grad_colors) {
   const Coverage coverage(s);
   struct Scratch {
-    TapRing<T> taps;
     GradRing<T> grads;
     typename Points::Local local;
     std::vector<const T*> c;  // per layer, the colour and its gradient of the next covered sample
     std::vector<T*> gc;
   };
   for_bands(s.B, s.H,
-            [&] {
-              return Scratch{TapRing<T>(s, 5), GradRing<T>(s.W), points.local(), std::vector<const T*>(s.K),
-                             std::vector<T*>(s.K)};
-            },
+            [&] { return Scratch{GradRing<T>(s.W), points.local(), std::vector<const T*>(s.K), std::vector<T*>(s.K)}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
-              // Row r's buffer gradients need the sums there again, hence the taps of rows r - 1 .. r + 1;
-              // they are read only within a pixel of a covered sample, which is where they are made.
+              // Row r's gradients are read only within a pixel of a covered sample: made there only.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;
-                layered_sums(s, coverage, b, r, t.taps, [&](int64_t qj, const T (*acc)[4]) {
-                  T buf[kBuffers][4], image[4];
+                const Span span = coverage.reach(b, r);
+                for (int64_t qj = span.lo; qj < span.hi; ++qj) {
                   const int64_t q = s.pixel(b, r, qj);
+                  const T(*acc)[4] = reinterpret_cast<const T(*)[4]>(sums + kBuffers * 4 * q);
+                  T buf[kBuffers][4], image[4];
                   Splat<T>::resolve(acc, buf, image);
                   const T weight[kBuffers] = {acc[0][3], acc[1][3], acc[2][3]};
                   Splat<T>::acc_gradient(buf, weight, grad_out ? grad_out + 4 * q : nullptr,
                                          grad_buffers ? grad_buffers + 4 * q : nullptr, s.plane(), t.grads.at(r, qj));
-                });
+                }
               };
-              for (int64_t r = r0 - 2; r <= r0 + 1; ++r) t.taps.fill(b, r, points, colors, coverage);
               grad_row(r0 - 1);
               grad_row(r0);
               for (int64_t pi = r0; pi < r1; ++pi) {
-                t.taps.fill(b, pi + 2, points, colors, coverage);
                 grad_row(pi + 1);
                 for (int64_t l = 0; l < s.K; ++l) {
                   t.c[l] = colors.row(b, l, pi);
@@ -584,25 +573,26 @@ void backward_flat(const Splat<T>& s, const Points& points, const Packed<const T
             [&](Scratch& t) { points.reduce(t.local); });
 }
 
-// weights [B, H, W]: written with one layer (the backward pass's state), unused with more.
+// state, the backward pass's: with one layer the weights [B, H, W], with more the sums
+// [B, H, W, kBuffers, 4].
 template <typename T, typename Points>
-void forward(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers, T* weights) {
+void forward(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers, T* state) {
   if (s.K == 1) {
-    forward_flat(s, points, colors, out, buffers, weights);
+    forward_flat(s, points, colors, out, buffers, state);
   } else {
-    forward_layered(s, points, colors, out, buffers);
+    forward_layered(s, points, colors, out, buffers, state);
   }
 }
 
-// image and weights: from the forward pass with one layer, unused with more. Every covered
-// sample's colour gradient is written.
+// image (one layer only) and state: from the forward pass. Every covered sample's colour
+// gradient is written.
 template <typename T, typename Points>
 void backward(const Splat<T>& s, const Points& points, const Packed<const T>& colors, const T* grad_out,
-              const T* grad_buffers, const T* image, const T* weights, const Packed<T>& grad_colors) {
+              const T* grad_buffers, const T* image, const T* state, const Packed<T>& grad_colors) {
   if (s.K == 1) {
-    backward_flat(s, points, colors, grad_out, grad_buffers, image, weights, grad_colors);
+    backward_flat(s, points, colors, grad_out, grad_buffers, image, state, grad_colors);
   } else {
-    backward_layered(s, points, colors, grad_out, grad_buffers, grad_colors);
+    backward_layered(s, points, colors, grad_out, grad_buffers, state, grad_colors);
   }
 }
 

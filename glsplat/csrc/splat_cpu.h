@@ -143,25 +143,24 @@ struct Coverage {
   }
 };
 
-// The taps and colours (kTapValues each) of `depth` consecutive source rows of one image; row r
-// lives in slot r % depth.
+// The taps and colours (kTapValues each) of 3 consecutive source rows of one image; row r lives
+// in slot r % 3 (a constant divisor: the lookup is in the innermost loop).
 template <typename T>
 struct TapRing {
   const Splat<T>& s;
-  int64_t depth;
-  std::vector<T> data;  // [depth, K, W, kTapValues]
+  std::vector<T> data;  // [3, K, W, kTapValues]
 
-  TapRing(const Splat<T>& splat, int64_t rows) : s(splat), depth(rows), data(rows * splat.K * splat.W * kTapValues) {}
+  explicit TapRing(const Splat<T>& splat) : s(splat), data(3 * splat.K * splat.W * kTapValues) {}
 
   const T* operator()(int64_t, int64_t l, int64_t pi, int64_t pj) const {
-    return data.data() + (((pi % depth) * s.K + l) * s.W + pj) * kTapValues;
+    return data.data() + (((pi % 3) * s.K + l) * s.W + pj) * kTapValues;
   }
   template <typename Points>
   void fill(int64_t b, int64_t r, const Points& points, const Packed<const T>& colors, const Coverage& coverage) {
     if (r < 0 || r >= s.H) return;
     const Span span = coverage.row(b, r);
     for (int64_t l = 0; l < s.K; ++l) {
-      T* row = data.data() + ((r % depth) * s.K + l) * s.W * kTapValues;
+      T* row = data.data() + ((r % 3) * s.K + l) * s.W * kTapValues;
       const T* c = colors.row(b, l, r);
       for (int64_t j = span.lo; j < span.hi; ++j) {
         const int64_t n = s.sample(b, l, r, j);
@@ -220,7 +219,7 @@ template <typename T, typename Points>
 void forward_layered(const Splat<T>& s, const Points& points, const Packed<const T>& colors, T* out, T* buffers,
                      T* sums) {
   const Coverage coverage(s);
-  for_bands(s.B, s.H, [&] { return TapRing<T>(s, 3); },
+  for_bands(s.B, s.H, [&] { return TapRing<T>(s); },
             [&](TapRing<T>& taps, int64_t b, int64_t r0, int64_t r1) {
               taps.fill(b, r0 - 1, points, colors, coverage);
               taps.fill(b, r0, points, colors, coverage);

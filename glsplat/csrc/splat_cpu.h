@@ -226,12 +226,15 @@ void forward_layered(const Splat<T>& s, const Points& points, const Packed<const
               for (int64_t qi = r0; qi < r1; ++qi) {
                 taps.fill(b, qi + 1, points, colors, coverage);
                 const int64_t q0 = s.pixel(b, qi, 0);
-                std::fill(out + 4 * q0, out + 4 * (q0 + s.W), T(0));
-                std::fill(sums + kBuffers * 4 * q0, sums + kBuffers * 4 * (q0 + s.W), T(0));
-                for (int k = 0; buffers && k < kBuffers; ++k) {
-                  std::fill(buffers + k * s.plane() + 4 * q0, buffers + k * s.plane() + 4 * (q0 + s.W), T(0));
-                }
                 const Span span = coverage.reach(b, qi);
+                // Within the span every value is written below; zero the rest of the row.
+                auto zero_outside = [&](T* row, int64_t per_pixel) {
+                  std::fill(row, row + per_pixel * span.lo, T(0));
+                  std::fill(row + per_pixel * span.hi, row + per_pixel * s.W, T(0));
+                };
+                zero_outside(out + 4 * q0, 4);
+                zero_outside(sums + kBuffers * 4 * q0, kBuffers * 4);
+                for (int k = 0; buffers && k < kBuffers; ++k) zero_outside(buffers + k * s.plane() + 4 * q0, 4);
                 for (int64_t qj = span.lo; qj < span.hi; ++qj) {
                   const int64_t q = q0 + qj;
                   T(*acc)[4] = reinterpret_cast<T(*)[4]>(sums + kBuffers * 4 * q);

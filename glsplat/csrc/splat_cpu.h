@@ -192,7 +192,7 @@ struct GradRing {
 };
 
 // Bands of rows: a few per thread, so that the covered rows (the costly ones) spread over the
-// threads, and at least 8 rows high, since a band recomputes up to 6 rows around its edges.
+// threads, and at least 8 rows high, since a band recomputes a row or two around its edges.
 // Runs body(scratch, b, r0, r1) for rows r0 .. r1 - 1 of image b, for every band; each thread
 // makes its scratch once with make() and hands it to finish() at the end.
 template <typename Make, typename Body, typename Finish>

@@ -57,7 +57,6 @@ struct Splat {
   const float* depth;     // window depth of sample n at depth[n * depth_stride], 1 on background
   int64_t depth_stride;   // 1 for a contiguous tensor, 4 for a view into the G-buffer
   T scale, inv_two_sigma2, inv_sigma2;
-  T tail;                 // exp(-1 / (2 sigma^2)): a tap one pixel away, relative to the centre
   T half_w, half_h;       // W / 2, H / 2
 
   GLSPLAT_HD int64_t sample(int64_t b, int64_t k, int64_t i, int64_t j) const { return ((b * K + k) * H + i) * W + j; }
@@ -102,16 +101,17 @@ struct Splat {
   }
 
   // The Gaussian separates: tap (dy, dx) weighs gy[dy] * gx[dx] (scale folded into gy), with the
-  // taps along one axis at d = -1, 0, 1 in before, centre, after. With k = 1 / (2 sigma^2),
-  // exp(-(d - o)^2 k) = exp(-o^2 k) exp(-k) exp(2 d o k): two exponentials per axis, not three.
+  // taps along one axis at d = -1, 0, 1 in before, centre, after: exp(-(d - o)^2 / (2 sigma^2)),
+  // three exponentials (factoring them into two overflows and underflows together, far from
+  // the pixel, into a wrong finite weight or NaN).
   struct Axis {
     T before, centre, after;
   };
   GLSPLAT_HD static T tap(Axis a, int d) { return d < 0 ? a.before : (d == 0 ? a.centre : a.after); }
   GLSPLAT_HD Axis axis(T o, T factor) const {
-    const T centre = factor * exp_of(-o * o * inv_two_sigma2), side = centre * tail,
-            shift = exp_of(T(2) * o * inv_two_sigma2);
-    return {side / shift, centre, side * shift};
+    const T before = T(-1) - o, after = T(1) - o;
+    return {factor * exp_of(-before * before * inv_two_sigma2), factor * exp_of(-o * o * inv_two_sigma2),
+            factor * exp_of(-after * after * inv_two_sigma2)};
   }
 
   // The kTaps weights of a covered sample at (i, j) with point p, its alpha folded into gy.

@@ -55,7 +55,7 @@ Splat<T> make_splat(const torch::Tensor& tri_id, const torch::Tensor& depth, int
                     double sigma) {
   return Splat<T>{tri_id.size(0), tri_id.size(1), tri_id.size(2), tri_id.size(3),
                   tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
-                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)), T(std::exp(-1.0 / (2 * sigma * sigma))),
+                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)),
                   T(tri_id.size(3)) / 2, T(tri_id.size(2)) / 2};
 }
 

@@ -319,6 +319,7 @@ struct RowSamples {
 
   explicit RowSamples(int64_t width) : W(width), data(kValues * width) {}
   T* operator[](int k) { return data.data() + k * W; }
+  const T* operator[](int k) const { return data.data() + k * W; }
 
   // Row r of image b, for the columns of span; c: the row's packed colours.
   template <typename Points>
@@ -366,19 +367,17 @@ struct FlatRows {
     for (int k = 0; k < kValues; ++k) std::fill(row + k * stride + span.lo, row + k * stride + span.hi, T(0));
     span = coverage.row(b, r);
     samples.gather(s, b, r, span, points, colors.row(b, 0, r));
-    const T *__restrict x = samples[0], *__restrict y = samples[1], *__restrict w = samples[2],
-                        *__restrict alpha = samples[6];
-    T* __restrict taps = row;
+    const T *x = samples[0], *y = samples[1], *w = samples[2], *alpha = samples[6];
 #pragma omp simd
     for (int64_t j = span.lo; j < span.hi; ++j) {
       const auto o = s.offset(x[j], y[j], w[j], r, j);
       const auto gx = s.axis(o.x, T(1)), gy = s.axis(o.y, s.scale);
-      taps[j] = gx.before;
-      taps[stride + j] = gx.centre;
-      taps[2 * stride + j] = gx.after;
-      taps[3 * stride + j] = gy.before * alpha[j];
-      taps[4 * stride + j] = gy.centre * alpha[j];
-      taps[5 * stride + j] = gy.after * alpha[j];
+      row[j] = gx.before;
+      row[stride + j] = gx.centre;
+      row[2 * stride + j] = gx.after;
+      row[3 * stride + j] = gy.before * alpha[j];
+      row[4 * stride + j] = gy.centre * alpha[j];
+      row[5 * stride + j] = gy.after * alpha[j];
     }
     for (int k = 0; k < 3; ++k) {  // r, g, b
       std::copy(samples[3 + k] + span.lo, samples[3 + k] + span.hi, row + (6 + k) * stride + span.lo);
@@ -445,8 +444,8 @@ template <typename T>
 // of each point, then d(loss)/d r, g, b, a; from the row's samples and the gradients w.r.t. the
 // sums of rows pi - 1 .. pi + 1.
 template <typename T>
-void pull_row_of_sources(const Splat<T>& s, int64_t pi, Span span, RowSamples<T>& samples, const FlatGrads<T>& grads,
-                         RowSamples<T>& pulled) {
+void pull_row_of_sources(const Splat<T>& s, int64_t pi, Span span, const RowSamples<T>& samples,
+                         const FlatGrads<T>& grads, RowSamples<T>& pulled) {
   using Rgba = typename Splat<T>::Rgba;
   const int64_t stride = grads.stride, W = s.W;
   const T *above = grads.row(pi - 1), *here = grads.row(pi), *below = grads.row(pi + 1);

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import platform
 import shlex
@@ -142,11 +141,8 @@ def worker(config: dict) -> dict:
     # Spot is textured (PhongShader uses the mesh's texture); the bunny has none (white albedo).
     shader = glsplat.PhongShader(lights=[glsplat.DirectionalLight(direction=(0.4, 0.8, -0.6))])
     # `batch` views evenly spaced around the mesh, one look_at with eye [B, 3]; view 0 faces Spot.
-    az = torch.arange(batch, dtype=torch.float32) * (2 * math.pi / batch)
-    el = torch.tensor(math.radians(ELEVATION))
-    eye = DISTANCE * torch.stack([az.sin() * el.cos(), el.sin().expand(batch), -az.cos() * el.cos()], -1)
-    camera = glsplat.Camera.look_at(eye.to(device), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=FOV_Y,
-                                    image_size=(size, size), near=0.5, far=5.0)
+    azimuth = torch.arange(batch, dtype=torch.float32, device=device) * (360.0 / batch)
+    camera = glsplat.Camera.orbit(azimuth, ELEVATION, DISTANCE, fov_y=FOV_Y, image_size=(size, size))
     verts = mesh.verts[None].clone().requires_grad_(True)  # [1, V, 3], shared by the B views
     faces = mesh.faces
     target = torch.full((batch, size, size, 4), 0.5, device=device)
@@ -207,8 +203,7 @@ def worker(config: dict) -> dict:
         return now() - t0
 
     # The same views as `batch` separate render calls, one camera each: what a batch is compared to.
-    singles = [glsplat.Camera.look_at(eye[b:b + 1].to(device), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=FOV_Y,
-                                      image_size=(size, size), near=0.5, far=5.0) for b in range(batch)]
+    singles = [camera[b] for b in range(batch)]
 
     def one_by_one() -> float:
         verts.grad = None

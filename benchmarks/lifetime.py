@@ -62,7 +62,7 @@ def renders(ctx: glsplat.Context, count: int, seed: int = 0):
         verts = (verts + 0.01 * torch.randn(verts.shape, generator=generator)).requires_grad_(True)
         size = SIZES[step % len(SIZES)]
         camera = glsplat.Camera.look_at(eye=(0.0, 0.5, 3.0), image_size=size, near=1.0, far=5.0)
-        img = glsplat.render(ctx, verts, faces, camera, layers=1 + step % 2)
+        img = glsplat.render(ctx, verts, camera, faces=faces, layers=1 + step % 2)
         img.square().mean().backward()
         yield step + 1
 

@@ -14,7 +14,6 @@ over 8 batch-1 renders of the same mesh, size and layers (< 1: batching pays).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from pathlib import Path
@@ -31,11 +30,8 @@ DISTANCE, ELEVATION, FOV_Y = 2.5, 15.0, 30.0
 
 
 def cameras(batch: int, size: int) -> glsplat.Camera:
-    az = torch.arange(batch, dtype=torch.float32) * (2 * math.pi / batch)
-    el = torch.tensor(math.radians(ELEVATION))
-    eye = DISTANCE * torch.stack([az.sin() * el.cos(), el.sin().expand(batch), -az.cos() * el.cos()], -1)
-    return glsplat.Camera.look_at(eye, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=FOV_Y,
-                                  image_size=(size, size), near=0.5, far=5.0)
+    azimuth = torch.arange(batch, dtype=torch.float32) * (360.0 / batch)
+    return glsplat.Camera.orbit(azimuth, ELEVATION, DISTANCE, fov_y=FOV_Y, image_size=(size, size))
 
 
 def load(name: str) -> glsplat.Mesh:

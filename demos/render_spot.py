@@ -10,7 +10,6 @@ Writes, into the output folder (default out/demo/):
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -32,10 +31,7 @@ def to_png(image: torch.Tensor, path: Path) -> None:
 
 
 def camera(azimuth: float, size: int) -> glsplat.Camera:
-    az, el = math.radians(azimuth), math.radians(ELEVATION)
-    eye = DISTANCE * torch.tensor([math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el)])
-    return glsplat.Camera.look_at(eye, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=30.0,
-                                  image_size=(size, size), near=0.5, far=5.0)
+    return glsplat.Camera.orbit(azimuth, ELEVATION, DISTANCE, fov_y=30.0, image_size=(size, size))
 
 
 def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:

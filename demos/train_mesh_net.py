@@ -107,12 +107,6 @@ def make_shapes(ctx, sources: dict[str, glsplat.Mesh], per_mesh: int, generator,
     return Shapes(ctx, meshes, names, input_camera, cameras, shader)
 
 
-def repeat_cameras(cameras: glsplat.Camera, times: int) -> glsplat.Camera:
-    """``K`` cameras tiled ``times`` times: ``[times * K]``, for a batch of meshes each seen by all."""
-    return glsplat.Camera(cameras.R.repeat(times, 1, 1), cameras.t.repeat(times, 1),
-                          cameras.projection.repeat(times, 1, 1), cameras.image_size)
-
-
 def held_out_chamfer(template: glsplat.Mesh, offsets: torch.Tensor, shapes: Shapes, samples: int) -> float:
     """Mean Chamfer distance of ``template + offsets[i]`` (``[N, V, 3]``) to ``shapes.meshes[i]``."""
     distances = [surface_distance((template.verts + o, template.faces), m, samples)[0]
@@ -128,7 +122,7 @@ def picture(ctx, template, offsets, shapes: Shapes, indices: list[int], shader) 
     with torch.no_grad():
         for i in indices:
             truth = glsplat.render(ctx, shapes.meshes[i], camera=camera, shader=shader)
-            guess = glsplat.render(ctx, template.verts + offsets[i], template.faces, camera, shader=shader)
+            guess = glsplat.render(ctx, template.verts + offsets[i], camera, faces=template.faces, shader=shader)
             stack = torch.cat([shapes.inputs[i:i + 1], truth, guess])
             columns.append(torch.cat(list(glsplat.over_background(stack, (1.0, 1.0, 1.0))[..., :3]), 0))
     return torch.cat(columns, 1).clamp(0, 1)
@@ -195,8 +189,8 @@ def main(argv=None) -> dict:
         for first in range(0, len(order), args.batch):
             batch = order[first:first + args.batch]
             verts = template.verts + net(train.inputs[batch])
-            images = glsplat.render(ctx, verts.repeat_interleave(args.views, 0), template.faces,
-                                    repeat_cameras(cameras, len(batch)), shader=shader)
+            images = glsplat.render(ctx, verts.repeat_interleave(args.views, 0), glsplat.Camera.cat([cameras] * len(batch)),
+                                    faces=template.faces, shader=shader)
             targets = train.views[batch].flatten(0, 1)
             loss = (weights.image * ((images[..., :3] - targets[..., :3]) ** 2).mean()
                     + weights.silhouette * ((images[..., 3] - targets[..., 3]) ** 2).mean()

@@ -74,6 +74,43 @@ class Camera:
         return cls(R, t, projection.expand(R.shape[0], 4, 4), image_size)
 
     @classmethod
+    def orbit(cls, azimuth=0.0, elevation=0.0, distance=2.5, *, target=(0.0, 0.0, 0.0),
+              fov_y: float = 40.0, image_size: tuple[int, int] = (256, 256), near: float | None = None,
+              far: float | None = None) -> "Camera":
+        """Cameras on a sphere around ``target``, looking at it with world +y up.
+
+        Azimuth turns about +y: 0 looks from -z towards +z, 90 from +x. Elevation is above the
+        xz plane. The defaults frame a mesh normalized to a longest side of 1
+        (:meth:`glsplat.Mesh.normalized`).
+
+        Args:
+            azimuth, elevation: degrees, scalars or ``[B]`` (broadcast against each other);
+                elevation strictly between -90 and 90. Differentiable.
+            distance: from ``target``, scalar or ``[B]``, > 0.
+            target: ``[3]`` or ``[B, 3]`` world-space point looked at.
+            fov_y, image_size: as in :meth:`look_at`.
+            near, far: clipping distances; default ``0.2 * distance`` and ``2 * distance``
+                (the smallest distance of a batch).
+        """
+        azimuth, elevation, distance = (torch.as_tensor(x, dtype=torch.get_default_dtype()) if not torch.is_tensor(x)
+                                        else x for x in (azimuth, elevation, distance))
+        if not bool(torch.isfinite(elevation.detach()).all()) or bool((elevation.detach().abs() >= 90).any()):
+            raise ValueError(f"elevation: expected degrees strictly between -90 and 90 (the view up is +y), "
+                             f"got {elevation.tolist()}")
+        if not bool(torch.isfinite(azimuth.detach()).all()):
+            raise ValueError(f"azimuth: expected finite degrees, got {azimuth.tolist()}")
+        if not bool(torch.isfinite(distance.detach()).all()) or bool((distance.detach() <= 0).any()):
+            raise ValueError(f"distance: expected a positive distance, got {distance.tolist()}")
+        azimuth, elevation, distance = torch.broadcast_tensors(torch.deg2rad(azimuth), torch.deg2rad(elevation),
+                                                               distance)
+        direction = torch.stack([azimuth.sin() * elevation.cos(), elevation.sin(), -azimuth.cos() * elevation.cos()], -1)
+        target = _batched(target, 1, dtype=direction.dtype, device=direction.device)
+        eye = target + distance[..., None] * direction.reshape(-1, 3)
+        closest = float(distance.detach().min())
+        return cls.look_at(eye, target, fov_y=fov_y, image_size=image_size,
+                           near=0.2 * closest if near is None else near, far=2.0 * closest if far is None else far)
+
+    @classmethod
     def from_intrinsics(cls, K, image_size: tuple[int, int], R=None, t=None, *,
                         near: float = 0.1, far: float = 100.0) -> "Camera":
         """A camera from OpenCV-style intrinsics and extrinsics.
@@ -109,6 +146,37 @@ class Camera:
             torch.stack([zero, zero, -one, zero], -1),
         ], -2)
         return cls(flip @ R, (flip @ t[..., None])[..., 0], projection, image_size)
+
+    @classmethod
+    def cat(cls, cameras) -> "Camera":
+        """One batch of the cameras of ``cameras`` (a sequence of :class:`Camera` of one image size), in order."""
+        cameras = list(cameras)
+        if not cameras or not all(isinstance(c, Camera) for c in cameras):
+            raise TypeError("cameras: expected a non-empty sequence of glsplat.Camera")
+        if len({c.image_size for c in cameras}) > 1:
+            raise ValueError(f"cameras: one image size is needed, got {sorted({c.image_size for c in cameras})}")
+        full = [c[:] for c in cameras]  # each expanded to its own batch size
+        return cls(*(torch.cat([getattr(c, name) for c in full]) for name in ("R", "t", "projection")),
+                   cameras[0].image_size)
+
+    def __getitem__(self, index) -> "Camera":
+        """The cameras at ``index`` (an int, a slice, or an index tensor) of the batch, still batched."""
+        if isinstance(index, int):
+            index = slice(index, index + 1 if index != -1 else None)
+        batch = self.batch_size
+        return Camera(*(x.expand(batch, *x.shape[1:])[index] for x in (self.R, self.t, self.projection)),
+                      self.image_size)
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    def to(self, device=None, dtype=None) -> "Camera":
+        """The same cameras with their tensors on ``device`` and/or of ``dtype``."""
+        return Camera(*(x.to(device=device, dtype=dtype) for x in (self.R, self.t, self.projection)), self.image_size)
+
+    def __repr__(self) -> str:
+        return (f"Camera(batch_size={self.batch_size}, image_size={self.image_size}, "
+                f"dtype={self.R.dtype}, device={self.R.device})")
 
     @property
     def batch_size(self) -> int:

@@ -22,17 +22,17 @@ def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
     return torch.cat([rgb, torch.ones_like(rgba[..., 3:])], -1)
 
 
-def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None,
-           camera: Camera | None = None, *, shader=None, layers: int = 1, background=None,
-           cull_backfaces: bool = True, hard: bool = False) -> torch.Tensor:
+def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: torch.Tensor | None = None,
+           shader=None, layers: int = 1, background=None, cull_backfaces: bool = True,
+           hard: bool = False) -> torch.Tensor:
     """Render a mesh differentiably.
 
     Args:
         ctx: the OpenGL :class:`Context`.
         mesh: a :class:`Mesh`, or vertex positions ``[V, 3]`` / ``[B, V, 3]`` (then ``faces``
             is required). Batches of meshes and of cameras broadcast (1 against B).
-        faces: ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         camera: the :class:`Camera` (also gives the image size).
+        faces: int ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
             :class:`LambertShader` with a headlight.
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
@@ -47,7 +47,9 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None =
         ``[B, H, W, 4]`` premultiplied RGBA, row 0 at the top.
     """
     if not isinstance(camera, Camera):
-        raise TypeError(f"camera: a glsplat.Camera is required, got {type(camera).__name__}")
+        hint = (" (faces go by keyword: render(ctx, verts, camera, faces=faces))"
+                if isinstance(camera, torch.Tensor) and not camera.is_floating_point() else "")
+        raise TypeError(f"camera: a glsplat.Camera is required, got {type(camera).__name__}{hint}")
     if not isinstance(mesh, Mesh):
         if faces is None:
             raise TypeError("faces: required when mesh is a tensor of vertices")
@@ -94,5 +96,5 @@ class Renderer(torch.nn.Module):
     def forward(self, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
         if self.ctx is None:
             self.ctx = Context()
-        return render(self.ctx, mesh, faces, self.camera, shader=self.shader, layers=self.layers,
+        return render(self.ctx, mesh, self.camera, faces=faces, shader=self.shader, layers=self.layers,
                       background=self.background, cull_backfaces=self.cull_backfaces)

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def camera(size, device):
-    az, el = 0.4, math.radians(15)
-    eye = 2.5 * torch.tensor([math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el)])
-    cam = glsplat.Camera.look_at(eye, (0, 0, 0), (0, 1, 0), fov_y=30.0, image_size=(size, size), near=0.5, far=5.0)
+    cam = glsplat.Camera.orbit(math.degrees(0.4), 15.0, fov_y=30.0, image_size=(size, size))
     return glsplat.Camera(cam.R.to(device), cam.t.to(device), cam.projection.to(device), cam.image_size)
 
 

@@ -52,8 +52,8 @@ def test_batch_of_meshes_equals_single_renders(ctx, spot, layers):
         torch.testing.assert_close(batch[b], single[0], atol=1e-5, rtol=0)
     assert (batch[0] - batch[1]).abs().max() > 0.5
     # Plain vertex tensors + faces take the same path.
-    plain = glsplat.render(ctx, verts, spot.faces, camera, layers=layers)
-    plain0 = glsplat.render(ctx, verts[0], spot.faces, camera, layers=layers)
+    plain = glsplat.render(ctx, verts, camera, faces=spot.faces, layers=layers)
+    plain0 = glsplat.render(ctx, verts[0], camera, faces=spot.faces, layers=layers)
     torch.testing.assert_close(plain[0], plain0[0], atol=1e-5, rtol=0)
 
 
@@ -156,7 +156,7 @@ def test_renderer_module_matches_render_and_passes_gradients(ctx, spot):
     expected = glsplat.render(ctx, spot, camera=camera, shader=shader, layers=2)
     torch.testing.assert_close(renderer(spot), expected, atol=0, rtol=0)
     torch.testing.assert_close(renderer(spot.verts, spot.faces),
-                               glsplat.render(ctx, spot.verts, spot.faces, camera, shader=shader, layers=2),
+                               glsplat.render(ctx, spot.verts, camera, faces=spot.faces, shader=shader, layers=2),
                                atol=0, rtol=0)
 
     target = glsplat.render(ctx, spot.replace(verts=spot.verts + torch.tensor([0.05, 0.0, 0.0])),
@@ -428,6 +428,11 @@ def test_missing_egl_names_the_packages(monkeypatch):
 def test_render_needs_a_camera_and_faces(ctx, spot):
     with pytest.raises(TypeError, match="camera"):
         glsplat.render(ctx, spot)
+    camera = spot_camera(SPOT_EYES[0])
+    # The camera is the third positional argument, as users write it; faces go by keyword.
+    torch.testing.assert_close(glsplat.render(ctx, spot, camera), glsplat.render(ctx, spot, camera=camera))
+    with pytest.raises(TypeError, match="faces go by keyword"):
+        glsplat.render(ctx, spot.verts, spot.faces)
     with pytest.raises(TypeError, match="faces"):
         glsplat.render(ctx, spot.verts, camera=spot_camera(SPOT_EYES[0]))
 

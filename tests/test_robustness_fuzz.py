@@ -60,7 +60,7 @@ def test_render_gives_an_image_or_a_documented_error(ctx, scene, shader, hard):
     if verts.is_floating_point():
         verts = verts.clone().requires_grad_(True)
     try:
-        img = glsplat.render(ctx, verts, faces, camera, shader=shaders[shader], layers=layers, hard=hard)
+        img = glsplat.render(ctx, verts, camera, faces=faces, shader=shaders[shader], layers=layers, hard=hard)
     except (TypeError, ValueError) as error:
         assert not is_valid(verts.detach(), faces, size, layers), f"valid input refused: {error}"
         assert str(error).startswith(ARGUMENT_NAMES), f"the message names no argument: {error}"

@@ -39,17 +39,17 @@ class Views(Dataset):
         return 4
 
     def __getitem__(self, i):
-        return glsplat.render(self.ctx, TRI, FACES, camera(i))[0].detach(), os.getpid()
+        return glsplat.render(self.ctx, TRI, camera(i), faces=FACES)[0].detach(), os.getpid()
 
 
 def test_threads_share_one_context(ctx):
-    expected = [glsplat.render(ctx, TRI, FACES, camera(i)) for i in range(4)]
+    expected = [glsplat.render(ctx, TRI, camera(i), faces=FACES) for i in range(4)]
     results, errors = {}, []
 
     def work(i):
         try:
             for _ in range(3):
-                results[i] = glsplat.render(ctx, TRI, FACES, camera(i))
+                results[i] = glsplat.render(ctx, TRI, camera(i), faces=FACES)
         except Exception as error:  # re-raised below, in the test's thread
             errors.append(error)
 
@@ -62,13 +62,13 @@ def test_threads_share_one_context(ctx):
     for i in range(4):
         assert results[i][..., 3].sum() > 0
         torch.testing.assert_close(results[i], expected[i])
-    torch.testing.assert_close(glsplat.render(ctx, TRI, FACES, camera(0)), expected[0])
+    torch.testing.assert_close(glsplat.render(ctx, TRI, camera(0), faces=FACES), expected[0])
 
 
 def test_context_pickles_as_its_settings(ctx):
     copy = pickle.loads(pickle.dumps(ctx))
     assert copy is not ctx and copy.device == ctx.device
-    torch.testing.assert_close(glsplat.render(copy, TRI, FACES, camera()), glsplat.render(ctx, TRI, FACES, camera()))
+    torch.testing.assert_close(glsplat.render(copy, TRI, camera(), faces=FACES), glsplat.render(ctx, TRI, camera(), faces=FACES))
     copy.release()
 
 
@@ -85,7 +85,7 @@ def test_spawned_dataloader_workers_get_their_own_context(ctx):
     pids = torch.cat([pid for _, pid in batches])
     assert os.getpid() not in pids.tolist()
     for i in range(4):
-        torch.testing.assert_close(images[i], glsplat.render(ctx, TRI, FACES, camera(i))[0])
+        torch.testing.assert_close(images[i], glsplat.render(ctx, TRI, camera(i), faces=FACES)[0])
 
 
 def test_forked_workers_of_a_parent_without_a_context_make_their_own():

@@ -16,7 +16,7 @@ def cam():
 
 
 def render(ctx, cam, verts=TRI, faces=FACES, **kwargs):
-    return glsplat.render(ctx, verts, faces, cam, **kwargs)
+    return glsplat.render(ctx, verts, cam, faces=faces, **kwargs)
 
 
 def assert_image(img, batch=1):
@@ -104,7 +104,7 @@ def test_mixed_devices_are_refused(ctx, cam):
 def test_camera_and_mesh_batches_must_broadcast(ctx):
     cams = glsplat.Camera.look_at(eye=torch.tensor([[0.0, 0.0, 3.0]] * 2), image_size=SIZE)
     with pytest.raises(ValueError, match="camera: a batch of 2 cameras"):
-        glsplat.render(ctx, TRI.expand(3, 3, 3), FACES, cams)
+        glsplat.render(ctx, TRI.expand(3, 3, 3), cams, faces=FACES)
 
 
 # --- Empty and degenerate meshes -------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_bad_cameras():
 
 def test_render_needs_a_camera_object(ctx):
     with pytest.raises(TypeError, match="camera: a glsplat.Camera is required, got Tensor"):
-        glsplat.render(ctx, TRI, FACES, torch.eye(4))
+        glsplat.render(ctx, TRI, torch.eye(4), faces=FACES)
     with pytest.raises(TypeError, match="ctx: expected a glsplat.Context"):
         glsplat.rasterize(None, TRI, FACES, SIZE)
 

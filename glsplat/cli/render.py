@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
@@ -27,13 +26,11 @@ def register(subparsers) -> None:
 
 
 def orbit_camera(azimuth: float, elevation: float, size: tuple[int, int]):
-    """A camera 2.5 units from the origin looking at it; the mesh is normalized (longest side 1)."""
+    """The command line's camera: 2.5 units from the origin, 40 degrees field of view, which
+    frames a mesh normalized to a longest side of 1."""
     import glsplat
 
-    az, el = math.radians(azimuth), math.radians(elevation)
-    eye = 2.5 * torch.tensor([math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el)])
-    return glsplat.Camera.look_at(eye, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=40.0, image_size=size,
-                                  near=0.5, far=5.0)
+    return glsplat.Camera.orbit(azimuth, elevation, 2.5, fov_y=40.0, image_size=size)
 
 
 def load(path: Path):

@@ -54,11 +54,8 @@ def view_cameras(count: int, image_size: tuple[int, int], distance: float = 2.5,
 def orbit_cameras(azimuths, elevation: float, image_size: tuple[int, int], distance: float = 2.5,
                   fov_y: float = 35.0) -> Camera:
     """Cameras at ``azimuths`` (degrees; 0 looks from -z, 90 from +x) and one ``elevation`` (degrees)."""
-    azimuth = torch.deg2rad(torch.as_tensor(azimuths, dtype=torch.float32))
-    up = math.radians(elevation)
-    eye = distance * torch.stack([torch.sin(azimuth) * math.cos(up), torch.full_like(azimuth, math.sin(up)),
-                                  -torch.cos(azimuth) * math.cos(up)], -1)
-    return Camera.look_at(eye, fov_y=fov_y, image_size=image_size, near=0.1 * distance, far=2 * distance)
+    return Camera.orbit(torch.as_tensor(azimuths, dtype=torch.float32), elevation, distance, fov_y=fov_y,
+                        image_size=image_size, near=0.1 * distance)
 
 
 def fitting_shader(albedo=(0.8, 0.8, 0.8)) -> LambertShader:
@@ -130,7 +127,7 @@ def regularisers(verts: torch.Tensor, topology: Topology, weights: ShapeWeights)
 def shape_losses(ctx: Context, verts: torch.Tensor, topology: Topology, targets: torch.Tensor,
                  cameras: Camera, shader, weights: ShapeWeights, layers: int = 1) -> dict[str, torch.Tensor]:
     """All loss terms for ``verts`` ``[V, 3]`` against ``targets`` ``[N, H, W, 4]``; ``"total"`` is weighted."""
-    images = render(ctx, verts[None], topology.faces, cameras, shader=shader, layers=layers)
+    images = render(ctx, verts[None], cameras, faces=topology.faces, shader=shader, layers=layers)
     terms = {
         "image": ((images[..., :3] - targets[..., :3]) ** 2).mean(),
         "silhouette": ((images[..., 3] - targets[..., 3]) ** 2).mean(),

@@ -35,9 +35,7 @@ class OrbitView:
 
     def eye(self) -> torch.Tensor:
         """``[3]`` camera position in world space."""
-        ce = math.cos(self.elevation)
-        offset = torch.tensor([math.sin(self.azimuth) * ce, math.sin(self.elevation), -math.cos(self.azimuth) * ce])
-        return torch.tensor(self.target) + self.distance * offset
+        return self.camera((1, 1)).center[0]
 
     def camera(self, image_size: tuple[int, int]) -> Camera:
         """The :class:`Camera` for an image of ``(H, W)`` pixels.
@@ -45,8 +43,8 @@ class OrbitView:
         The depth range scales with the distance (0.2 d to 2 d), which at the home distance is
         ``glsplat render``'s 0.5 to 5 and keeps a unit-size mesh inside it when zooming.
         """
-        return Camera.look_at(self.eye(), self.target, (0.0, 1.0, 0.0), fov_y=self.fov_y, image_size=image_size,
-                              near=0.2 * self.distance, far=2.0 * self.distance)
+        return Camera.orbit(math.degrees(self.azimuth), math.degrees(self.elevation), self.distance,
+                            target=self.target, fov_y=self.fov_y, image_size=image_size)
 
 
 class OrbitController:

@@ -34,6 +34,13 @@ class Mesh:
     texture: torch.Tensor | None = None
     colors: torch.Tensor | None = None
 
+    def __repr__(self) -> str:
+        def describe(x):
+            return "None" if x is None else f"{x.dtype} {list(x.shape)}".replace("torch.", "")
+        fields = ", ".join(f"{name}={describe(getattr(self, name))}" for name in
+                           ("verts", "faces", "uvs", "uv_faces", "texture", "colors"))
+        return f"Mesh({fields}, device={self.verts.device})"
+
     def replace(self, **changes) -> "Mesh":
         """A copy with some fields replaced, e.g. ``mesh.replace(verts=deformed)``."""
         return replace(self, **changes)
@@ -144,10 +151,36 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
     return mesh.to(device=device)
 
 
+def _blob() -> trimesh.Trimesh:
+    """A smooth lumpy sphere with no symmetry, so that its pose can be read from any view."""
+    sphere = trimesh.creation.icosphere(subdivisions=4)
+    x, y, z = sphere.vertices.T
+    radius = 1 + 0.25 * np.sin(3 * x + 1) * np.cos(2 * y) + 0.2 * np.sin(2 * z + 3 * y) + 0.3 * np.maximum(x + z, 0) ** 2
+    sphere.vertices *= radius[:, None] * np.array([1.0, 0.8, 0.6])
+    return sphere
+
+
+# Untextured procedural shapes (no colour: shaders give them their default albedo).
+_PROCEDURAL = {
+    "blob": _blob,
+    "capsule": lambda: trimesh.creation.capsule(height=0.6, radius=0.25, count=[32, 32]),
+    "torus": lambda: trimesh.creation.torus(major_radius=0.35, minor_radius=0.15, major_sections=64,
+                                            minor_sections=32),
+}
+
+
 def load_example(name: str = "spot", device=None, dtype=torch.float32) -> Mesh:
-    """A mesh that ships with glsplat. ``"spot"``: Keenan Crane's textured cow (public domain)."""
-    files = {"spot": (ASSETS / "spot" / "spot_triangulated.obj", ASSETS / "spot" / "spot_texture.png")}
-    if name not in files:
-        raise ValueError(f"name: unknown example {name!r}; available: {sorted(files)}")
-    mesh_file, texture_file = files[name]
-    return load_mesh(mesh_file, texture_file=texture_file, device=device, dtype=dtype)
+    """A mesh that ships with glsplat.
+
+    ``"spot"``: Keenan Crane's textured cow (public domain). Untextured procedural shapes, made
+    on the fly: ``"blob"`` (a lumpy sphere with no symmetry), ``"capsule"``, ``"torus"``. All
+    have counter-clockwise outward faces; none is normalized (call :meth:`Mesh.normalized`).
+    """
+    names = ["spot", *_PROCEDURAL]
+    if name not in names:
+        raise ValueError(f"name: unknown example {name!r}; available: {names}")
+    if name == "spot":
+        return load_mesh(ASSETS / "spot" / "spot_triangulated.obj", texture_file=ASSETS / "spot" / "spot_texture.png",
+                         device=device, dtype=dtype)
+    shape = _PROCEDURAL[name]()
+    return Mesh(torch.as_tensor(shape.vertices, dtype=dtype), torch.as_tensor(shape.faces, dtype=torch.long)).to(device)

@@ -10,6 +10,14 @@ MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_mesh(name: str) -> Path:
+    """A mesh of the optional ``../shared/meshes`` folder; skips the test when a plain clone lacks it."""
+    path = MESHES / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not here: the optional mesh folder {MESHES} is absent")
+    return path
+
+
 def load_script(path: str):
     """A script of the repository (``demos/fit_pose.py``, ...) imported as a module, for its functions."""
     spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)

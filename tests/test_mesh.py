@@ -6,7 +6,7 @@ import trimesh
 from PIL import Image
 
 import glsplat
-from conftest import MESHES
+from conftest import shared_mesh
 
 
 def undirected_edge_counts(faces: np.ndarray) -> np.ndarray:
@@ -73,11 +73,38 @@ def test_spot_outward_normals():
     assert outward.float().mean() > 0.8
 
 
-# --- Files from the shared mesh folder ------------------------------------------------------
+# --- Files: procedural ones, and the optional shared mesh folder ---------------------------
+
+def test_quads_with_normals_are_triangulated(tmp_path):
+    """A cube of 6 quads with ``vn`` normals, as modelling tools write OBJ files: 12 triangles."""
+    cube = trimesh.creation.box()
+    corners = {tuple(v): i + 1 for i, v in enumerate(cube.vertices.tolist())}
+    quads = []
+    for axis in range(3):
+        for side in (-0.5, 0.5):
+            ring = [v for v in corners if v[axis] == side]
+            centre = np.mean(ring, 0)
+            u, w = [a for a in range(3) if a != axis]
+            # counter-clockwise seen from outside
+            ring.sort(key=lambda v: np.arctan2(v[w] - centre[w], v[u] - centre[u]) * (1 if (side > 0) == (axis != 1) else -1))
+            quads.append(f"f {' '.join(f'{corners[v]}//{axis * 2 + (side > 0) + 1}' for v in ring)}")
+    normals = [f"vn {' '.join(str(float(side) * (a == axis)) for a in range(3))}" for axis in range(3) for side in (-1, 1)]
+    lines = [f"v {x} {y} {z}" for x, y, z in cube.vertices.tolist()] + normals + quads
+    (tmp_path / "cube.obj").write_text("\n".join(lines) + "\n")
+    mesh = glsplat.load_mesh(tmp_path / "cube.obj")
+    assert mesh.faces.shape == (12, 3) and mesh.faces.dtype == torch.long and len(mesh.verts) == 8
+    f = mesh.faces
+    assert bool(((f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])).all())
+    assert len(torch.unique(f)) == 8
+    # The triangulation keeps the quads' area (6) and their winding (outward normals).
+    area = torch.linalg.cross(mesh.verts[f[:, 1]] - mesh.verts[f[:, 0]], mesh.verts[f[:, 2]] - mesh.verts[f[:, 0]], dim=-1)
+    torch.testing.assert_close(area.norm(dim=-1).sum() / 2, torch.tensor(6.0))
+    assert bool(((area * mesh.verts[f].mean(1)).sum(-1) > 0).all())
+
 
 def test_suzanne_quads_are_triangulated():
     """suzanne.obj has 468 quads and 32 triangles (and vertex normals): 968 triangles."""
-    mesh = glsplat.load_mesh(MESHES / "suzanne.obj")
+    mesh = glsplat.load_mesh(shared_mesh("suzanne.obj"))
     assert mesh.faces.shape == (968, 3)
     assert mesh.faces.dtype == torch.long
     assert mesh.faces.min() >= 0 and mesh.faces.max() < len(mesh.verts)
@@ -89,10 +116,16 @@ def test_suzanne_quads_are_triangulated():
     assert len(torch.unique(f)) == len(mesh.verts)
 
 
-@pytest.mark.parametrize("name", ["teapot.obj", "fandisk.obj"])
+def off_centre(name: str) -> glsplat.Mesh:
+    if name.endswith(".obj"):  # fandisk sits far off the origin (y in [12.6, 17.9]); teapot is not centred
+        return glsplat.load_mesh(shared_mesh(name))
+    mesh = glsplat.load_example(name)
+    return mesh.replace(verts=mesh.verts * torch.tensor([3.0, 5.0, 2.0]) + torch.tensor([1.0, 14.0, -2.0]))
+
+
+@pytest.mark.parametrize("name", ["blob", "torus", "teapot.obj", "fandisk.obj"])
 def test_normalized_bbox(name):
-    """fandisk sits far off the origin (y in [12.6, 17.9]); teapot is not centred in x or y."""
-    mesh = glsplat.load_mesh(MESHES / name)
+    mesh = off_centre(name)
     lo, hi = mesh.verts.min(0).values, mesh.verts.max(0).values
     assert ((lo + hi) / 2).abs().max() > 0.1  # the test means something: off-centre to start with
     norm = mesh.normalized()
@@ -164,14 +197,14 @@ def test_texture_file_override(tmp_path):
     image = np.zeros((2, 3, 3), np.uint8)
     image[0, 0] = (255, 0, 0)
     Image.fromarray(image).save(tmp_path / "tex.png")
-    mesh = glsplat.load_mesh(MESHES / "spot" / "spot_triangulated.obj", texture_file=tmp_path / "tex.png")
+    mesh = glsplat.load_mesh(glsplat.mesh.ASSETS / "spot" / "spot_triangulated.obj", texture_file=tmp_path / "tex.png")
     assert mesh.texture.shape == (2, 3, 3)
     assert mesh.texture[0, 0].tolist() == [1.0, 0.0, 0.0]
 
 
-def test_missing_file():
+def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.obj"):
-        glsplat.load_mesh(MESHES / "nope.obj")
+        glsplat.load_mesh(tmp_path / "nope.obj")
 
 
 @pytest.mark.parametrize("name, content", [
@@ -236,3 +269,22 @@ def test_vertex_normals_gradcheck():
     # And in a batch.
     batch = (verts.detach()[None] + 0.05 * torch.rand(2, 4, 3, dtype=torch.float64)).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: glsplat.vertex_normals(v, faces), (batch,))
+
+
+@pytest.mark.parametrize("name", ["blob", "capsule", "torus"])
+def test_procedural_examples_are_closed_untextured_and_outward(name):
+    mesh = glsplat.load_example(name)
+    assert mesh.uvs is None and mesh.texture is None and mesh.colors is None
+    shape = trimesh.Trimesh(mesh.verts.numpy(), mesh.faces.numpy(), process=False)
+    assert shape.is_watertight and shape.volume > 0  # positive volume: faces wind outward
+
+
+def test_unknown_example_lists_the_names():
+    with pytest.raises(ValueError, match="blob"):
+        glsplat.load_example("teapot")
+
+
+def test_mesh_repr_is_one_line_of_shapes(spot):
+    text = repr(spot)
+    assert "\n" not in text and len(text) < 300
+    assert "verts=float32 [2930, 3]" in text and "texture=float32 [1024, 1024, 3]" in text and "colors=None" in text

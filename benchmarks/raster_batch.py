@@ -68,6 +68,9 @@ def main(argv=None) -> None:
     print("| mesh | size | layers | batch | old ms | new ms | new / old | new GL ms | batch-8 / (8 x batch-1) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.meshes:
+        if MESHES[name] is not None and not MESHES[name].is_file():
+            print(f"skipping {name}: {MESHES[name]} is absent (the optional shared mesh folder)")
+            continue
         mesh = load(name)
         faces = mesh.faces
         sizes = args.sizes or ([512] if name == "spot" else [256, 512])

@@ -46,12 +46,19 @@ NAMED = {"teapot": MESHES / "teapot.obj", "bunny": MESHES / "stanford-bunny.obj"
 NOVEL_AZIMUTHS = (30.0, 120.0, 210.0, 300.0)
 
 
-def load_target(name: str) -> tuple[str, glsplat.Mesh]:
-    """A short name and the mesh ``spot``, one of ``NAMED``, or a file path, normalized, geometry only."""
-    if name == "spot":
-        mesh = glsplat.load_example("spot")
+EXAMPLES = ("spot", "blob", "capsule", "torus")  # glsplat.load_example's meshes
+
+
+def load_target(name: str) -> tuple[str, glsplat.Mesh] | None:
+    """A short name and the mesh (an example, one of ``NAMED``, or a file path), normalized, geometry
+    only; None, with a message, for a mesh of the optional shared folder that is absent."""
+    if name in EXAMPLES:
+        mesh = glsplat.load_example(name)
     else:
         path = NAMED.get(name, Path(name))
+        if name in NAMED and not path.is_file():
+            print(f"skipping {name}: {path} is absent (the optional shared mesh folder)", file=sys.stderr)
+            return None
         mesh = glsplat.load_mesh(path)
         name = path.stem if name not in NAMED else name
     mesh = mesh.normalized()
@@ -88,7 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--mesh", nargs="+", default=["spot", "teapot"],
-                        help=f"meshes to fit: spot, {', '.join(NAMED)}, or mesh file paths")
+                        help=f"meshes to fit: {', '.join(EXAMPLES)} (shipped), {', '.join(NAMED)} (from the optional "
+                        f"folder {MESHES}, skipped when absent), or mesh file paths")
     parser.add_argument("--out", type=Path, default=Path("out/fit_shape"), help="output folder")
     parser.add_argument("--views", type=int, default=12, help="fitting views (cameras on a sphere)")
     parser.add_argument("--size", type=int, default=96, help="image height and width in pixels")
@@ -139,7 +147,7 @@ def fit_one(ctx, name: str, target: glsplat.Mesh, args, bar: tqdm) -> tuple[dict
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    targets = [load_target(name) for name in args.mesh]
+    targets = [target for target in map(load_target, args.mesh) if target is not None]
     ctx = glsplat.Context()
     torch.manual_seed(0)
     rows, histories = [], {}

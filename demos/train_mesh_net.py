@@ -6,8 +6,10 @@ the predicted mesh from several other views with renders of the true shape (shad
 silhouette), plus the smoothness regularisers of shape fitting.
 
 Shapes: random deformations (anisotropic scaling, bending, twisting; then normalized to a
-longest side of 1) of Spot, the teapot, Suzanne and the bunny. Held out: unseen deformations of
-those four, and deformations of a mesh never trained on (fandisk). The held-out Chamfer distance
+longest side of 1) of Spot, the teapot, Suzanne and the bunny (``--meshes``; all but Spot come from the
+optional shared mesh folder and are skipped when it is absent, the procedural blob, capsule and torus
+ship with glsplat). Held out: unseen deformations of those, and deformations of a mesh never trained
+on (fandisk, ``--unseen-mesh``). The held-out Chamfer distance
 (mean, both directions; a fraction of the object's size) is reported before training, after each
 epoch, and for two baselines: the template sphere, and the mean shape (the network's average
 output over the training images, i.e. what it predicts if it ignores its input).
@@ -37,15 +39,23 @@ from glsplat.fitting.metrics import surface_distance
 from glsplat.fitting.shape import ShapeWeights, Topology, fitting_shader, icosphere, orbit_cameras, regularisers, view_cameras
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
-TRAIN_MESHES = {"spot": None, "teapot": MESHES / "teapot.obj", "suzanne": MESHES / "suzanne.obj",
-                "bunny": MESHES / "stanford-bunny.obj"}
-UNSEEN_MESH = ("fandisk", MESHES / "fandisk.obj")
+SHARED = {"teapot": MESHES / "teapot.obj", "suzanne": MESHES / "suzanne.obj", "bunny": MESHES / "stanford-bunny.obj",
+          "fandisk": MESHES / "fandisk.obj"}
+EXAMPLES = ("spot", "blob", "capsule", "torus")  # glsplat.load_example's meshes
 INPUT_VIEW = (30.0, 20.0)  # azimuth, elevation of the input image (degrees)
 FIGURE_VIEW = (-60.0, 25.0)  # a view that is neither the input nor a supervising one
 
 
-def load(path: Path | None) -> glsplat.Mesh:
-    mesh = glsplat.load_example("spot") if path is None else glsplat.load_mesh(path)
+def load(name: str) -> glsplat.Mesh | None:
+    """An example or a mesh of the optional shared folder (None, with a message, when absent), normalized,
+    geometry only."""
+    if name in EXAMPLES:
+        mesh = glsplat.load_example(name)
+    elif SHARED[name].is_file():
+        mesh = glsplat.load_mesh(SHARED[name])
+    else:
+        print(f"skipping {name}: {SHARED[name]} is absent (the optional shared mesh folder)", file=sys.stderr)
+        return None
     return glsplat.Mesh(mesh.verts, mesh.faces).normalized()
 
 
@@ -142,7 +152,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--samples", type=int, default=3000, help="surface samples per mesh for Chamfer")
     parser.add_argument("--seed", type=int, default=0, help="seed for the shapes and the network")
-    parser.add_argument("--no-unseen-mesh", action="store_true", help="skip the fandisk (unseen mesh) test set")
+    names = [*EXAMPLES, *SHARED]
+    parser.add_argument("--meshes", nargs="+", choices=names, default=["spot", "teapot", "suzanne", "bunny"],
+                        help=f"training meshes; {', '.join(SHARED)} come from the optional folder {MESHES} and are "
+                             "skipped when absent")
+    parser.add_argument("--unseen-mesh", choices=names, default="fandisk",
+                        help="a mesh never trained on, for a second test set")
+    parser.add_argument("--no-unseen-mesh", action="store_true", help="skip the unseen-mesh test set")
     args = parser.parse_args(argv)
     if min(args.size, args.views, args.train_per_mesh, args.test_per_mesh, args.epochs, args.batch) < 1 or args.size < 16:
         parser.error("sizes and counts must be positive (--size at least 16)")
@@ -159,12 +175,13 @@ def main(argv=None) -> dict:
     size = (args.size, args.size)
     input_camera = orbit_cameras([INPUT_VIEW[0]], INPUT_VIEW[1], size)
     cameras = view_cameras(args.views, size)
-    sources = {name: load(path) for name, path in TRAIN_MESHES.items()}
+    sources = {name: mesh for name in args.meshes if (mesh := load(name)) is not None}
     train = make_shapes(ctx, sources, args.train_per_mesh, generator, input_camera, cameras, shader)
     tests = {"unseen deformations": make_shapes(ctx, sources, args.test_per_mesh, generator, input_camera, cameras, shader)}
-    if not args.no_unseen_mesh:
-        unseen = {UNSEEN_MESH[0]: load(UNSEEN_MESH[1])}
-        tests["unseen mesh (fandisk)"] = make_shapes(ctx, unseen, args.test_per_mesh, generator, input_camera, cameras, shader)
+    unseen = None if args.no_unseen_mesh else load(args.unseen_mesh)
+    if unseen is not None:
+        tests[f"unseen mesh ({args.unseen_mesh})"] = make_shapes(ctx, {args.unseen_mesh: unseen}, args.test_per_mesh,
+                                                                generator, input_camera, cameras, shader)
 
     template = icosphere(args.level)
     topology = Topology(template)
@@ -220,7 +237,7 @@ def main(argv=None) -> dict:
     table = markdown_table(rows, baselines, list(tests))
     command = " ".join(["python demos/train_mesh_net.py", *(sys.argv[1:] if argv is None else argv)])
     setting = (f"`{command}`: {len(train.meshes)} training shapes ({args.train_per_mesh} deformations each of "
-               f"{', '.join(TRAIN_MESHES)}), {args.test_per_mesh} held-out deformations per mesh, icosphere level "
+               f"{', '.join(sources)}), {args.test_per_mesh} held-out deformations per mesh, icosphere level "
                f"{args.level} ({len(template.verts)} vertices), {args.views} supervising views at {args.size}x{args.size} px, "
                f"{args.epochs} epochs of batch {args.batch}, {seconds:.0f} s of training. Held-out Chamfer = mean distance "
                f"(both directions averaged, {args.samples} samples per surface), shapes normalized to longest side 1.")

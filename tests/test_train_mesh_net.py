@@ -7,7 +7,7 @@ from conftest import load_script
 
 def test_deformations_are_normalized_and_differ():
     demo = load_script("demos/train_mesh_net.py")
-    spot = demo.load(None)
+    spot = demo.load("spot")
     generator = torch.Generator().manual_seed(0)
     first, second = demo.deform(spot, generator), demo.deform(spot, generator)
     for mesh in (first, second):
@@ -26,7 +26,8 @@ def test_training_lowers_held_out_chamfer(tmp_path):
     demo = load_script("demos/train_mesh_net.py")
     result = demo.main(["--out", str(tmp_path), "--size", "32", "--views", "4", "--level", "2",
                         "--train-per-mesh", "6", "--test-per-mesh", "2", "--epochs", "6", "--batch", "6",
-                        "--lr", "3e-3", "--samples", "1000", "--no-unseen-mesh"])
+                        "--lr", "3e-3", "--samples", "1000", "--meshes", "spot", "blob", "capsule", "torus",
+                        "--no-unseen-mesh"])
     rows = result["rows"]
     before, after = rows[0]["unseen deformations"], rows[-1]["unseen deformations"]
     assert after < 0.6 * before, rows

@@ -4,7 +4,7 @@ The target mesh (Spot, then the Utah teapot by default) is normalized (bounding 
 0, longest side 1) and rendered, grey and Lambert-lit under two fixed lights, from ``--views``
 cameras spread over a sphere. An icosphere (radius 0.5) is deformed with Adam to match those
 images, coarse to fine (subdivided half way by default): shaded colour and silhouette (alpha)
-errors, plus Laplacian, edge-length and face-normal regularisers. The fit is measured against the true mesh in the same normalized
+errors, plus Laplacian, edge-length and face-normal regularizers. The fit is measured against the true mesh in the same normalized
 frame: Chamfer distance (mean, not squared; a fraction of the object's size) and normal
 consistency, before (the sphere) and after.
 

@@ -3,7 +3,7 @@
 The network (a small CNN encoder and an MLP) maps one shaded view of a shape to offsets of the
 vertices of an icosphere template. It never sees a 3D shape: its loss compares glsplat renders of
 the predicted mesh from several other views with renders of the true shape (shaded colour and
-silhouette), plus the smoothness regularisers of shape fitting.
+silhouette), plus the smoothness regularizers of shape fitting.
 
 Shapes: random deformations (anisotropic scaling, bending, twisting; then normalized to a
 longest side of 1) of Spot, the teapot, Suzanne and the bunny (``--meshes``; all but Spot come from the
@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 import glsplat
 from glsplat.fitting.metrics import surface_distance
-from glsplat.fitting.shape import ShapeWeights, Topology, fitting_shader, icosphere, orbit_cameras, regularisers, view_cameras
+from glsplat.fitting.shape import ShapeWeights, Topology, fitting_shader, icosphere, orbit_cameras, regularizers, view_cameras
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 SHARED = {"teapot": MESHES / "teapot.obj", "suzanne": MESHES / "suzanne.obj", "bunny": MESHES / "stanford-bunny.obj",
@@ -211,7 +211,7 @@ def main(argv=None) -> dict:
             targets = train.views[batch].flatten(0, 1)
             loss = (weights.image * ((images[..., :3] - targets[..., :3]) ** 2).mean()
                     + weights.silhouette * ((images[..., 3] - targets[..., 3]) ** 2).mean()
-                    + sum(getattr(weights, name) * value for name, value in regularisers(verts, topology, weights).items()))
+                    + sum(getattr(weights, name) * value for name, value in regularizers(verts, topology, weights).items()))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,4 +1,6 @@
 """glsplat: differentiable mesh rendering with OpenGL rasterization and a torch splat pass."""
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it from here)
+
 from .camera import Camera
 from .context import Context
 from .interpolate import interpolate

@@ -95,3 +95,17 @@ def test_fit_pose_needs_a_target(capsys):
         main(["fit-pose", "spot", "--out", "p.json"])
     assert exit_info.value.code == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_python_dash_m_glsplat_is_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "glsplat", "render", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--out" in done.stdout
+
+
+def test_version_is_the_installed_distributions():
+    import importlib.metadata
+
+    import glsplat
+
+    assert glsplat.__version__ == importlib.metadata.version("glsplat")

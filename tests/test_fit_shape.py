@@ -1,4 +1,4 @@
-"""Shape fitting: mesh metrics and regularisers with known answers, and demos/fit_shape.py at a tiny size."""
+"""Shape fitting: mesh metrics and regularizers with known answers, and demos/fit_shape.py at a tiny size."""
 import math
 
 import pytest
@@ -114,3 +114,33 @@ def test_demo_improves_chamfer_at_least_fourfold(tmp_path):
     assert f"| spot | 8 | 48 | {row['vertices']} |" in table
     for name in ("fit_shape_spot.png", "fit_shape_losses.png", "fit_shape_spot.obj"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_a_users_own_shape_fit_with_the_public_regularizers(ctx):
+    """A hand-written loop, as a user writes one: vertex offsets of an icosphere, fitted to the
+    silhouettes of an untextured mesh it was not tuned on, with glsplat.fitting's regularizers."""
+    import glsplat
+    from glsplat import fitting
+
+    target = glsplat.load_example("blob").normalized()
+    cameras = fitting.view_cameras(8, (48, 48))
+    with torch.no_grad():
+        target_alpha = glsplat.render(ctx, target, cameras)[..., 3]
+    sphere = fitting.icosphere(2, radius=0.4)
+    topology = fitting.Topology(sphere)
+    weights = fitting.ShapeWeights()
+    offsets = torch.zeros_like(sphere.verts, requires_grad=True)
+    optimizer = torch.optim.Adam([offsets], lr=0.01)
+    for _ in range(80):
+        verts = sphere.verts + offsets
+        alpha = glsplat.render(ctx, verts, cameras, faces=sphere.faces)[..., 3]
+        terms = fitting.regularizers(verts, topology, weights)
+        loss = ((alpha - target_alpha) ** 2).mean() + sum(getattr(weights, k) * v for k, v in terms.items())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    fitted = sphere.replace(verts=(sphere.verts + offsets).detach())
+    before = fitting.chamfer_distance(sphere, target, 3000)
+    after = fitting.chamfer_distance(fitted, target, 3000)
+    assert after < 0.5 * before, (before, after)
+    assert fitting.laplacian_loss(fitted.verts, fitted.faces) < 0.05  # still a smooth surface

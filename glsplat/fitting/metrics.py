@@ -3,8 +3,8 @@
 The distances (:func:`surface_distance`: Chamfer distance and normal consistency) evaluate a reconstruction
 against a reference; they sample both surfaces and use no gradients. The roughness terms
 (:func:`laplacian_loss`, :func:`edge_length_loss`, :func:`face_normal_loss`) are differentiable
-regularisers for deforming a template, averaged over a batch too. Meshes are ``verts``
-``[V, 3]`` (the regularisers also take ``[B, V, 3]``) float and ``faces`` ``[F, 3]`` int64,
+regularizers for deforming a template, averaged over a batch too. Meshes are ``verts``
+``[V, 3]`` (the regularizers also take ``[B, V, 3]``) float and ``faces`` ``[F, 3]`` int64,
 counter-clockwise seen from outside.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The template's vertices move freely (its faces stay); the loss compares renders of the deformed
 template with the target images, shaded colour and silhouette (alpha) separately, plus
-regularisers that keep the surface smooth and its triangles even (:mod:`.metrics`). Optionally
+regularizers that keep the surface smooth and its triangles even (:mod:`.metrics`). Optionally
 coarse to fine: the mesh is subdivided at given steps, so a few hundred vertices find the
 overall shape before more are added for the detail.
 """
@@ -114,8 +114,8 @@ class Topology:
         self.edge_length = (verts[self.edges[:, 0]] - verts[self.edges[:, 1]]).norm(dim=-1).mean().item()
 
 
-def regularisers(verts: torch.Tensor, topology: Topology, weights: ShapeWeights) -> dict[str, torch.Tensor]:
-    """The unweighted regulariser terms of :class:`ShapeWeights` for ``verts`` ``[V, 3]``."""
+def regularizers(verts: torch.Tensor, topology: Topology, weights: ShapeWeights) -> dict[str, torch.Tensor]:
+    """The unweighted regularizer terms of :class:`ShapeWeights` for ``verts`` ``[V, 3]``."""
     faces, edges = topology.faces, topology.edges
     return {
         "laplacian": laplacian_loss(verts, faces, weights.laplacian_method, edges),
@@ -131,7 +131,7 @@ def shape_losses(ctx: Context, verts: torch.Tensor, topology: Topology, targets:
     terms = {
         "image": ((images[..., :3] - targets[..., :3]) ** 2).mean(),
         "silhouette": ((images[..., 3] - targets[..., 3]) ** 2).mean(),
-        **regularisers(verts, topology, weights),
+        **regularizers(verts, topology, weights),
     }
     terms["total"] = sum(getattr(weights, name) * value for name, value in terms.items())
     return terms

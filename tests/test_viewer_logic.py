@@ -136,6 +136,16 @@ def test_every_panel_composes(shifted, camera):
     assert (compose(arrows, (96, 96), "", [], []) != compose(plain, (96, 96), "", [], [])).any()
 
 
+def test_loss_plot_leaves_the_buffer_grids_alpha_edge_tile_alone(shifted, camera):
+    snapshot = shifted.evaluate(camera)
+    for panel in PANELS:
+        image = panel.make(snapshot)
+        with_plot = compose(image, (192, 192), "", [], [0.3, 0.2, 0.1])
+        without = compose(image, (192, 192), "", [], [])
+        corner = (with_plot[150:, 140:] != without[150:, 140:]).any()
+        assert corner == (panel.name != "buffers"), panel.name
+
+
 def test_image_target(tmp_path, ctx, spot, camera):
     with torch.no_grad():
         render = glsplat.render(ctx, spot, camera=camera, shader=glsplat.PhongShader(), layers=2)

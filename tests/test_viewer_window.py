@@ -151,6 +151,42 @@ def test_optimising_lowers_the_loss_while_the_window_stays_responsive(home):
     assert home.snapshot().step >= 6
 
 
+def test_no_frame_time_is_shown_before_a_frame_was_drawn(home):
+    home.frame_seconds = None  # as a new window has it
+    assert home._timings(" ").startswith("frame - ")
+    home.step()
+    assert "0.0 ms" not in home._timings(" ")
+
+
+ESCAPE_WHILE_OPTIMISING = """
+import time, glsplat
+from glsplat.viewer import FitProblem, PoseTarget, Viewer
+from glsplat.viewer.virtual_display import virtual_display
+with virtual_display():
+    view = Viewer(FitProblem(glsplat.load_example("spot").normalized(), PoseTarget(20.0, 0.0), (256, 256)))
+    view.sync()
+    view.press("O")
+    while len(view.losses()) < 3:
+        view.step(wait=1 / 60)
+    started = time.perf_counter()
+    view.press("ESCAPE")
+    while view.step(wait=1 / 60):
+        pass
+    view.close()
+    print(time.perf_counter() - started)
+"""
+
+
+def test_escape_while_optimising_closes_at_once():
+    """In a process of its own: a second window in this one would end the module's (glfw is global)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ESCAPE_WHILE_OPTIMISING], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) < 2.0
+
+
 def test_keys_panels_screenshot_and_quit(home):
     shots = set()
     for _ in range(10):

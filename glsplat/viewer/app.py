@@ -119,7 +119,7 @@ class Viewer:
         self.optimise = False
         self.mode = problem.mode
         self.resets = 0
-        self.frame_seconds = 0.0  # compose + upload + draw of the last frame drawn
+        self.frame_seconds: float | None = None  # compose + upload + draw of the last frame drawn; None before one
         self._shown: tuple | None = None  # what the texture holds: (snapshot, panel, canvas size)
         self._drag: tuple[int, float, float] | None = None  # (button, x, y) while a button is down
         self._title_at = 0.0
@@ -183,16 +183,19 @@ class Viewer:
         now = time.monotonic()
         if snapshot is not None and now - self._title_at > 0.25:
             self._title_at = now
-            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | frame {1000 * self.frame_seconds:.1f} ms"
-                                               f" | gradient {1000 * self.worker.seconds:.0f} ms | loss {snapshot.loss:.4g}")
+            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | {self._timings(' | ')} | loss {snapshot.loss:.4g}")
         return not glfw.window_should_close(self.window)
 
     def _compose(self, snapshot: Snapshot, losses: list[float], size: tuple[int, int]) -> np.ndarray:
         optimising = f"optimising {snapshot.mode}" if self.optimise else f"{snapshot.mode} (O: optimise)"
-        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}",
-                  f"frame {1000 * self.frame_seconds:.1f} ms   gradient {1000 * self.worker.seconds:.0f} ms"]
+        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self._timings("   ")]
         return compose(PANELS[self.panel].make(snapshot), size, f"{self.panel_name} [{PANELS[self.panel].key}]",
                        status, losses)
+
+    def _timings(self, separator: str) -> str:
+        """The last frame's and gradient's times; a frame not yet timed is not shown as 0 ms."""
+        frame = "frame -" if self.frame_seconds is None else f"frame {1000 * self.frame_seconds:.1f} ms"
+        return f"{frame}{separator}gradient {1000 * self.worker.seconds:.0f} ms"
 
     def _upload(self, frame: np.ndarray) -> None:
         height, width = frame.shape[:2]

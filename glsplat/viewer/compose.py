@@ -77,7 +77,8 @@ def compose(panel: PanelImage, size: tuple[int, int], title: str, status: list[s
         panel: the panel at the render's resolution.
         title: the panel's name, top left.
         status: lines at the bottom left (loss, step, mode, timings).
-        losses: the loss history for the corner plot (nothing drawn under two points).
+        losses: the loss history for the corner plot (nothing drawn under two points, nor on a panel
+            whose corner holds content, ``panel.loss_plot`` False).
     """
     height, width = size
     pixels = (np.clip(panel.pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -94,5 +95,6 @@ def compose(panel: PanelImage, size: tuple[int, int], title: str, status: list[s
     bottom = height - 6 - (text_size + 4) * (len(status) - 1)
     for i, line in enumerate(status):
         _text(draw, (6, bottom + i * (text_size + 4)), line, text_size, anchor="ld")
-    draw_loss_plot(canvas, losses)
+    if panel.loss_plot:
+        draw_loss_plot(canvas, losses)
     return np.asarray(canvas.convert("RGB"))

@@ -76,6 +76,7 @@ class PanelImage:
     labels: list[tuple[float, float, str]] = field(default_factory=list)
     smooth: bool = True  # resample smoothly to the window (False: show pixels as blocks)
     note: str = ""  # appended to the panel's title
+    loss_plot: bool = True  # False where the corner plot would hide content (the 2 x 2 grid's last tile)
 
 
 def render_panel(snapshot: Snapshot) -> PanelImage:
@@ -150,7 +151,7 @@ def buffers_panel(snapshot: Snapshot) -> PanelImage:
     pixels = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
     labels = [(u, v, f"{name} {_buffer_note(buffer, snapshot.layers).replace('peak alpha', 'peak')}")
               for (u, v), name, buffer in zip(((0.5, 0.0), (1.0, 0.0), (0.5, 0.5)), names, snapshot.buffers)]
-    return PanelImage(pixels, labels=labels + [(1.0, 0.5, "alpha edge")], smooth=False)
+    return PanelImage(pixels, labels=labels + [(1.0, 0.5, "alpha edge")], smooth=False, loss_plot=False)
 
 
 @dataclass(frozen=True)

@@ -159,5 +159,5 @@ class FitProblem:
     def close(self) -> None:
         """Release the OpenGL context it made (call from the thread that evaluated)."""
         if self.ctx is not None and self._owns_ctx:
-            self.ctx.gl.release()
+            self.ctx.release()
             self.ctx = None

@@ -86,14 +86,16 @@ def positive_int(x, name: str) -> int:
     return value
 
 
-def image_size(size, name: str = "size", limit: int | None = None) -> tuple[int, int]:
-    """``(H, W)`` as ints in ``1..limit`` (``limit``: the GL's largest texture and viewport)."""
+def image_size(size, name: str = "size", limit: int | None = None, border: int = 0) -> tuple[int, int]:
+    """``(H, W)`` as ints in ``1..limit - 2 border`` (``limit``: the GL's largest texture and
+    viewport; ``border``: a guard band rasterized around the image)."""
     if not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2:
         raise TypeError(f"{name}: expected (H, W), a pair of integers, got {size!r}")
     height, width = (integer(s, name) for s in size)
-    top = limit if limit is not None else max(height, width, 1)
+    top = limit - 2 * border if limit is not None else max(height, width, 1)
     if not (0 < height <= top and 0 < width <= top):
-        bound = f"1..{limit} (this GL's GL_MAX_TEXTURE_SIZE / GL_MAX_VIEWPORT_DIMS)" if limit else "at least 1"
+        band = f", less the guard band of {border} px on each side" if border else ""
+        bound = f"1..{top} (this GL's GL_MAX_TEXTURE_SIZE / GL_MAX_VIEWPORT_DIMS{band})" if limit else "at least 1"
         raise ValueError(f"{name}: (H, W) must each be {bound}, got {(height, width)}")
     return height, width
 

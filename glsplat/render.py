@@ -34,7 +34,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         camera: the :class:`Camera` (also gives the image size).
         faces: int ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
-            :class:`LambertShader` with a headlight.
+            :class:`LambertShader` with a headlight. Unless ``hard``, the fragments' raster has a
+            guard band of one pixel around the image (``frags.rast.border``, see :class:`Raster`).
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
         background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
@@ -61,8 +62,10 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     clip = camera.project(verts)
     batch = clip.shape[0]
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
+    # The splat gets a guard band of one pixel (its reach) around the image, so that the edge
+    # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
-                     cull_backfaces=cull_backfaces)
+                     cull_backfaces=cull_backfaces, border=0 if hard else 1)
     frags = Fragments(rast, mesh, camera)
     colors = (LambertShader() if shader is None else shader)(frags)
     if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):

@@ -59,7 +59,9 @@ class Camera:
         eye = _batched(eye, 1)
         target = _batched(target, 1, dtype=eye.dtype, device=eye.device)
         up = _batched(up, 1, dtype=eye.dtype, device=eye.device)
-        back = torch.nn.functional.normalize(eye - target, dim=-1)  # camera +z
+        back = eye - target  # camera +z, normalised after a division by its largest coordinate, whose
+        # square could overflow (float32: from 1.8e19)
+        back = torch.nn.functional.normalize(back / back.detach().abs().amax(-1, keepdim=True).clamp(min=1e-30), dim=-1)
         right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
         true_up = torch.cross(back, right, dim=-1)
         if not bool((torch.linalg.vector_norm(right.detach(), dim=-1) > 0.5).all()):

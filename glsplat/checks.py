@@ -107,11 +107,24 @@ def clip_planes(near, far) -> None:
         raise ValueError(f"near, far: expected finite 0 < near < far, got near={near}, far={far}")
 
 
-def finite_corners(corners: np.ndarray, name: str = "clip") -> None:
-    """The triangle corners sent to OpenGL are finite (on the CPU already: no sync)."""
+# Largest clip-space coordinate of a float32 render: lengths of ~10x that (camera distances in
+# shading) have squares near float32's largest, 3.4e38, and overflow.
+FLOAT32_CLIP_LIMIT = 1e18
+
+
+def finite_corners(corners: np.ndarray, name: str = "clip", limit: float = math.inf) -> None:
+    """The triangle corners sent to OpenGL are finite, and at most ``limit`` in magnitude (on the
+    CPU already: no sync)."""
+    if corners.size and -limit <= corners.min() and corners.max() <= limit:  # False for NaN
+        return
+    if corners.size == 0:
+        return
     if not np.isfinite(corners).all():
         raise ValueError(f"{name}: some triangles have NaN or infinite clip-space corners "
                          "(check the vertex positions and the camera for NaN/inf)")
+    raise ValueError(f"{name}: clip-space corners reach {np.abs(corners).max():.3g}, beyond {limit:.0e}, where "
+                     "float32 lengths overflow (their squares pass 3.4e38); scale the scene and the camera down "
+                     "(e.g. Mesh.normalized()), or render in float64")
 
 
 def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:

@@ -80,7 +80,14 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     # index_select / index_add along the first axis of a 2-D tensor: torch's fast paths (along
     # another axis, or with advanced indexing, they are several times slower on the CPU).
     corners = flat.index_select(0, index).view(-1, 3, 3)
-    face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    edges = corners[:, 1:] - corners[:, :1]  # [B * F, 2, 3]
+    if edges.numel():
+        # The normals do not depend on the mesh's scale, but the areas go as its square: divide
+        # each mesh's edges by their largest coordinate (a constant) so that the cross products
+        # neither overflow (float32: from a size of ~1e19) nor underflow (below ~1e-19).
+        scale = edges.detach().abs().view(flat.shape[0] // count, -1).amax(1).clamp(min=torch.finfo(edges.dtype).tiny)
+        edges = edges / scale.repeat_interleave(edges.shape[0] * count // flat.shape[0])[:, None, None]
+    face_normals = torch.linalg.cross(edges[:, 0], edges[:, 1])
     normals = torch.zeros_like(flat).index_add(0, index, face_normals.repeat_interleave(3, 0))
     return normalize(normals).view(verts.shape)
 

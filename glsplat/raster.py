@@ -138,7 +138,7 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     # is several times slower on the F x 3 corners of a large mesh.
     vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
     corners = np.take(vertices, faces.reshape(-1).numpy(), axis=1)
-    checks.finite_corners(corners)
+    checks.finite_corners(corners, limit=checks.FLOAT32_CLIP_LIMIT if clip.dtype == torch.float32 else math.inf)
     if border:
         corners = guard_band(torch.from_numpy(corners), (height, width), border).numpy()
         height, width = height + 2 * border, width + 2 * border

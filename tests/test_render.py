@@ -465,6 +465,45 @@ def test_edge_pixels_render_and_differentiate_as_interior_ones(ctx, spot, layers
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4 * grads[1].abs().max().item(), rtol=1e-3)
 
 
+# --- Scale: large and small coordinates ----------------------------------------------------
+
+def scaled_render(ctx, spot, scale, dtype):
+    mesh = spot.to(dtype=dtype)
+    verts = (mesh.verts * scale).requires_grad_()
+    eye = torch.tensor([0.0, 0.5, -2.5], dtype=dtype) * scale
+    camera = glsplat.Camera.look_at(eye, fov_y=30.0, image_size=(40, 40), near=0.5 * scale, far=5.0 * scale)
+    image = glsplat.render(ctx, mesh.replace(verts=verts), camera=camera, shader=glsplat.PhongShader())
+    image.square().sum().backward()
+    return image.detach(), verts.grad * scale  # the gradient goes as 1 / scale
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e10), (torch.float32, 1e-12),
+                                          (torch.float64, 1e19), (torch.float64, 1e20)])
+def test_scaled_scene_renders_and_differentiates_the_same(ctx, spot, dtype, scale):
+    """Normals from ~5e9 (and below ~1e-10) overflowed (underflowed) in float32: a dark image."""
+    image, grad = scaled_render(ctx, spot, scale, dtype)
+    reference, reference_grad = scaled_render(ctx, spot, 1.0, dtype)
+    torch.testing.assert_close(image, reference, atol=1e-4, rtol=0)
+    torch.testing.assert_close(grad, reference_grad, atol=1e-3 * reference_grad.abs().max().item(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e20])
+def test_float32_scene_beyond_its_range_is_refused(ctx, spot, scale):
+    """Squared lengths overflow float32 (before: a dark image at 1e19 with NaN gradients, NaN pixels at 1e20)."""
+    with pytest.raises(ValueError, match=r"clip: clip-space corners reach 3.06e\+(19|20), beyond 1e\+18"):
+        scaled_render(ctx, spot, scale, torch.float32)
+
+
+def test_vertex_normals_do_not_depend_on_scale():
+    verts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    faces = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    normals = glsplat.vertex_normals(verts, faces)
+    # A batch of two sizes: each mesh is scaled on its own.
+    for scale in (1e-20, 1e20, 3e37):
+        both = glsplat.vertex_normals(torch.cat([verts, verts * scale]), faces)
+        torch.testing.assert_close(both, torch.cat([normals, normals]), atol=1e-6, rtol=0)
+
+
 # --- Errors ---------------------------------------------------------------------------------
 
 def test_missing_egl_names_the_packages(monkeypatch):

@@ -138,6 +138,42 @@ def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
                          f"but only {faces_.shape[0]} faces were given")
 
 
+def splat_clip(clip: torch.Tensor, faces_: torch.Tensor, rast) -> None:
+    """The covered samples' points are finite and in front of the camera (w > 0).
+
+    What ``rasterize`` made of ``clip`` always is; a ``clip`` that differs from it need not be,
+    and the compiled kernels (built with -ffinite-math-only) would turn a NaN, or a division by
+    w = 0, into a wrong finite image. One pass over the vertices; only where some vertex is
+    non-finite or has w <= 0 (legitimate on a face that crosses the camera's plane) are the
+    samples of the faces using it looked at.
+    """
+    clip = clip if clip.dim() == 3 else clip[None]
+    bad = ~torch.isfinite(clip).all(-1) | (clip[..., 3] <= 0)  # [1 or B, V]
+    if faces_.numel() == 0 or not bool(bad.any()):
+        return
+    raster_faces(faces_, rast.tri_id, clip.shape[1])
+    faces_ = faces_.to(device=clip.device, dtype=torch.long)
+    corners = clip[:, faces_]  # [1 or B, F, 3, 4]
+    suspect = torch.cat([bad.new_zeros(bad.shape[0], 1), bad[:, faces_].any(-1)], 1)  # by face id + 1
+    tri_id = rast.tri_id.long()
+    batch = tri_id.shape[0]
+    hit = suspect.expand(batch, -1).gather(1, tri_id.reshape(batch, -1)).view(tri_id.shape)
+    if not bool(hit.any()):
+        return
+    image = torch.arange(batch, device=clip.device).view(-1, 1, 1, 1).expand_as(tri_id)[hit]
+    image = image if corners.shape[0] == batch else torch.zeros_like(image)
+    at = corners[image, tri_id[hit] - 1]  # [M, 3, 4] the corners of the suspect samples
+    bary = rast.bary[hit].to(clip.dtype)
+    weights = torch.cat([bary, 1 - bary.sum(-1, keepdim=True)], -1)
+    point = (weights[..., None] * at).sum(-2)
+    if not bool(torch.isfinite(at).all()) or not bool(torch.isfinite(point).all()):
+        raise ValueError("clip: NaN or infinite corners on faces that the raster covers "
+                         "(splat takes the clip-space vertices that were rasterized)")
+    if not bool((point[:, 3] > 0).all()):
+        raise ValueError(f"clip: w <= 0 at {int((point[:, 3] <= 0).sum())} covered samples, which the camera cannot "
+                         "see (splat takes the clip-space vertices that were rasterized, whose w > 0 where covered)")
+
+
 def splat_colors(colors: torch.Tensor, rast) -> None:
     """``colors`` ``[B, K, H, W, 4]``, or ``[N, 4]`` for the raster's ``N`` covered samples."""
     batch, layers, height, width = rast.shape

@@ -9,7 +9,7 @@ from .context import Context
 from .mesh import Mesh
 from .raster import rasterize
 from .shading import Fragments, LambertShader
-from .splat import splat
+from .splat import _splat
 
 
 def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
@@ -75,7 +75,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         rgba = frags.scatter(colors)[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
     else:
-        rgba = splat(colors, clip, rast, mesh.faces)
+        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True)[0]
     return rgba if background is None else over_background(rgba, background)
 
 

@@ -213,9 +213,15 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
 
 
 def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-           with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``."""
+           with_buffers: bool, rasterized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``.
+
+    ``rasterized``: ``clip`` is known to be what ``rast`` was rasterized from (as in
+    :func:`glsplat.render`), so its covered samples need no check for NaN or w <= 0.
+    """
     checks.splat_inputs(colors, clip, rast)
+    if not rasterized:
+        checks.splat_clip(clip, faces, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     colors, clip = colors.to(dtype), rast.framed(clip.to(dtype))
     kernels = cpu_kernels() if clip.device.type == "cpu" else None

@@ -149,6 +149,8 @@ def test_bad_sizes(ctx, cam, size, error):
 def test_size_above_the_gl_limit_names_the_limit(ctx, cam):
     with pytest.raises(ValueError, match=f"1..{ctx.max_size} .*GL_MAX_TEXTURE_SIZE"):
         glsplat.rasterize(ctx, cam.project(TRI), FACES, (16, ctx.max_size + 1))
+    with pytest.raises(ValueError, match=f"1..{ctx.max_size - 2} .*GL_MAX_TEXTURE_SIZE.*less the guard band of 1 px"):
+        glsplat.rasterize(ctx, cam.project(TRI), FACES, (16, ctx.max_size - 1), border=1)
 
 
 @pytest.mark.parametrize("layers, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
@@ -214,6 +216,40 @@ def test_bad_interpolate_and_splat_arguments(ctx, cam):
         glsplat.splat(colors, clip.expand(2, -1, -1), rast, FACES)
     with pytest.raises(TypeError, match="colors: expected float32 or float64"):
         glsplat.splat(colors.long(), clip, rast, FACES)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("nan", "clip: NaN or infinite corners on faces that the raster covers"),
+    ("inf", "clip: NaN or infinite corners on faces that the raster covers"),
+    ("w0", r"clip: w <= 0 at \d+ covered samples"),
+])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_splat_refuses_clip_that_is_not_finite_or_visible_where_covered(ctx, cam, bad, match, batch):
+    """The kernels' -ffinite-math-only turned these into a near-blank finite image."""
+    clip = cam.project(TRI).expand(batch, -1, -1).clone()
+    rast = glsplat.rasterize(ctx, clip, FACES, SIZE, border=1)
+    colors = torch.ones(rast.index.shape[0], 4)
+    broken = clip.clone()
+    if bad == "w0":
+        broken[-1, :, 3] = 0.0
+    else:
+        broken[-1, 1, 0] = float(bad)
+    with pytest.raises(ValueError, match=match):
+        glsplat.splat(colors, broken, rast, FACES)
+    with pytest.raises(ValueError, match=match):
+        glsplat.splat_buffers(colors, broken, rast, FACES)
+
+
+def test_splat_takes_faces_crossing_the_camera_plane_and_unused_bad_vertices(ctx, cam):
+    """A corner behind the camera (w < 0) is fine where the covered samples are in front; a NaN
+    vertex that no face uses is ignored, as in rasterize."""
+    verts = torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 5.0], [float("nan"), 0.0, 0.0]])
+    clip = cam.project(verts)
+    assert clip[0, 2, 3] < 0
+    rast = glsplat.rasterize(ctx, clip, FACES, SIZE)
+    assert rast.mask.sum() > 5
+    image = glsplat.splat(torch.ones(rast.index.shape[0], 4), clip, rast, FACES)
+    assert torch.isfinite(image).all() and image[..., 3].max() > 0.5
 
 
 @pytest.mark.parametrize("texture, uv, match", [

@@ -1,7 +1,10 @@
 """Bad input gets a TypeError/ValueError naming the argument; odd but valid input renders."""
+import warnings
+
 import moderngl
 import pytest
 import torch
+from PIL import Image
 
 import glsplat
 
@@ -289,6 +292,73 @@ def test_malformed_mesh_files(tmp_path, name, content):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError, match=name):
         glsplat.load_mesh(tmp_path / name)
+
+
+PLY_HEADER = (b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+              b"element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+UV_TRIANGLE = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("minus_one.ply", PLY_HEADER + b"3 0 1 -1\n", r"face indices must lie in 0\.\.2 \(there are 3 vertices\), got indices from -1"),
+    ("past_end.ply", PLY_HEADER + b"3 0 1 5\n", r"face indices must lie in 0\.\.2 .* from 0 to 5"),
+    ("zero_based.obj", UV_TRIANGLE + b"f 0 1 2\n", r"line 7: face corner '0' refers to v 0, but 3 v lines"),
+    ("bad_vt.obj", UV_TRIANGLE + b"f 1/1 2/2 3/9\n", r"line 7: face corner '3/9' refers to vt 9, but 3 vt lines"),
+    ("huge.obj", b"v 0 0 0\nv 1e39 0 0\nv 0 1 0\nf 1 2 3\n", r"vertex coordinates reach 1e\+39, beyond torch.float32"),
+    ("binary.obj", b"\xff\xfe\x00\x81garbage\x9d" * 200, "not UTF-8 text"),
+])
+def test_mesh_files_with_bad_indices_or_values(tmp_path, name, content, match):
+    """Each loaded wrong without a word: -1 wrapped, UVs dropped, inf vertices, a bare IndexError, a missing module."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name}.*{match}"):
+        glsplat.load_mesh(tmp_path / name)
+
+
+def write_textured_obj(folder, library=b"m.mtl", image=b"m.png"):
+    (folder / "m.obj").write_bytes(b"mtllib " + library + b"\nusemtl m\n" + UV_TRIANGLE + b"f 1/1 2/2 3/3\n")
+    (folder / "m.mtl").write_bytes(b"newmtl m\nKd 1 1 1\nmap_Kd " + image + b"\n")
+    Image.new("RGB", (4, 3), (255, 0, 0)).save(folder / "m.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder / "m.obj"
+
+
+def test_textured_obj_loads_its_texture(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mesh = glsplat.load_mesh(write_textured_obj(tmp_path))
+    assert mesh.texture.shape == (3, 4, 3) and mesh.uvs.shape == (3, 2)
+    assert mesh.texture[..., 0].min() == 1.0 and mesh.texture[..., 1:].max() == 0.0
+
+
+@pytest.mark.parametrize("library, image, match", [
+    (b"gone.mtl", b"m.png", "material library 'gone.mtl' not found"),
+    (b"m.mtl", b"gone.png", "texture image 'gone.png' of material library 'm.mtl' cannot be read"),
+    (b"m.mtl", b"broken.png", "texture image 'broken.png' of material library 'm.mtl' cannot be read"),
+])
+def test_obj_whose_texture_is_missing_loads_untextured_with_a_warning(tmp_path, library, image, match):
+    """Before: a grey 2x2 placeholder texture (missing .mtl) or no texture, without a word."""
+    path = write_textured_obj(tmp_path, library, image)
+    with pytest.warns(UserWarning, match=f"m.obj: {match}.*loading it untextured"):
+        mesh = glsplat.load_mesh(path)
+    assert mesh.texture is None and mesh.uvs.shape == (3, 2)
+    with warnings.catch_warnings():  # a texture of one's own replaces the material's: nothing lost
+        warnings.simplefilter("error")
+        assert glsplat.load_mesh(path, texture_file=tmp_path / "m.png").texture.shape == (3, 4, 3)
+
+
+def test_obj_without_material_has_no_texture(tmp_path):
+    (tmp_path / "plain.obj").write_bytes(UV_TRIANGLE + b"f 1/1 2/2 3/3\n")
+    mesh = glsplat.load_mesh(tmp_path / "plain.obj")
+    assert mesh.texture is None and mesh.uvs.shape == (3, 2)  # before: trimesh's grey 2x2 placeholder
+
+
+def test_directory_and_degenerate_mesh_say_so(tmp_path):
+    (tmp_path / "folder.obj").mkdir()
+    with pytest.raises(ValueError, match="folder.obj is a directory, not a mesh file"):
+        glsplat.load_mesh(tmp_path / "folder.obj")
+    (tmp_path / "point.obj").write_bytes(b"v 1 2 3\nv 1 2 3\nv 1 2 3\nf 1 2 3\n")
+    with pytest.raises(ValueError, match=r"mesh: cannot normalise a mesh of zero extent \(all 1 vertices at one point"):
+        glsplat.load_mesh(tmp_path / "point.obj").normalized()
 
 
 def test_missing_files(tmp_path):

@@ -183,6 +183,30 @@ def test_bad_cameras():
         glsplat.Camera.from_intrinsics(torch.eye(4), (8, 8))
 
 
+def test_camera_shapes_are_checked_at_construction():
+    """Before: accepted, then a matmul error naming no argument at the first render; K = 0 rendered blank."""
+    eye3, zero3, proj = torch.eye(3), torch.zeros(3), torch.eye(4)
+    for kwargs, match in [
+        (dict(R=torch.eye(4), t=zero3, projection=proj), r"R: expected \[3, 3\] or \[B, 3, 3\], got \[1, 4, 4\]"),
+        (dict(R=eye3, t=torch.zeros(4), projection=proj), r"t: expected \[3\] or \[B, 3\], got \[1, 4\]"),
+        (dict(R=eye3, t=zero3, projection=torch.eye(3)), r"projection: expected \[4, 4\] or \[B, 4, 4\], got \[1, 3, 3\]"),
+        (dict(R=eye3.expand(2, 3, 3), t=torch.zeros(3, 3), projection=proj), r"R, t, projection: batches of \[2, 3, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            glsplat.Camera(image_size=SIZE, **kwargs)
+    camera = glsplat.Camera(eye3.expand(2, 3, 3), zero3, proj, SIZE)  # 1 broadcasts against 2
+    assert camera.batch_size == 2
+    K = torch.tensor([[20.0, 0.0, 7.5], [0.0, 20.0, 7.5], [0.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"K: expected finite intrinsics with non-zero focal lengths .* got fx, fy = \[\[0.0, 0.0\]\]"):
+        glsplat.Camera.from_intrinsics(torch.zeros(3, 3), SIZE)
+    with pytest.raises(ValueError, match="K: expected finite intrinsics"):
+        glsplat.Camera.from_intrinsics(K.expand(2, 3, 3) * torch.tensor([[[1.0]], [[float("nan")]]]), SIZE)
+    with pytest.raises(ValueError, match=r"R: expected \[3, 3\] or \[B, 3, 3\], got \[1, 3, 4\]"):
+        glsplat.Camera.from_intrinsics(K, SIZE, R=torch.eye(3, 4))
+    with pytest.raises(ValueError, match=r"t: expected \[3\] or \[B, 3\]"):
+        glsplat.Camera.from_intrinsics(K, SIZE, t=torch.zeros(2))
+
+
 def test_render_needs_a_camera_object(ctx):
     with pytest.raises(TypeError, match="camera: a glsplat.Camera is required, got Tensor"):
         glsplat.render(ctx, TRI, torch.eye(4), faces=FACES)

@@ -6,6 +6,7 @@ import torch
 from . import checks
 from .camera import Camera
 from .context import Context
+from .memory import check_render_fits
 from .mesh import Mesh
 from .raster import rasterize
 from .shading import Fragments, LambertShader
@@ -64,8 +65,10 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
     # The splat gets a guard band of one pixel (its reach) around the image, so that the edge
     # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
-    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
-                     cull_backfaces=cull_backfaces, border=0 if hard else 1)
+    border, layers = (0, 1) if hard else (1, layers)
+    check_render_fits(batch, camera.image_size, layers, border)
+    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, cull_backfaces=cull_backfaces,
+                     border=border)
     frags = Fragments(rast, mesh, camera)
     colors = (LambertShader() if shader is None else shader)(frags)
     if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):

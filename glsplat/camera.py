@@ -17,6 +17,14 @@ def _batched(x, dims: int, dtype=None, device=None) -> torch.Tensor:
     return x[None] if x.dim() == dims else x
 
 
+def _shaped(x: torch.Tensor, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """``x`` (batched) after checking it is ``[B, *shape]``."""
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        dims = ", ".join(map(str, shape))
+        raise ValueError(f"{name}: expected [{dims}] or [B, {dims}], got {list(x.shape)}")
+    return x
+
+
 class Camera:
     """A pinhole camera: a rigid world-to-camera transform and a projection to clip space.
 
@@ -34,10 +42,13 @@ class Camera:
 
     def __init__(self, R: torch.Tensor, t: torch.Tensor, projection: torch.Tensor,
                  image_size: tuple[int, int]):
-        self.R = _batched(R, 2)
-        self.t = _batched(t, 1, dtype=self.R.dtype, device=self.R.device)
-        self.projection = _batched(projection, 2, dtype=self.R.dtype, device=self.R.device)
-        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.R = _shaped(_batched(R, 2), "R", (3, 3))
+        self.t = _shaped(_batched(t, 1, dtype=self.R.dtype, device=self.R.device), "t", (3,))
+        self.projection = _shaped(_batched(projection, 2, dtype=self.R.dtype, device=self.R.device), "projection", (4, 4))
+        batches = [x.shape[0] for x in (self.R, self.t, self.projection)]
+        if len(set(batches) - {1}) > 1:
+            raise ValueError(f"R, t, projection: batches of {batches} do not broadcast (need equal batches, or 1)")
+        self.image_size = checks.image_size(image_size, "image_size")
 
     @classmethod
     def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), *, fov_y: float = 45.0,
@@ -59,7 +70,9 @@ class Camera:
         eye = _batched(eye, 1)
         target = _batched(target, 1, dtype=eye.dtype, device=eye.device)
         up = _batched(up, 1, dtype=eye.dtype, device=eye.device)
-        back = torch.nn.functional.normalize(eye - target, dim=-1)  # camera +z
+        back = eye - target  # camera +z, normalised after a division by its largest coordinate, whose
+        # square could overflow (float32: from 1.8e19)
+        back = torch.nn.functional.normalize(back / back.detach().abs().amax(-1, keepdim=True).clamp(min=1e-30), dim=-1)
         right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
         true_up = torch.cross(back, right, dim=-1)
         if not bool((torch.linalg.vector_norm(right.detach(), dim=-1) > 0.5).all()):
@@ -130,9 +143,13 @@ class Camera:
         K = _batched(K, 2)
         if K.shape[-2:] != (3, 3) or K.dim() != 3:
             raise ValueError(f"K: expected [3, 3] or [B, 3, 3] intrinsics, got {list(K.shape)}")
+        focal = K.detach()[:, [0, 1], [0, 1]]
+        if not bool(torch.isfinite(K.detach()).all() and (focal != 0).all()):
+            raise ValueError(f"K: expected finite intrinsics with non-zero focal lengths fx = K[0, 0] and fy = K[1, 1], "
+                             f"got fx, fy = {focal.tolist()}")
         flip = _CV_TO_GL.to(dtype=K.dtype, device=K.device)
-        R = torch.eye(3, dtype=K.dtype, device=K.device) if R is None else _batched(R, 2)
-        t = torch.zeros(3, dtype=K.dtype, device=K.device) if t is None else _batched(t, 1)
+        R = torch.eye(3, dtype=K.dtype, device=K.device)[None] if R is None else _shaped(_batched(R, 2), "R", (3, 3))
+        t = torch.zeros(1, 3, dtype=K.dtype, device=K.device) if t is None else _shaped(_batched(t, 1), "t", (3,))
         height, width = image_size
         fx, skew, cx = K[:, 0, 0], K[:, 0, 1], K[:, 0, 2]
         fy, cy = K[:, 1, 1], K[:, 1, 2]

@@ -86,14 +86,16 @@ def positive_int(x, name: str) -> int:
     return value
 
 
-def image_size(size, name: str = "size", limit: int | None = None) -> tuple[int, int]:
-    """``(H, W)`` as ints in ``1..limit`` (``limit``: the GL's largest texture and viewport)."""
+def image_size(size, name: str = "size", limit: int | None = None, border: int = 0) -> tuple[int, int]:
+    """``(H, W)`` as ints in ``1..limit - 2 border`` (``limit``: the GL's largest texture and
+    viewport; ``border``: a guard band rasterized around the image)."""
     if not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2:
         raise TypeError(f"{name}: expected (H, W), a pair of integers, got {size!r}")
     height, width = (integer(s, name) for s in size)
-    top = limit if limit is not None else max(height, width, 1)
+    top = limit - 2 * border if limit is not None else max(height, width, 1)
     if not (0 < height <= top and 0 < width <= top):
-        bound = f"1..{limit} (this GL's GL_MAX_TEXTURE_SIZE / GL_MAX_VIEWPORT_DIMS)" if limit else "at least 1"
+        band = f", less the guard band of {border} px on each side" if border else ""
+        bound = f"1..{top} (this GL's GL_MAX_TEXTURE_SIZE / GL_MAX_VIEWPORT_DIMS{band})" if limit else "at least 1"
         raise ValueError(f"{name}: (H, W) must each be {bound}, got {(height, width)}")
     return height, width
 
@@ -105,11 +107,24 @@ def clip_planes(near, far) -> None:
         raise ValueError(f"near, far: expected finite 0 < near < far, got near={near}, far={far}")
 
 
-def finite_corners(corners: np.ndarray, name: str = "clip") -> None:
-    """The triangle corners sent to OpenGL are finite (on the CPU already: no sync)."""
+# Largest clip-space coordinate of a float32 render: lengths of ~10x that (camera distances in
+# shading) have squares near float32's largest, 3.4e38, and overflow.
+FLOAT32_CLIP_LIMIT = 1e18
+
+
+def finite_corners(corners: np.ndarray, name: str = "clip", limit: float = math.inf) -> None:
+    """The triangle corners sent to OpenGL are finite, and at most ``limit`` in magnitude (on the
+    CPU already: no sync)."""
+    if corners.size and -limit <= corners.min() and corners.max() <= limit:  # False for NaN
+        return
+    if corners.size == 0:
+        return
     if not np.isfinite(corners).all():
         raise ValueError(f"{name}: some triangles have NaN or infinite clip-space corners "
                          "(check the vertex positions and the camera for NaN/inf)")
+    raise ValueError(f"{name}: clip-space corners reach {np.abs(corners).max():.3g}, beyond {limit:.0e}, where "
+                     "float32 lengths overflow (their squares pass 3.4e38); scale the scene and the camera down "
+                     "(e.g. Mesh.normalized()), or render in float64")
 
 
 def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
@@ -121,6 +136,42 @@ def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
     if tri_id.numel() and int(tri_id.max()) > faces_.shape[0]:
         raise ValueError(f"faces: the raster refers to face {int(tri_id.max()) - 1}, "
                          f"but only {faces_.shape[0]} faces were given")
+
+
+def splat_clip(clip: torch.Tensor, faces_: torch.Tensor, rast) -> None:
+    """The covered samples' points are finite and in front of the camera (w > 0).
+
+    What ``rasterize`` made of ``clip`` always is; a ``clip`` that differs from it need not be,
+    and the compiled kernels (built with -ffinite-math-only) would turn a NaN, or a division by
+    w = 0, into a wrong finite image. One pass over the vertices; only where some vertex is
+    non-finite or has w <= 0 (legitimate on a face that crosses the camera's plane) are the
+    samples of the faces using it looked at.
+    """
+    clip = clip if clip.dim() == 3 else clip[None]
+    bad = ~torch.isfinite(clip).all(-1) | (clip[..., 3] <= 0)  # [1 or B, V]
+    if faces_.numel() == 0 or not bool(bad.any()):
+        return
+    raster_faces(faces_, rast.tri_id, clip.shape[1])
+    faces_ = faces_.to(device=clip.device, dtype=torch.long)
+    corners = clip[:, faces_]  # [1 or B, F, 3, 4]
+    suspect = torch.cat([bad.new_zeros(bad.shape[0], 1), bad[:, faces_].any(-1)], 1)  # by face id + 1
+    tri_id = rast.tri_id.long()
+    batch = tri_id.shape[0]
+    hit = suspect.expand(batch, -1).gather(1, tri_id.reshape(batch, -1)).view(tri_id.shape)
+    if not bool(hit.any()):
+        return
+    image = torch.arange(batch, device=clip.device).view(-1, 1, 1, 1).expand_as(tri_id)[hit]
+    image = image if corners.shape[0] == batch else torch.zeros_like(image)
+    at = corners[image, tri_id[hit] - 1]  # [M, 3, 4] the corners of the suspect samples
+    bary = rast.bary[hit].to(clip.dtype)
+    weights = torch.cat([bary, 1 - bary.sum(-1, keepdim=True)], -1)
+    point = (weights[..., None] * at).sum(-2)
+    if not bool(torch.isfinite(at).all()) or not bool(torch.isfinite(point).all()):
+        raise ValueError("clip: NaN or infinite corners on faces that the raster covers "
+                         "(splat takes the clip-space vertices that were rasterized)")
+    if not bool((point[:, 3] > 0).all()):
+        raise ValueError(f"clip: w <= 0 at {int((point[:, 3] <= 0).sum())} covered samples, which the camera cannot "
+                         "see (splat takes the clip-space vertices that were rasterized, whose w > 0 where covered)")
 
 
 def splat_colors(colors: torch.Tensor, rast) -> None:

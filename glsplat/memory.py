@@ -37,3 +37,48 @@ def keep_freed_memory(top_pad: int = 512 << 20) -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return all(mallopt(param, value) == 1 for param, value in
                ((_M_MMAP_THRESHOLD, _INT_MAX), (_M_TRIM_THRESHOLD, _INT_MAX), (_M_TOP_PAD, top_pad)))
+
+
+# What a render holds per pixel of its raster (guard band included) at its peak, measured
+# (resource.getrusage, 1024^2 vs 2048^2, Spot, forward): OpenGL's targets (two float RGBA arrays
+# and a depth array, kept for the next render of that size) 36 bytes, the G-buffers read back
+# 16 per layer, the face ids 4 per layer, the image 16, and the splat's and the shader's work.
+# A floor: a backward pass adds ~60 bytes, and dense coverage more.
+BYTES_PER_PIXEL = 60
+BYTES_PER_PIXEL_LAYER = 56
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: /proc/meminfo's MemAvailable, less where the address-space
+    limit (RLIMIT_AS) leaves less room above the current size. ``None`` where neither is known."""
+    import resource
+
+    limits = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            limits += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            with open("/proc/self/status") as status:
+                used = [int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:")]
+            limits.append(soft - used[0])
+        except (OSError, IndexError):
+            pass
+    return min(limits) if limits else None
+
+
+def check_render_fits(batch: int, size: tuple[int, int], layers: int, border: int) -> None:
+    """Refuse, before allocating anything, a render whose per-pixel buffers cannot fit in memory."""
+    height, width = size
+    need = batch * (height + 2 * border) * (width + 2 * border) * (BYTES_PER_PIXEL + BYTES_PER_PIXEL_LAYER * layers)
+    if need < 2**28:  # not worth reading /proc on every small render
+        return
+    free = available_bytes()
+    if free is not None and need > free:
+        raise ValueError(f"size: rendering {batch} x {height} x {width} pixels with {layers} layer(s) needs at least "
+                         f"{need / 1e9:.1f} GB (about {need // (batch * height * width)} bytes a pixel), "
+                         f"but only {max(free, 0) / 1e9:.1f} GB are available (MemAvailable, RLIMIT_AS); "
+                         "render smaller images, fewer views at once, or fewer layers")

@@ -1,6 +1,7 @@
 """Triangle meshes: a small container, loading from files, and normals."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,7 +50,11 @@ class Mesh:
         """The mesh scaled and moved so its bounding box is centred at 0 with longest side 1."""
         lo = self.verts.reshape(-1, 3).min(0).values
         hi = self.verts.reshape(-1, 3).max(0).values
-        return self.replace(verts=(self.verts - (lo + hi) / 2) / (hi - lo).max())
+        extent = (hi - lo).max()
+        if not bool(extent > 0):
+            raise ValueError(f"mesh: cannot normalise a mesh of zero extent (all {self.verts.shape[-2]} vertices at "
+                             f"one point, {lo.tolist()}): it is degenerate")
+        return self.replace(verts=(self.verts - (lo + hi) / 2) / extent)
 
     def to(self, device=None, dtype=None) -> "Mesh":
         """The mesh with its float tensors cast/moved and its index tensors moved."""
@@ -80,7 +85,14 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     # index_select / index_add along the first axis of a 2-D tensor: torch's fast paths (along
     # another axis, or with advanced indexing, they are several times slower on the CPU).
     corners = flat.index_select(0, index).view(-1, 3, 3)
-    face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    edges = corners[:, 1:] - corners[:, :1]  # [B * F, 2, 3]
+    if edges.numel():
+        # The normals do not depend on the mesh's scale, but the areas go as its square: divide
+        # each mesh's edges by their largest coordinate (a constant) so that the cross products
+        # neither overflow (float32: from a size of ~1e19) nor underflow (below ~1e-19).
+        scale = edges.detach().abs().view(flat.shape[0] // count, -1).amax(1).clamp(min=torch.finfo(edges.dtype).tiny)
+        edges = edges / scale.repeat_interleave(edges.shape[0] * count // flat.shape[0])[:, None, None]
+    face_normals = torch.linalg.cross(edges[:, 0], edges[:, 1])
     normals = torch.zeros_like(flat).index_add(0, index, face_normals.repeat_interleave(3, 0))
     return normalize(normals).view(verts.shape)
 
@@ -102,6 +114,54 @@ def load_texture(path, dtype=torch.float32) -> torch.Tensor:
         raise ValueError(f"{path}: could not read an image ({error})") from error
 
 
+def _check_obj(path: Path, text: str, materials: bool) -> bool:
+    """Refuse an OBJ whose faces index missing ``v`` or ``vt`` lines (trimesh drops or wraps them
+    silently); with ``materials``, warn about material libraries and texture images that are
+    missing or unreadable.
+
+    Returns whether the materials name texture images and all can be read: trimesh puts a
+    grey placeholder in place of a texture that is missing or was never named.
+    """
+    counts = {"v": 0, "vt": 0}
+    libraries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        keyword, _, rest = line.strip().partition(" ")
+        if keyword in counts:
+            counts[keyword] += 1
+        elif keyword == "mtllib":
+            libraries.append(rest.strip())
+        elif keyword == "f":
+            for token in rest.split():
+                for kind, index in zip(("v", "vt"), token.split("/")):
+                    try:
+                        index = int(index) if index else None
+                    except ValueError:
+                        continue  # not a number: trimesh reports the file malformed
+                    count = counts[kind]
+                    if index is not None and not (1 <= index <= count or -count <= index <= -1):
+                        raise ValueError(f"{path}, line {number}: face corner {token!r} refers to {kind} {index}, but "
+                                         f"{count} {kind} lines come before it (OBJ indices start at 1)")
+    found = failed = False
+    for library in libraries if materials else ():
+        mtl = path.parent / library
+        if not mtl.is_file():
+            warnings.warn(f"{path}: material library {library!r} not found ({mtl}); loading it untextured", stacklevel=3)
+            failed = True
+            continue
+        for line in mtl.read_text(errors="replace").splitlines():
+            keyword, _, rest = line.strip().partition(" ")
+            if keyword == "map_Kd" and rest.split():
+                image = mtl.parent / rest.split()[-1]  # options (-s 1 1 1 ...) come before the file
+                try:
+                    with Image.open(image):  # reads the header only; trimesh loads the image
+                        found = True
+                except (OSError, ValueError) as error:
+                    warnings.warn(f"{path}: texture image {rest.split()[-1]!r} of material library {library!r} "
+                                  f"cannot be read ({error}); loading it untextured", stacklevel=3)
+                    failed = True
+    return found and not failed
+
+
 def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh:
     """Load a triangle mesh (OBJ, PLY, GLB, STL, OFF, ... anything trimesh reads).
 
@@ -110,13 +170,26 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
     ``uv_faces`` index. A texture image referenced by the file's material is loaded as
     ``texture``, unless ``texture_file`` (an image path) overrides it; per-vertex colours stored in
     the file become ``colors``. Scenes are merged.
+
+    Raises ``ValueError`` naming the file for a file that is not a mesh, faces that index
+    missing vertices or UVs, and vertices that are NaN, infinite or beyond ``dtype``'s range.
+    Warns and loads the mesh untextured when an OBJ's material library or texture image is
+    missing or unreadable (unless ``texture_file`` is given).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a mesh file")
     if not path.is_file():
         raise FileNotFoundError(f"mesh file not found: {path}")
+    textured = True
+    if path.suffix.lower() == ".obj":
+        textured = _check_obj(path, path.read_bytes().decode("utf-8", errors="replace"), materials=texture_file is None)
     try:
         loaded = trimesh.load(path, process=False, force="mesh")
-    except Exception as error:  # trimesh fails on bad files with many types, ImportError included
+    except ImportError as error:  # trimesh guesses the encoding of text that is not UTF-8 with an optional package
+        raise ValueError(f"{path}: could not read a mesh (not UTF-8 text: binary data or another encoding; "
+                         f"{error})") from error
+    except Exception as error:  # trimesh fails on bad files with many types
         # trimesh's own messages ("Not a ply file!") do not say which file.
         raise ValueError(f"{path}: could not read a mesh ({error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
@@ -124,7 +197,14 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
     split_verts = np.asarray(loaded.vertices, dtype=np.float64)
     if not np.isfinite(split_verts).all():
         raise ValueError(f"{path}: {int((~np.isfinite(split_verts)).any(1).sum())} vertices are NaN or infinite")
+    largest = np.abs(split_verts).max() if split_verts.size else 0.0
+    if largest > torch.finfo(dtype).max:
+        raise ValueError(f"{path}: vertex coordinates reach {largest:.3g}, beyond {dtype}'s largest "
+                         f"({torch.finfo(dtype).max:.3g})")
     split_faces = np.asarray(loaded.faces, dtype=np.int64)
+    if split_faces.min() < 0 or split_faces.max() >= len(split_verts):
+        raise ValueError(f"{path}: face indices must lie in 0..{len(split_verts) - 1} (there are {len(split_verts)} "
+                         f"vertices), got indices from {split_faces.min()} to {split_faces.max()}")
     verts, weld = np.unique(split_verts, axis=0, return_inverse=True)
     faces = weld.reshape(-1)[split_faces]
 
@@ -136,7 +216,7 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
         image = getattr(visual.material, "image", None)
         if image is None:
             image = getattr(visual.material, "baseColorTexture", None)
-        if image is not None:
+        if image is not None and textured:
             texture = _texture(image, dtype)
     elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind == "vertex":
         per_split = np.asarray(visual.vertex_colors, dtype=np.float64)[:, :3] / 255

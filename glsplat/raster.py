@@ -20,17 +20,48 @@ class Raster:
     Row 0 of every buffer is the top of the image. Layer 0 is the nearest surface, layer ``k``
     the nearest one strictly behind layer ``k - 1`` in the order (depth, face id).
 
+    With a guard band (``border`` > 0) the buffers are ``H + 2 border`` by ``W + 2 border``: the
+    image's frame widened by ``border`` pixels on every side (the same camera, its projection
+    scaled: see :meth:`framed`), so image pixel (i, j) is buffer pixel (i + border, j + border).
+    ``H``, ``W`` below are then the buffers' size, and :func:`glsplat.splat` returns the image
+    without the band.
+
     Attributes:
         tri_id: int32 ``[B, K, H, W]``; 0 = background, otherwise face index + 1.
         bary: float32 ``[B, K, H, W, 2]``; perspective-correct barycentrics (b0, b1) of the
             face's corners 0 and 1 at the pixel centre, b2 = 1 - b0 - b1; 0 on background.
         depth: float32 ``[B, K, H, W]``; window depth in [0, 1] (``gl_FragCoord.z`` on a 24-bit
             grid), exactly 1.0 on background.
+        border: pixels of guard band rasterized around the image on each side (0: none). The
+            splat spreads each sample over its 3x3 neighbourhood, so the image's edge pixels
+            need the samples one pixel outside it: without a band they lack those taps, and a
+            surface that fills the frame has alpha 0.94 along the edges (0.84 in the corners).
     """
 
     tri_id: torch.Tensor
     bary: torch.Tensor
     depth: torch.Tensor
+    border: int = 0
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the image, without the guard band."""
+        height, width = self.tri_id.shape[-2:]
+        return height - 2 * self.border, width - 2 * self.border
+
+    def framed(self, clip: torch.Tensor) -> torch.Tensor:
+        """Clip-space positions ``[..., 4]`` of the image's frame in the buffers' wider frame.
+
+        x and y are scaled by ``W / (W + 2 border)`` and ``H / (H + 2 border)``: after the
+        divide by w, image x in pixels becomes x + border (and so does y). Differentiable;
+        ``clip`` itself when there is no band.
+        """
+        return guard_band(clip, self.image_size, self.border)
+
+    def crop(self, image: torch.Tensor) -> torch.Tensor:
+        """The image ``[..., H + 2 border, W + 2 border, C]`` without its guard band (a view)."""
+        b = self.border
+        return image if b == 0 else image[..., b:image.shape[-3] - b, b:image.shape[-2] - b, :]
 
     @property
     def mask(self) -> torch.Tensor:
@@ -57,8 +88,17 @@ class Raster:
         return full.index_copy_(0, self.index, values).view(*self.shape, -1)  # in place: no second frame
 
 
+def guard_band(clip: torch.Tensor, size: tuple[int, int], border: int) -> torch.Tensor:
+    """``clip`` ``[..., 4]`` for a frame of ``size`` (H, W) widened by ``border`` pixels on each side (see :meth:`Raster.framed`)."""
+    if border == 0:
+        return clip
+    height, width = size
+    scale = clip.new_tensor([width / (width + 2 * border), height / (height + 2 * border), 1.0, 1.0])
+    return clip * scale
+
+
 def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple[int, int],
-              layers: int = 1, cull_backfaces: bool = True) -> Raster:
+              layers: int = 1, cull_backfaces: bool = True, border: int = 0) -> Raster:
     """Rasterize triangles with OpenGL into ``layers`` depth-peeled G-buffers.
 
     Args:
@@ -70,6 +110,10 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         size: ``(H, W)`` in pixels.
         layers: number of depth layers ``K`` to peel.
         cull_backfaces: drop back-facing triangles, so they neither show nor count as layers.
+        border: a guard band of this many pixels around the image (see :class:`Raster`):
+            ``border=1`` makes :func:`glsplat.splat` correct on the image's edge pixels where
+            a surface crosses the frame (what :func:`glsplat.render` does); the buffers are then
+            ``(H + 2, W + 2)``, and each of H, W may be at most ``ctx.max_size - 2``.
 
     Returns:
         A :class:`Raster` on ``clip``'s device. Pixel (i, j) is sampled at its centre, i.e. at
@@ -78,7 +122,10 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     """
     if not isinstance(ctx, Context):
         raise TypeError(f"ctx: expected a glsplat.Context, got {type(ctx).__name__}")
-    height, width = checks.image_size(size, limit=ctx.max_size)
+    border = checks.integer(border, "border")
+    if border < 0:
+        raise ValueError(f"border: must be at least 0, got {border}")
+    height, width = checks.image_size(size, limit=ctx.max_size, border=border)
     layers = checks.positive_int(layers, "layers")
     checks.tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
     if clip.dim() == 2:
@@ -91,7 +138,10 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     # is several times slower on the F x 3 corners of a large mesh.
     vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
     corners = np.take(vertices, faces.reshape(-1).numpy(), axis=1)
-    checks.finite_corners(corners)
+    checks.finite_corners(corners, limit=checks.FLOAT32_CLIP_LIMIT if clip.dtype == torch.float32 else math.inf)
+    if border:
+        corners = guard_band(torch.from_numpy(corners), (height, width), border).numpy()
+        height, width = height + 2 * border, width + 2 * border
     reader = cuda_readback(ctx) if clip.is_cuda else None
     if reader is None:
         gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))
@@ -103,4 +153,4 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
                           read=lambda texture, layer, first: reader.copy(texture, gbuffer[layer, first:first + views]))
     gbuffer = gbuffer[:, :clip.shape[0]].to(clip.device).transpose(0, 1)  # [B, K, H, W, 4]
     tri_id = torch.empty(gbuffer.shape[:-1], dtype=torch.int32, device=clip.device).copy_(gbuffer[..., 3])
-    return Raster(tri_id=tri_id, bary=gbuffer[..., :2], depth=gbuffer[..., 2])
+    return Raster(tri_id=tri_id, bary=gbuffer[..., :2], depth=gbuffer[..., 2], border=border)

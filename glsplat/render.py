@@ -6,10 +6,11 @@ import torch
 from . import checks
 from .camera import Camera
 from .context import Context
+from .memory import check_render_fits
 from .mesh import Mesh
 from .raster import rasterize
 from .shading import Fragments, LambertShader
-from .splat import splat
+from .splat import _splat
 
 
 def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
@@ -34,7 +35,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         camera: the :class:`Camera` (also gives the image size).
         faces: int ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
-            :class:`LambertShader` with a headlight.
+            :class:`LambertShader` with a headlight. Unless ``hard``, the fragments' raster has a
+            guard band of one pixel around the image (``frags.rast.border``, see :class:`Raster`).
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
         background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
@@ -61,8 +63,12 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     clip = camera.project(verts)
     batch = clip.shape[0]
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
-    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=1 if hard else layers,
-                     cull_backfaces=cull_backfaces)
+    # The splat gets a guard band of one pixel (its reach) around the image, so that the edge
+    # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
+    border, layers = (0, 1) if hard else (1, layers)
+    check_render_fits(batch, camera.image_size, layers, border)
+    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, cull_backfaces=cull_backfaces,
+                     border=border)
     frags = Fragments(rast, mesh, camera)
     colors = (LambertShader() if shader is None else shader)(frags)
     if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):
@@ -72,7 +78,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         rgba = frags.scatter(colors)[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
     else:
-        rgba = splat(colors, clip, rast, mesh.faces)
+        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True)[0]
     return rgba if background is None else over_background(rgba, background)
 
 

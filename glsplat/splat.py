@@ -184,8 +184,14 @@ def _full(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
     return rast.scatter(colors) if colors.dim() == 2 else colors
 
 
+def _cropped(rast: Raster, image: torch.Tensor, buffers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and buffers of a raster with a guard band, without the band."""
+    return rast.crop(image), (rast.crop(buffers) if buffers.dim() == 5 else buffers)
+
+
 def _splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster,
                   with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and buffers of the raster's whole frame, its guard band included."""
     kernels = kernels_for(point.device)
     if kernels is None:
         return splat_layers_torch(point, _full(colors, rast), rast)
@@ -202,23 +208,30 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
     the gradient with respect to where each sample is splatted from.
     """
     checks.splat_colors(colors, rast)
-    image, buffers = _splat_points(colors, point, rast, with_buffers=True)
+    image, buffers = _cropped(rast, *_splat_points(colors, rast.framed(point), rast, with_buffers=True))
     return image, SplatBuffers(*buffers)
 
 
 def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-           with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``."""
+           with_buffers: bool, rasterized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``.
+
+    ``rasterized``: ``clip`` is known to be what ``rast`` was rasterized from (as in
+    :func:`glsplat.render`), so its covered samples need no check for NaN or w <= 0.
+    """
     checks.splat_inputs(colors, clip, rast)
+    if not rasterized:
+        checks.splat_clip(clip, faces, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
-    colors, clip = colors.to(dtype), clip.to(dtype)
+    colors, clip = colors.to(dtype), rast.framed(clip.to(dtype))
     kernels = cpu_kernels() if clip.device.type == "cpu" else None
     if kernels is None:
-        return _splat_points(colors, interpolate(clip, rast, faces), rast, with_buffers)
+        return _cropped(rast, *_splat_points(colors, interpolate(clip, rast, faces), rast, with_buffers))
     checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
     clip = clip if clip.dim() == 3 else clip[None]
-    return _SplatClip.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
-                            _packed(colors, rast).contiguous(), rast.bary, rast.tri_id.contiguous(), rast.depth)
+    return _cropped(rast, *_SplatClip.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
+                                            _packed(colors, rast).contiguous(), rast.bary, rast.tri_id.contiguous(),
+                                            rast.depth))
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
@@ -241,11 +254,14 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
             (entries on background are ignored). Differentiable.
         clip: float ``[B, V, 4]`` or ``[V, 4]`` clip-space vertices that were rasterized.
             Differentiable: this is the path of vertex and camera gradients.
-        rast: the :class:`Raster` of ``clip`` (constant).
+        rast: the :class:`Raster` of ``clip`` (constant). Rasterize with ``border=1`` (a guard
+            band, as :func:`glsplat.render` does) for correct edge pixels where a surface
+            crosses the image's frame; the splat takes the band's samples and crops it off.
         faces: integer ``[F, 3]`` faces that were rasterized.
 
     Returns:
-        Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top), in the promoted dtype of
+        Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top; without the guard band: a view
+        of the frame with it), in the promoted dtype of
         ``colors`` and ``clip`` (float32 or float64). Each sample spreads over its 3x3
         neighbourhood with a Gaussian of sigma 0.5 px scaled so its nine taps sum to 1.05;
         taps land in front of (S+), on (S0) or behind (S-) the surface at the target pixel by

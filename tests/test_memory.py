@@ -1,5 +1,6 @@
 """glsplat.keep_freed_memory: large tensors come from the heap, not from a fresh mmap each."""
 import platform
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,3 +46,29 @@ def test_keep_freed_memory_serves_large_tensors_from_the_heap():
 def test_keep_freed_memory_checks_top_pad():
     with pytest.raises(ValueError, match="top_pad"):
         glsplat.keep_freed_memory(top_pad=-1)
+
+
+LIMITED_RENDER = """
+import resource, sys, torch, glsplat
+ctx = glsplat.Context()
+mesh = glsplat.Mesh(torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 0.0]]), torch.tensor([[0, 1, 2]]))
+used = int([line for line in open("/proc/self/status") if line.startswith("VmSize:")][0].split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (used + 2 * 2**30, resource.RLIM_INFINITY))  # 2 GiB more
+for size in (64, 9000):
+    camera = glsplat.Camera.look_at([0.0, 0.0, 3.0], image_size=(size, size))
+    try:
+        print(size, tuple(glsplat.render(ctx, mesh, camera).shape))
+    except ValueError as error:
+        print(size, "ValueError", error)
+"""
+
+
+def test_render_too_large_for_memory_is_refused_before_allocating():
+    """Under a 2 GiB address-space allowance, 9000^2 (~9 GB) failed in the allocator or in GL; now it
+    is refused up front with the estimate, and small renders still work."""
+    result = subprocess.run([sys.executable, "-c", LIMITED_RENDER], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "64 (1, 64, 64, 4)"
+    assert re.fullmatch(r"9000 ValueError size: rendering 1 x 9000 x 9000 pixels with 1 layer\(s\) needs at least "
+                        r"9\.\d GB \(about 11\d bytes a pixel\), but only [0-2]\.\d GB are available .*", lines[1]), lines[1]

@@ -409,6 +409,101 @@ def test_user_shader_shows_normals(ctx):
     torch.testing.assert_close(tint.grad, img[..., 3].sum().detach().expand(3), atol=1e-3, rtol=1e-5)
 
 
+# --- The image border (guard band) ---------------------------------------------------------
+
+FAR_QUAD = glsplat.Mesh(torch.tensor([[-50.0, -50.0, 0.0], [50.0, -50.0, 0.0], [50.0, 50.0, 0.0], [-50.0, 50.0, 0.0]]),
+                        torch.tensor([[0, 1, 2], [0, 2, 3]]))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (31, 40)])
+def test_frame_filling_surface_is_opaque_to_the_edge(ctx, size, layers):
+    """Edge and corner pixels get the taps of the samples outside the frame (without: 0.938, 0.838; 1x1: 0.650)."""
+    camera = glsplat.Camera.look_at([0.0, 0.0, 3.0], image_size=size)
+    image = glsplat.render(ctx, FAR_QUAD, camera=camera, layers=layers)
+    assert image.shape == (1, *size, 4)
+    torch.testing.assert_close(image[..., 3], torch.ones(1, *size), atol=1e-6, rtol=0)
+    # The public pieces: a raster with the band splats the same image; one without lacks the taps.
+    clip = camera.project(FAR_QUAD.verts)
+    for border, edge in ((1, 1.0), (0, 0.938)):
+        rast = glsplat.rasterize(ctx, clip, FAR_QUAD.faces, size, layers=layers, border=border)
+        assert rast.shape[-2:] == (size[0] + 2 * border, size[1] + 2 * border) and rast.image_size == size
+        colors = torch.ones(rast.index.shape[0], 4)
+        alpha = glsplat.splat(colors, clip, rast, FAR_QUAD.faces)[0, ..., 3]
+        assert alpha.shape == size
+        if size[0] > 2:
+            assert alpha[0, size[1] // 2].item() == pytest.approx(edge, abs=1e-3)
+
+
+def widened(camera: glsplat.Camera, margin: int) -> glsplat.Camera:
+    """The camera's frame with ``margin`` more pixels on every side (its image is the centre crop)."""
+    height, width = camera.image_size
+    scale = torch.tensor([width / (width + 2 * margin), height / (height + 2 * margin), 1.0, 1.0])
+    return glsplat.Camera(camera.R, camera.t, scale[:, None] * camera.projection,
+                          (height + 2 * margin, width + 2 * margin))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_edge_pixels_render_and_differentiate_as_interior_ones(ctx, spot, layers):
+    """A close-up that crops Spot: each pixel, and the vertex gradient of a loss on the image, equal
+    the same pixels inside a wider frame, edges and corners included."""
+    camera = glsplat.Camera.look_at([0.3, 0.2, -1.1], fov_y=30.0, image_size=(24, 28), near=0.3, far=5.0)
+    margin = 3
+    weights = torch.rand(1, 24, 28, 4)
+    images, grads = [], []
+    for cam, crop in ((camera, slice(None)), (widened(camera, margin), slice(margin, -margin))):
+        verts = spot.verts.clone().requires_grad_()
+        image = glsplat.render(ctx, spot.replace(verts=verts), camera=cam, layers=layers)[:, crop, crop]
+        (image * weights).sum().backward()
+        images.append(image.detach())
+        grads.append(verts.grad)
+    alpha = images[0][0, ..., 3]
+    border = torch.cat([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    assert (border == 1).sum() > 20  # Spot really crosses the frame
+    torch.testing.assert_close(images[0], images[1], atol=2e-5, rtol=0)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4 * grads[1].abs().max().item(), rtol=1e-3)
+
+
+# --- Scale: large and small coordinates ----------------------------------------------------
+
+def scaled_render(ctx, spot, scale, dtype):
+    mesh = spot.to(dtype=dtype)
+    verts = (mesh.verts * scale).requires_grad_()
+    eye = torch.tensor([0.0, 0.5, -2.5], dtype=dtype) * scale
+    camera = glsplat.Camera.look_at(eye, fov_y=30.0, image_size=(40, 40), near=0.5 * scale, far=5.0 * scale)
+    image = glsplat.render(ctx, mesh.replace(verts=verts), camera=camera, shader=glsplat.PhongShader())
+    image.square().sum().backward()
+    return image.detach(), verts.grad * scale  # the gradient goes as 1 / scale
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e10), (torch.float32, 1e-12),
+                                          (torch.float64, 1e19), (torch.float64, 1e20)])
+def test_scaled_scene_renders_and_differentiates_the_same(ctx, spot, dtype, scale):
+    """Normals from ~5e9 (and below ~1e-10) overflowed (underflowed) in float32: a dark image."""
+    image, grad = scaled_render(ctx, spot, scale, dtype)
+    reference, reference_grad = scaled_render(ctx, spot, 1.0, dtype)
+    torch.testing.assert_close(image, reference, atol=1e-4, rtol=0)
+    torch.testing.assert_close(grad, reference_grad, atol=1e-3 * reference_grad.abs().max().item(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e20])
+def test_float32_scene_beyond_its_range_is_refused(ctx, spot, scale):
+    """Squared lengths overflow float32 (before: a dark image at 1e19 with NaN gradients, NaN pixels at 1e20)."""
+    with pytest.raises(ValueError, match=r"clip: clip-space corners reach 3.06e\+(19|20), beyond 1e\+18"):
+        scaled_render(ctx, spot, scale, torch.float32)
+
+
+def test_vertex_normals_do_not_depend_on_scale():
+    verts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    faces = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    normals = glsplat.vertex_normals(verts, faces)
+    # A batch of two sizes: each mesh is scaled on its own.
+    for scale in (1e-20, 1e20, 3e37):
+        both = glsplat.vertex_normals(torch.cat([verts, verts * scale]), faces)
+        torch.testing.assert_close(both, torch.cat([normals, normals]), atol=1e-6, rtol=0)
+
+
 # --- Errors ---------------------------------------------------------------------------------
 
 def test_missing_egl_names_the_packages(monkeypatch):

@@ -1,7 +1,10 @@
 """Bad input gets a TypeError/ValueError naming the argument; odd but valid input renders."""
+import warnings
+
 import moderngl
 import pytest
 import torch
+from PIL import Image
 
 import glsplat
 
@@ -149,6 +152,8 @@ def test_bad_sizes(ctx, cam, size, error):
 def test_size_above_the_gl_limit_names_the_limit(ctx, cam):
     with pytest.raises(ValueError, match=f"1..{ctx.max_size} .*GL_MAX_TEXTURE_SIZE"):
         glsplat.rasterize(ctx, cam.project(TRI), FACES, (16, ctx.max_size + 1))
+    with pytest.raises(ValueError, match=f"1..{ctx.max_size - 2} .*GL_MAX_TEXTURE_SIZE.*less the guard band of 1 px"):
+        glsplat.rasterize(ctx, cam.project(TRI), FACES, (16, ctx.max_size - 1), border=1)
 
 
 @pytest.mark.parametrize("layers, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
@@ -176,6 +181,30 @@ def test_bad_cameras():
         glsplat.Camera.look_at(eye=(0.0, 0.0, 3.0), image_size=(0, 8))
     with pytest.raises(ValueError, match="K: expected"):
         glsplat.Camera.from_intrinsics(torch.eye(4), (8, 8))
+
+
+def test_camera_shapes_are_checked_at_construction():
+    """Before: accepted, then a matmul error naming no argument at the first render; K = 0 rendered blank."""
+    eye3, zero3, proj = torch.eye(3), torch.zeros(3), torch.eye(4)
+    for kwargs, match in [
+        (dict(R=torch.eye(4), t=zero3, projection=proj), r"R: expected \[3, 3\] or \[B, 3, 3\], got \[1, 4, 4\]"),
+        (dict(R=eye3, t=torch.zeros(4), projection=proj), r"t: expected \[3\] or \[B, 3\], got \[1, 4\]"),
+        (dict(R=eye3, t=zero3, projection=torch.eye(3)), r"projection: expected \[4, 4\] or \[B, 4, 4\], got \[1, 3, 3\]"),
+        (dict(R=eye3.expand(2, 3, 3), t=torch.zeros(3, 3), projection=proj), r"R, t, projection: batches of \[2, 3, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            glsplat.Camera(image_size=SIZE, **kwargs)
+    camera = glsplat.Camera(eye3.expand(2, 3, 3), zero3, proj, SIZE)  # 1 broadcasts against 2
+    assert camera.batch_size == 2
+    K = torch.tensor([[20.0, 0.0, 7.5], [0.0, 20.0, 7.5], [0.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"K: expected finite intrinsics with non-zero focal lengths .* got fx, fy = \[\[0.0, 0.0\]\]"):
+        glsplat.Camera.from_intrinsics(torch.zeros(3, 3), SIZE)
+    with pytest.raises(ValueError, match="K: expected finite intrinsics"):
+        glsplat.Camera.from_intrinsics(K.expand(2, 3, 3) * torch.tensor([[[1.0]], [[float("nan")]]]), SIZE)
+    with pytest.raises(ValueError, match=r"R: expected \[3, 3\] or \[B, 3, 3\], got \[1, 3, 4\]"):
+        glsplat.Camera.from_intrinsics(K, SIZE, R=torch.eye(3, 4))
+    with pytest.raises(ValueError, match=r"t: expected \[3\] or \[B, 3\]"):
+        glsplat.Camera.from_intrinsics(K, SIZE, t=torch.zeros(2))
 
 
 def test_render_needs_a_camera_object(ctx):
@@ -216,6 +245,40 @@ def test_bad_interpolate_and_splat_arguments(ctx, cam):
         glsplat.splat(colors.long(), clip, rast, FACES)
 
 
+@pytest.mark.parametrize("bad, match", [
+    ("nan", "clip: NaN or infinite corners on faces that the raster covers"),
+    ("inf", "clip: NaN or infinite corners on faces that the raster covers"),
+    ("w0", r"clip: w <= 0 at \d+ covered samples"),
+])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_splat_refuses_clip_that_is_not_finite_or_visible_where_covered(ctx, cam, bad, match, batch):
+    """The kernels' -ffinite-math-only turned these into a near-blank finite image."""
+    clip = cam.project(TRI).expand(batch, -1, -1).clone()
+    rast = glsplat.rasterize(ctx, clip, FACES, SIZE, border=1)
+    colors = torch.ones(rast.index.shape[0], 4)
+    broken = clip.clone()
+    if bad == "w0":
+        broken[-1, :, 3] = 0.0
+    else:
+        broken[-1, 1, 0] = float(bad)
+    with pytest.raises(ValueError, match=match):
+        glsplat.splat(colors, broken, rast, FACES)
+    with pytest.raises(ValueError, match=match):
+        glsplat.splat_buffers(colors, broken, rast, FACES)
+
+
+def test_splat_takes_faces_crossing_the_camera_plane_and_unused_bad_vertices(ctx, cam):
+    """A corner behind the camera (w < 0) is fine where the covered samples are in front; a NaN
+    vertex that no face uses is ignored, as in rasterize."""
+    verts = torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 5.0], [float("nan"), 0.0, 0.0]])
+    clip = cam.project(verts)
+    assert clip[0, 2, 3] < 0
+    rast = glsplat.rasterize(ctx, clip, FACES, SIZE)
+    assert rast.mask.sum() > 5
+    image = glsplat.splat(torch.ones(rast.index.shape[0], 4), clip, rast, FACES)
+    assert torch.isfinite(image).all() and image[..., 3].max() > 0.5
+
+
 @pytest.mark.parametrize("texture, uv, match", [
     (torch.rand(4, 4), torch.rand(1, 5, 2), "texture: expected shape"),
     (torch.rand(1, 1, 4, 4, 3), torch.rand(1, 5, 2), "texture: expected shape"),
@@ -253,6 +316,73 @@ def test_malformed_mesh_files(tmp_path, name, content):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError, match=name):
         glsplat.load_mesh(tmp_path / name)
+
+
+PLY_HEADER = (b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+              b"element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+UV_TRIANGLE = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("minus_one.ply", PLY_HEADER + b"3 0 1 -1\n", r"face indices must lie in 0\.\.2 \(there are 3 vertices\), got indices from -1"),
+    ("past_end.ply", PLY_HEADER + b"3 0 1 5\n", r"face indices must lie in 0\.\.2 .* from 0 to 5"),
+    ("zero_based.obj", UV_TRIANGLE + b"f 0 1 2\n", r"line 7: face corner '0' refers to v 0, but 3 v lines"),
+    ("bad_vt.obj", UV_TRIANGLE + b"f 1/1 2/2 3/9\n", r"line 7: face corner '3/9' refers to vt 9, but 3 vt lines"),
+    ("huge.obj", b"v 0 0 0\nv 1e39 0 0\nv 0 1 0\nf 1 2 3\n", r"vertex coordinates reach 1e\+39, beyond torch.float32"),
+    ("binary.obj", b"\xff\xfe\x00\x81garbage\x9d" * 200, "not UTF-8 text"),
+])
+def test_mesh_files_with_bad_indices_or_values(tmp_path, name, content, match):
+    """Each loaded wrong without a word: -1 wrapped, UVs dropped, inf vertices, a bare IndexError, a missing module."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name}.*{match}"):
+        glsplat.load_mesh(tmp_path / name)
+
+
+def write_textured_obj(folder, library=b"m.mtl", image=b"m.png"):
+    (folder / "m.obj").write_bytes(b"mtllib " + library + b"\nusemtl m\n" + UV_TRIANGLE + b"f 1/1 2/2 3/3\n")
+    (folder / "m.mtl").write_bytes(b"newmtl m\nKd 1 1 1\nmap_Kd " + image + b"\n")
+    Image.new("RGB", (4, 3), (255, 0, 0)).save(folder / "m.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder / "m.obj"
+
+
+def test_textured_obj_loads_its_texture(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mesh = glsplat.load_mesh(write_textured_obj(tmp_path))
+    assert mesh.texture.shape == (3, 4, 3) and mesh.uvs.shape == (3, 2)
+    assert mesh.texture[..., 0].min() == 1.0 and mesh.texture[..., 1:].max() == 0.0
+
+
+@pytest.mark.parametrize("library, image, match", [
+    (b"gone.mtl", b"m.png", "material library 'gone.mtl' not found"),
+    (b"m.mtl", b"gone.png", "texture image 'gone.png' of material library 'm.mtl' cannot be read"),
+    (b"m.mtl", b"broken.png", "texture image 'broken.png' of material library 'm.mtl' cannot be read"),
+])
+def test_obj_whose_texture_is_missing_loads_untextured_with_a_warning(tmp_path, library, image, match):
+    """Before: a grey 2x2 placeholder texture (missing .mtl) or no texture, without a word."""
+    path = write_textured_obj(tmp_path, library, image)
+    with pytest.warns(UserWarning, match=f"m.obj: {match}.*loading it untextured"):
+        mesh = glsplat.load_mesh(path)
+    assert mesh.texture is None and mesh.uvs.shape == (3, 2)
+    with warnings.catch_warnings():  # a texture of one's own replaces the material's: nothing lost
+        warnings.simplefilter("error")
+        assert glsplat.load_mesh(path, texture_file=tmp_path / "m.png").texture.shape == (3, 4, 3)
+
+
+def test_obj_without_material_has_no_texture(tmp_path):
+    (tmp_path / "plain.obj").write_bytes(UV_TRIANGLE + b"f 1/1 2/2 3/3\n")
+    mesh = glsplat.load_mesh(tmp_path / "plain.obj")
+    assert mesh.texture is None and mesh.uvs.shape == (3, 2)  # before: trimesh's grey 2x2 placeholder
+
+
+def test_directory_and_degenerate_mesh_say_so(tmp_path):
+    (tmp_path / "folder.obj").mkdir()
+    with pytest.raises(ValueError, match="folder.obj is a directory, not a mesh file"):
+        glsplat.load_mesh(tmp_path / "folder.obj")
+    (tmp_path / "point.obj").write_bytes(b"v 1 2 3\nv 1 2 3\nv 1 2 3\nf 1 2 3\n")
+    with pytest.raises(ValueError, match=r"mesh: cannot normalise a mesh of zero extent \(all 1 vertices at one point"):
+        glsplat.load_mesh(tmp_path / "point.obj").normalized()
 
 
 def test_missing_files(tmp_path):

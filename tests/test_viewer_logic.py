@@ -67,7 +67,9 @@ def test_probed_render_is_glsplats_render(ctx, spot, camera):
     shader = glsplat.PhongShader()
     probe = probed_render(ctx, spot, camera, shader, layers=2)
     expected = glsplat.render(ctx, spot, camera=camera, shader=shader, layers=2)
-    assert torch.equal(probe.image, expected)
+    # The same up to rounding: the probe frames the interpolated points for the guard band, the
+    # render the clip-space corners before interpolating.
+    torch.testing.assert_close(probe.image, expected, rtol=0, atol=1e-5)
     assert probe.buffers.back[..., 3].max() > 0  # two layers: samples behind the surface exist
 
 

@@ -26,8 +26,8 @@ class Probe(NamedTuple):
 
     image: torch.Tensor  # [1, H, W, 4] premultiplied RGBA, as glsplat.render gives it
     buffers: SplatBuffers  # S+, S0, S-, each [1, H, W, 4]
-    nudge: torch.Tensor  # [1, K, H, W, 2] zeros (x right, y down, pixels); its .grad after backward
-    rast: Raster
+    nudge: torch.Tensor  # [1, K, H + 2, W + 2, 2] zeros (x right, y down, pixels), guard band included; its .grad after backward
+    rast: Raster  # with a guard band of one pixel, as glsplat.render rasterizes
 
 
 def probed_render(ctx: Context, mesh: Mesh, camera: Camera, shader, layers: int) -> Probe:
@@ -36,7 +36,7 @@ def probed_render(ctx: Context, mesh: Mesh, camera: Camera, shader, layers: int)
     mesh = mesh.replace(verts=verts)
     height, width = camera.image_size
     clip = camera.project(verts)
-    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers)
+    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, border=1)
     frags = Fragments(rast, mesh, camera)
     colors = frags.scatter(shader(frags))
     dtype = torch.promote_types(colors.dtype, clip.dtype)

@@ -51,6 +51,8 @@ FORKED = (
     "and is re-created in each worker. Or create contexts only in the workers, never before forking."
 )
 
+RELEASED = "glsplat.Context: this context was released; create a new one"
+
 # The process that first created an EGL context. A fork of it inherits that driver state (and can use
 # neither the inherited contexts nor new ones), so contexts there are refused instead of hanging.
 _EGL_PID: int | None = None
@@ -95,6 +97,14 @@ class Context:
         if _EGL_PID not in (None, os.getpid()):
             raise RuntimeError(FORKED.format(what="cannot create a context", pid=os.getpid(), parent=_EGL_PID))
         kwargs = {} if device is None else {"device_index": device}
+        self.gl = None
+        with _callers_context_kept():
+            self._create(device, kwargs)
+
+    def _create(self, device: int | None, kwargs: dict) -> None:
+        """The rest of ``__init__``: creation makes the new context current, so it runs inside
+        ``_callers_context_kept``."""
+        global _EGL_PID
         try:
             self.gl = moderngl.create_standalone_context(backend="egl", require=330, **kwargs)
         except Exception as error:  # glcontext raises bare Exceptions for every EGL failure
@@ -117,8 +127,8 @@ class Context:
         layered = {"GL_ARB_shader_viewport_layer_array", "GL_AMD_vertex_shader_layer"} & self.gl.extensions
         self.max_views = self.gl.info["GL_MAX_ARRAY_TEXTURE_LAYERS"] if layered else 1
         self._renderer = self.gl.info["GL_RENDERER"]
-        # Creation left the context current on this thread; unbind it so that any thread can take it.
-        self.gl.__exit__(None, None, None)
+        # Creation left the context current on this thread; _callers_context_kept unbinds it (and
+        # makes current again what the caller had), so that any thread can take it.
 
     @property
     def renderer(self) -> str:
@@ -130,14 +140,21 @@ class Context:
         """Hold the context, current on the calling thread, for direct use of ``self.gl``.
 
         Raises ``RuntimeError`` in a forked child process (the driver state did not survive the
-        fork, and GL calls would hang); threads wait for each other.
+        fork, and GL calls would hang) and once the context was released (also when that happened
+        while this thread waited for another's call); threads wait for each other. On exit, the
+        OpenGL context that was current on the calling thread before (the caller's own, EGL or
+        GLX) is current again, also on errors.
         """
         if os.getpid() != self._pid:
             raise RuntimeError(FORKED.format(what="this context cannot be used", pid=os.getpid(), parent=self._pid))
-        if self.gl is None:
-            raise RuntimeError("glsplat.Context: this context was released; create a new one")
-        with self._lock, self.gl:
-            yield self.gl
+        with self._lock:
+            if self.gl is None:  # checked under the lock: release() may have run while this thread waited
+                raise RuntimeError(RELEASED)
+            with _callers_context_kept(), self.gl:
+                if not _egl().eglGetCurrentContext():
+                    raise RuntimeError("glsplat.Context: EGL could not make this context current on this thread "
+                                       "(another OpenGL API's context is current here?)")
+                yield self.gl
 
     def release(self) -> None:
         """Destroy the EGL context and with it every GL object it holds. Also done on garbage collection.
@@ -145,11 +162,11 @@ class Context:
         A released context cannot be used again. Does nothing in a forked child, which does not
         own the driver state it inherited.
         """
-        gl = getattr(self, "gl", None)
-        if gl is not None and getattr(self, "_pid", None) == os.getpid():
-            with self._lock:
-                gl.release()
-                self.gl = None
+        if getattr(self, "gl", None) is not None and getattr(self, "_pid", None) == os.getpid():
+            with self._lock, _callers_context_kept():
+                if self.gl is not None:
+                    self.gl.release()
+                    self.gl = None
 
     __del__ = release
 
@@ -251,6 +268,80 @@ class Context:
                     self._vao.render(moderngl.TRIANGLES, vertices=drawn * count, first=first * count)
                 read(textures[layer % 2], layer, first)
         return out
+
+
+# EGL and GLX enums for saving the calling thread's current context.
+_EGL_DRAW, _EGL_READ = 0x3059, 0x305A
+
+
+@functools.cache
+def _egl() -> ctypes.CDLL:
+    """libEGL with the signatures of the calls that query and set the current context."""
+    egl = ctypes.CDLL("libEGL.so.1")
+    p = ctypes.c_void_p
+    for name, restype, argtypes in [
+        ("eglGetCurrentDisplay", p, []), ("eglGetCurrentSurface", p, [ctypes.c_int32]),
+        ("eglGetCurrentContext", p, []), ("eglMakeCurrent", ctypes.c_uint, [p, p, p, p]),
+        ("eglQueryAPI", ctypes.c_uint, []), ("eglBindAPI", ctypes.c_uint, [ctypes.c_uint]),
+    ]:
+        getattr(egl, name).restype, getattr(egl, name).argtypes = restype, argtypes
+    return egl
+
+
+_GLX: ctypes.CDLL | None = None
+
+
+def _glx() -> ctypes.CDLL | None:
+    """glvnd's libGLX if the process has loaded it (a GLX context can be current only then), else None."""
+    global _GLX
+    if _GLX is None:
+        for library in ("libGLX.so.0", "libGL.so.1"):
+            try:
+                glx = ctypes.CDLL(library, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            except OSError:
+                continue
+            p = ctypes.c_void_p
+            for name, restype, argtypes in [
+                ("glXGetCurrentDisplay", p, []), ("glXGetCurrentDrawable", ctypes.c_ulong, []),
+                ("glXGetCurrentReadDrawable", ctypes.c_ulong, []), ("glXGetCurrentContext", p, []),
+                ("glXMakeContextCurrent", ctypes.c_int, [p, ctypes.c_ulong, ctypes.c_ulong, p]),
+            ]:
+                getattr(glx, name).restype, getattr(glx, name).argtypes = restype, argtypes
+            _GLX = glx
+            break
+    return _GLX
+
+
+@contextlib.contextmanager
+def _callers_context_kept():
+    """Leave the calling thread's current OpenGL context as it was around a glsplat GL section.
+
+    EGL: the bound API and the current display, surfaces and context are saved, and made current
+    again on exit (or none, if none was), also on errors. GLX (a glfw or Qt window under X uses it):
+    glvnd silently refuses to make an EGL context current while a GLX one is (GL calls would reach
+    the caller's context), so a current GLX context is released for the section and made current
+    again after it.
+    """
+    egl, glx = _egl(), _glx()
+    api = egl.eglQueryAPI()
+    saved = (egl.eglGetCurrentDisplay(), egl.eglGetCurrentSurface(_EGL_DRAW), egl.eglGetCurrentSurface(_EGL_READ),
+             egl.eglGetCurrentContext())
+    saved_glx = None
+    if glx is not None and glx.glXGetCurrentContext():
+        saved_glx = (glx.glXGetCurrentDisplay(), glx.glXGetCurrentDrawable(), glx.glXGetCurrentReadDrawable(),
+                     glx.glXGetCurrentContext())
+        glx.glXMakeContextCurrent(saved_glx[0], 0, 0, None)
+    try:
+        yield
+    finally:
+        egl.eglBindAPI(api)
+        if egl.eglGetCurrentContext() != saved[3]:
+            if saved[3]:
+                egl.eglMakeCurrent(*saved)
+            else:  # release what the section left current (ours)
+                egl.eglMakeCurrent(egl.eglGetCurrentDisplay(), None, None, None)
+        if saved_glx is not None:
+            glx.glXMakeContextCurrent(*saved_glx)
 
 
 class _RawGL:

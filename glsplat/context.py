@@ -31,9 +31,11 @@ CACHED_SIZES = 4
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
 
-# Pixels one pass may rasterize (views x H x W). The targets of a pass cost 36 bytes a pixel (two
-# float RGBA arrays and a depth array) and stay cached, so this bounds them to ~150 MB a size;
-# batching more views than that saves nothing measurable.
+# The bytes a pixel of a pass's targets costs: two float32 RGBA arrays and a 24-bit depth array.
+TARGET_BYTES_PER_PIXEL = 36
+
+# Pixels one pass may rasterize (views x H x W). The targets of a pass stay cached, so this bounds
+# them to ~150 MB a size; batching more views than that saves nothing measurable.
 PASS_PIXELS = 2**22
 
 # Enums for the few calls moderngl has no wrapper for (it makes no depth texture arrays).
@@ -192,23 +194,47 @@ class Context:
                 for obj in (*old_fbos, *old_textures):
                     obj.release()
                 self._raw.delete_texture(old_depth)
-            depth = self._raw.depth_array(width, height, views)
-            textures = [self.gl.texture_array((width, height, views), 4, dtype="f4") for _ in range(2)]
-            fbos = [self.gl.framebuffer([texture]) for texture in textures]
-            for fbo in fbos:
-                fbo.use()
-                self._raw.attach_depth(depth)
-                fbo.depth_mask = True  # moderngl turns depth writes off for a target it made without depth
+            depth, textures, fbos = None, [], []
+            try:
+                depth = self._raw.depth_array(width, height, views)
+                for _ in range(2):
+                    textures.append(self.gl.texture_array((width, height, views), 4, dtype="f4"))
+                for texture in textures:
+                    fbos.append(self.gl.framebuffer([texture]))
+                    fbos[-1].use()
+                    self._raw.attach_depth(depth)
+                    fbos[-1].depth_mask = True  # moderngl turns depth writes off for a target it made without depth
+            except BaseException as error:  # release what was made (also on KeyboardInterrupt)
+                for obj in (*fbos, *textures):
+                    obj.release()
+                if depth is not None:
+                    self._raw.delete_texture(depth)
+                if not isinstance(error, moderngl.Error):
+                    raise
+                raise RuntimeError(
+                    f"glsplat.Context: could not allocate the G-buffers for {views} view(s) of {height} x {width} "
+                    f"pixels ({TARGET_BYTES_PER_PIXEL * views * height * width / 2**20:.0f} MiB of OpenGL memory): "
+                    f"{error}. Most likely out of memory (GPU memory, or host memory and its limits for "
+                    "llvmpipe): render smaller images or fewer views per call") from error
             self._targets[key] = (textures, fbos, depth)
         return self._targets[key][:2]
 
     def _reserve_vertices(self, nbytes: int) -> None:
+        """Grow the vertex buffer to at least ``nbytes``. The new buffer and its vertex array are
+        made before the old ones are swapped out and released, so an interruption anywhere (a
+        KeyboardInterrupt) leaves a working pair for the next call."""
         if self._vertices is None or self._vertices.size < nbytes:
-            if self._vertices is not None:
-                self._vao.release()
-                self._vertices.release()
-            self._vertices = self.gl.buffer(reserve=nbytes)
-            self._vao = self.gl.vertex_array(self._program, [(self._vertices, "4f", "in_clip")])
+            vertices = self.gl.buffer(reserve=nbytes)
+            try:
+                vao = self.gl.vertex_array(self._program, [(vertices, "4f", "in_clip")])
+            except BaseException:
+                vertices.release()
+                raise
+            old = (self._vao, self._vertices)
+            self._vertices, self._vao = vertices, vao
+            for obj in old:
+                if obj is not None:
+                    obj.release()
 
     def pass_views(self, batch: int, height: int, width: int) -> int:
         """Views per draw for a batch: as even as the limits allow, so the last pass is not a sliver."""

@@ -48,7 +48,8 @@ _GL_TEXTURE_MIN_FILTER, _GL_TEXTURE_MAG_FILTER, _GL_NEAREST = 0x2801, 0x2800, 0x
 FORKED = (
     "glsplat.Context: {what} in process {pid}, forked from process {parent} after that one had created an "
     "OpenGL context. EGL driver state does not survive fork() (Mesa's llvmpipe hangs; other drivers may crash). "
-    "Start worker processes with 'spawn' or 'forkserver' instead, e.g. "
+    "Start worker processes with 'spawn' or 'forkserver' instead (with torch, forked processes are fragile "
+    "anyway: they hang in torch's own ops once the parent has used its intra-op threads), e.g. "
     "torch.utils.data.DataLoader(..., multiprocessing_context='spawn'): a Context pickles as its settings "
     "and is re-created in each worker. Or create contexts only in the workers, never before forking."
 )

@@ -225,6 +225,9 @@ def camera_for(camera, verts: torch.Tensor) -> None:
     """``camera``'s batch broadcasts against the vertices' and both live on one device."""
     same_device(camera=camera.R, verts=verts)
     cams, meshes = camera.batch_size, (verts.shape[0] if verts.dim() == 3 else 1)
+    if 0 in (cams, meshes):
+        raise ValueError(f"{'camera' if cams == 0 else 'mesh.verts'}: a batch of 0 views; render needs at least one "
+                         f"(got {cams} cameras and {meshes} meshes)")
     if cams != meshes and 1 not in (cams, meshes):
         raise ValueError(f"camera: a batch of {cams} cameras does not broadcast against {meshes} meshes "
                          "(need equal batches, or one of them 1)")

@@ -31,9 +31,11 @@ CACHED_SIZES = 4
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
 
-# Pixels one pass may rasterize (views x H x W). The targets of a pass cost 36 bytes a pixel (two
-# float RGBA arrays and a depth array) and stay cached, so this bounds them to ~150 MB a size;
-# batching more views than that saves nothing measurable.
+# The bytes a pixel of a pass's targets costs: two float32 RGBA arrays and a 24-bit depth array.
+TARGET_BYTES_PER_PIXEL = 36
+
+# Pixels one pass may rasterize (views x H x W). The targets of a pass stay cached, so this bounds
+# them to ~150 MB a size; batching more views than that saves nothing measurable.
 PASS_PIXELS = 2**22
 
 # Enums for the few calls moderngl has no wrapper for (it makes no depth texture arrays).
@@ -46,10 +48,13 @@ _GL_TEXTURE_MIN_FILTER, _GL_TEXTURE_MAG_FILTER, _GL_NEAREST = 0x2801, 0x2800, 0x
 FORKED = (
     "glsplat.Context: {what} in process {pid}, forked from process {parent} after that one had created an "
     "OpenGL context. EGL driver state does not survive fork() (Mesa's llvmpipe hangs; other drivers may crash). "
-    "Start worker processes with 'spawn' or 'forkserver' instead, e.g. "
+    "Start worker processes with 'spawn' or 'forkserver' instead (with torch, forked processes are fragile "
+    "anyway: they hang in torch's own ops once the parent has used its intra-op threads), e.g. "
     "torch.utils.data.DataLoader(..., multiprocessing_context='spawn'): a Context pickles as its settings "
     "and is re-created in each worker. Or create contexts only in the workers, never before forking."
 )
+
+RELEASED = "glsplat.Context: this context was released; create a new one"
 
 # The process that first created an EGL context. A fork of it inherits that driver state (and can use
 # neither the inherited contexts nor new ones), so contexts there are refused instead of hanging.
@@ -95,6 +100,14 @@ class Context:
         if _EGL_PID not in (None, os.getpid()):
             raise RuntimeError(FORKED.format(what="cannot create a context", pid=os.getpid(), parent=_EGL_PID))
         kwargs = {} if device is None else {"device_index": device}
+        self.gl = None
+        with _callers_context_kept():
+            self._create(device, kwargs)
+
+    def _create(self, device: int | None, kwargs: dict) -> None:
+        """The rest of ``__init__``: creation makes the new context current, so it runs inside
+        ``_callers_context_kept``."""
+        global _EGL_PID
         try:
             self.gl = moderngl.create_standalone_context(backend="egl", require=330, **kwargs)
         except Exception as error:  # glcontext raises bare Exceptions for every EGL failure
@@ -117,8 +130,8 @@ class Context:
         layered = {"GL_ARB_shader_viewport_layer_array", "GL_AMD_vertex_shader_layer"} & self.gl.extensions
         self.max_views = self.gl.info["GL_MAX_ARRAY_TEXTURE_LAYERS"] if layered else 1
         self._renderer = self.gl.info["GL_RENDERER"]
-        # Creation left the context current on this thread; unbind it so that any thread can take it.
-        self.gl.__exit__(None, None, None)
+        # Creation left the context current on this thread; _callers_context_kept unbinds it (and
+        # makes current again what the caller had), so that any thread can take it.
 
     @property
     def renderer(self) -> str:
@@ -130,14 +143,21 @@ class Context:
         """Hold the context, current on the calling thread, for direct use of ``self.gl``.
 
         Raises ``RuntimeError`` in a forked child process (the driver state did not survive the
-        fork, and GL calls would hang); threads wait for each other.
+        fork, and GL calls would hang) and once the context was released (also when that happened
+        while this thread waited for another's call); threads wait for each other. On exit, the
+        OpenGL context that was current on the calling thread before (the caller's own, EGL or
+        GLX) is current again, also on errors.
         """
         if os.getpid() != self._pid:
             raise RuntimeError(FORKED.format(what="this context cannot be used", pid=os.getpid(), parent=self._pid))
-        if self.gl is None:
-            raise RuntimeError("glsplat.Context: this context was released; create a new one")
-        with self._lock, self.gl:
-            yield self.gl
+        with self._lock:
+            if self.gl is None:  # checked under the lock: release() may have run while this thread waited
+                raise RuntimeError(RELEASED)
+            with _callers_context_kept(), self.gl:
+                if not _egl().eglGetCurrentContext():
+                    raise RuntimeError("glsplat.Context: EGL could not make this context current on this thread "
+                                       "(another OpenGL API's context is current here?)")
+                yield self.gl
 
     def release(self) -> None:
         """Destroy the EGL context and with it every GL object it holds. Also done on garbage collection.
@@ -145,11 +165,11 @@ class Context:
         A released context cannot be used again. Does nothing in a forked child, which does not
         own the driver state it inherited.
         """
-        gl = getattr(self, "gl", None)
-        if gl is not None and getattr(self, "_pid", None) == os.getpid():
-            with self._lock:
-                gl.release()
-                self.gl = None
+        if getattr(self, "gl", None) is not None and getattr(self, "_pid", None) == os.getpid():
+            with self._lock, _callers_context_kept():
+                if self.gl is not None:
+                    self.gl.release()
+                    self.gl = None
 
     __del__ = release
 
@@ -175,23 +195,47 @@ class Context:
                 for obj in (*old_fbos, *old_textures):
                     obj.release()
                 self._raw.delete_texture(old_depth)
-            depth = self._raw.depth_array(width, height, views)
-            textures = [self.gl.texture_array((width, height, views), 4, dtype="f4") for _ in range(2)]
-            fbos = [self.gl.framebuffer([texture]) for texture in textures]
-            for fbo in fbos:
-                fbo.use()
-                self._raw.attach_depth(depth)
-                fbo.depth_mask = True  # moderngl turns depth writes off for a target it made without depth
+            depth, textures, fbos = None, [], []
+            try:
+                depth = self._raw.depth_array(width, height, views)
+                for _ in range(2):
+                    textures.append(self.gl.texture_array((width, height, views), 4, dtype="f4"))
+                for texture in textures:
+                    fbos.append(self.gl.framebuffer([texture]))
+                    fbos[-1].use()
+                    self._raw.attach_depth(depth)
+                    fbos[-1].depth_mask = True  # moderngl turns depth writes off for a target it made without depth
+            except BaseException as error:  # release what was made (also on KeyboardInterrupt)
+                for obj in (*fbos, *textures):
+                    obj.release()
+                if depth is not None:
+                    self._raw.delete_texture(depth)
+                if not isinstance(error, moderngl.Error):
+                    raise
+                raise RuntimeError(
+                    f"glsplat.Context: could not allocate the G-buffers for {views} view(s) of {height} x {width} "
+                    f"pixels ({TARGET_BYTES_PER_PIXEL * views * height * width / 2**20:.0f} MiB of OpenGL memory): "
+                    f"{error}. Most likely out of memory (GPU memory, or host memory and its limits for "
+                    "llvmpipe): render smaller images or fewer views per call") from error
             self._targets[key] = (textures, fbos, depth)
         return self._targets[key][:2]
 
     def _reserve_vertices(self, nbytes: int) -> None:
+        """Grow the vertex buffer to at least ``nbytes``. The new buffer and its vertex array are
+        made before the old ones are swapped out and released, so an interruption anywhere (a
+        KeyboardInterrupt) leaves a working pair for the next call."""
         if self._vertices is None or self._vertices.size < nbytes:
-            if self._vertices is not None:
-                self._vao.release()
-                self._vertices.release()
-            self._vertices = self.gl.buffer(reserve=nbytes)
-            self._vao = self.gl.vertex_array(self._program, [(self._vertices, "4f", "in_clip")])
+            vertices = self.gl.buffer(reserve=nbytes)
+            try:
+                vao = self.gl.vertex_array(self._program, [(vertices, "4f", "in_clip")])
+            except BaseException:
+                vertices.release()
+                raise
+            old = (self._vao, self._vertices)
+            self._vertices, self._vao = vertices, vao
+            for obj in old:
+                if obj is not None:
+                    obj.release()
 
     def pass_views(self, batch: int, height: int, width: int) -> int:
         """Views per draw for a batch: as even as the limits allow, so the last pass is not a sliver."""
@@ -251,6 +295,80 @@ class Context:
                     self._vao.render(moderngl.TRIANGLES, vertices=drawn * count, first=first * count)
                 read(textures[layer % 2], layer, first)
         return out
+
+
+# EGL and GLX enums for saving the calling thread's current context.
+_EGL_DRAW, _EGL_READ = 0x3059, 0x305A
+
+
+@functools.cache
+def _egl() -> ctypes.CDLL:
+    """libEGL with the signatures of the calls that query and set the current context."""
+    egl = ctypes.CDLL("libEGL.so.1")
+    p = ctypes.c_void_p
+    for name, restype, argtypes in [
+        ("eglGetCurrentDisplay", p, []), ("eglGetCurrentSurface", p, [ctypes.c_int32]),
+        ("eglGetCurrentContext", p, []), ("eglMakeCurrent", ctypes.c_uint, [p, p, p, p]),
+        ("eglQueryAPI", ctypes.c_uint, []), ("eglBindAPI", ctypes.c_uint, [ctypes.c_uint]),
+    ]:
+        getattr(egl, name).restype, getattr(egl, name).argtypes = restype, argtypes
+    return egl
+
+
+_GLX: ctypes.CDLL | None = None
+
+
+def _glx() -> ctypes.CDLL | None:
+    """glvnd's libGLX if the process has loaded it (a GLX context can be current only then), else None."""
+    global _GLX
+    if _GLX is None:
+        for library in ("libGLX.so.0", "libGL.so.1"):
+            try:
+                glx = ctypes.CDLL(library, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            except OSError:
+                continue
+            p = ctypes.c_void_p
+            for name, restype, argtypes in [
+                ("glXGetCurrentDisplay", p, []), ("glXGetCurrentDrawable", ctypes.c_ulong, []),
+                ("glXGetCurrentReadDrawable", ctypes.c_ulong, []), ("glXGetCurrentContext", p, []),
+                ("glXMakeContextCurrent", ctypes.c_int, [p, ctypes.c_ulong, ctypes.c_ulong, p]),
+            ]:
+                getattr(glx, name).restype, getattr(glx, name).argtypes = restype, argtypes
+            _GLX = glx
+            break
+    return _GLX
+
+
+@contextlib.contextmanager
+def _callers_context_kept():
+    """Leave the calling thread's current OpenGL context as it was around a glsplat GL section.
+
+    EGL: the bound API and the current display, surfaces and context are saved, and made current
+    again on exit (or none, if none was), also on errors. GLX (a glfw or Qt window under X uses it):
+    glvnd silently refuses to make an EGL context current while a GLX one is (GL calls would reach
+    the caller's context), so a current GLX context is released for the section and made current
+    again after it.
+    """
+    egl, glx = _egl(), _glx()
+    api = egl.eglQueryAPI()
+    saved = (egl.eglGetCurrentDisplay(), egl.eglGetCurrentSurface(_EGL_DRAW), egl.eglGetCurrentSurface(_EGL_READ),
+             egl.eglGetCurrentContext())
+    saved_glx = None
+    if glx is not None and glx.glXGetCurrentContext():
+        saved_glx = (glx.glXGetCurrentDisplay(), glx.glXGetCurrentDrawable(), glx.glXGetCurrentReadDrawable(),
+                     glx.glXGetCurrentContext())
+        glx.glXMakeContextCurrent(saved_glx[0], 0, 0, None)
+    try:
+        yield
+    finally:
+        egl.eglBindAPI(api)
+        if egl.eglGetCurrentContext() != saved[3]:
+            if saved[3]:
+                egl.eglMakeCurrent(*saved)
+            else:  # release what the section left current (ours)
+                egl.eglMakeCurrent(egl.eglGetCurrentDisplay(), None, None, None)
+        if saved_glx is not None:
+            glx.glXMakeContextCurrent(*saved_glx)
 
 
 class _RawGL:

@@ -130,6 +130,8 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
     checks.tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
     if clip.dim() == 2:
         clip = clip[None]
+    if clip.shape[0] == 0:
+        raise ValueError("clip: a batch of 0 views ([0, V, 4]); rasterize needs at least one")
     checks.faces(faces, clip.shape[1])
     faces = faces.to(device="cpu", dtype=torch.long)
     if faces.shape[0] > MAX_FACES:

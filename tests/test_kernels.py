@@ -1,4 +1,11 @@
-"""The compiled CPU kernels equal the pure-torch reference paths, values and gradients."""
+"""The compiled CPU kernels equal the pure-torch reference paths, values and gradients; their first
+build says so on stderr and survives a killed earlier build."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -12,6 +19,45 @@ from test_gradcheck import random_scene
 def test_kernels_are_built():
     """This machine has a compiler: the fast path must be what users get, not the fallback."""
     assert cpu_kernels() is not None
+
+
+# A render, as a user's first call would make it, in a fresh process.
+FIRST_RENDER = """
+import torch, glsplat
+cam = glsplat.Camera.look_at(eye=(0.0, 0.0, 3.0), image_size=(8, 8), near=1.0, far=5.0)
+tri = torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 0.0]])
+assert glsplat.render(glsplat.Context(), tri, torch.tensor([[0, 1, 2]]), cam)[..., 3].sum() > 0
+assert glsplat.kernels.cpu_kernels() is not None
+print("ok")
+"""
+
+
+def test_first_build_says_so_and_a_killed_build_does_not_block_the_next(tmp_path):
+    """The one test that builds the kernels from scratch (about a minute on 2 cores), in a scratch
+    TORCH_EXTENSIONS_DIR: a first build killed while torch holds its lock file (its whole process
+    group, as a closed terminal or a job scheduler does), then a render that must clear that lock
+    and build (saying so) instead of waiting forever, then one that finds the build and says nothing."""
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    first = subprocess.Popen([sys.executable, "-c", FIRST_RENDER], env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/lock")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert list(tmp_path.glob("*/lock")), "the killed build left no lock: nothing to test"
+
+    second = subprocess.run([sys.executable, "-c", FIRST_RENDER], env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert second.stdout.strip() == "ok", second.stderr[-3000:]
+    assert "left by a kernel build that was killed" in second.stderr
+    assert "glsplat: compiling the CPU kernels (first use" in second.stderr and str(tmp_path) in second.stderr
+    assert "glsplat: CPU kernels built in" in second.stderr
+
+    third = subprocess.run([sys.executable, "-c", FIRST_RENDER], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert third.stdout.strip() == "ok", third.stderr[-3000:]
+    assert "glsplat" not in third.stderr
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -3,7 +3,9 @@
 DataLoader workers: with 'spawn' each worker re-creates the dataset's context (a Context pickles
 as its settings); with 'fork' after the parent made a context, the workers raise a clear error
 (Mesa's llvmpipe would hang: its threads do not survive the fork); with 'fork' from a parent
-that never made one, each worker makes its own.
+that never made one (but ran torch's intra-op threads, as a training loop does), each worker makes
+its own: DataLoader runs its workers with one torch thread. Other forked processes hang in torch's
+own ops once the parent used those threads, hence the README's advice: 'spawn'.
 """
 import os
 import pickle
@@ -89,13 +91,17 @@ def test_spawned_dataloader_workers_get_their_own_context(ctx):
 
 
 def test_forked_workers_of_a_parent_without_a_context_make_their_own():
-    """Needs a fresh interpreter: this test process already holds contexts."""
+    """Needs a fresh interpreter: this test process already holds contexts. The parent first runs
+    ops large enough for torch's intra-op threads, as a training step would."""
     script = textwrap.dedent("""
         import os, sys, torch
         from torch.utils.data import DataLoader
         sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
         import test_threads as t
         import glsplat
+
+        assert torch.get_num_threads() > 1 or os.cpu_count() == 1
+        (torch.rand(1024, 1024) @ torch.rand(1024, 1024)).exp().sum()
 
         class Lazy(t.Views):
             def __getitem__(self, i):

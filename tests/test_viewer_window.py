@@ -1,4 +1,5 @@
 """The viewer's window, driven by code under a private Xvfb: screenshots, keys, mouse, optimisation."""
+import threading
 import time
 
 import numpy as np
@@ -206,3 +207,32 @@ def test_keys_panels_screenshot_and_quit(home):
     assert home.step() is False
     import glfw
     glfw.set_window_should_close(home.window, False)
+
+
+def test_the_window_says_what_it_waits_for_before_the_first_frame(spot, monkeypatch, tmp_path):
+    """While the first evaluation runs (compiling the kernels on a first use), the window shows a
+    note saying so instead of staying black."""
+    from glsplat.viewer import Viewer
+
+    problem = FitProblem(spot, TARGET, SIZE)
+    evaluate, go = problem.evaluate, threading.Event()
+
+    def slow_first_evaluation(*args, **kwargs):
+        go.wait(60)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(problem, "evaluate", slow_first_evaluation)
+    monkeypatch.setattr(glsplat.kernels, "building", "building the CPU kernels (first use, about a minute)...")
+    with virtual_display():
+        view = Viewer(problem, window_size=WINDOW, screenshot_dir=tmp_path)
+        try:
+            view.step()
+            shot = view.screenshot()
+            assert view.snapshot() is None
+            assert (shot.max(-1) > 200).sum() > 50  # light text on black
+            go.set()
+            view.sync()
+            assert view.snapshot() is not None
+        finally:
+            go.set()
+            view.close()

@@ -16,7 +16,8 @@ import moderngl
 import numpy as np
 from PIL import Image
 
-from .compose import compose
+from .. import kernels
+from .compose import compose, waiting
 from .keys import SCREENSHOT_PATTERN
 from .orbit import OrbitController, OrbitView
 from .panels import PANELS
@@ -120,7 +121,7 @@ class Viewer:
         self.mode = problem.mode
         self.resets = 0
         self.frame_seconds: float | None = None  # compose + upload + draw of the last frame drawn; None before one
-        self._shown: tuple | None = None  # what the texture holds: (snapshot, panel, canvas size)
+        self._shown: tuple | None = None  # what the texture holds: (snapshot, panel, canvas size) or (note, size)
         self._drag: tuple[int, float, float] | None = None  # (button, x, y) while a button is down
         self._title_at = 0.0
 
@@ -173,7 +174,14 @@ class Viewer:
             raise RuntimeError(f"the viewer's worker failed: {self.worker.error!r}") from self.worker.error
         snapshot, _, losses = self.worker.latest()
         size = glfw.get_framebuffer_size(self.window)[::-1]
-        if snapshot is not None and self._shown != (snapshot, self.panel, size):
+        if snapshot is None:  # the first evaluation is still running (and may be compiling the kernels)
+            note = kernels.building or "computing the first frame..."
+            if self._shown != (note, size):
+                self._upload(waiting(size, note))
+                self._draw()
+                glfw.swap_buffers(self.window)
+                self._shown = (note, size)
+        elif self._shown != (snapshot, self.panel, size):
             started = time.perf_counter()
             self._upload(self._compose(snapshot, losses, size))
             self._draw()

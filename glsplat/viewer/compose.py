@@ -69,6 +69,14 @@ def draw_loss_plot(canvas: Image.Image, losses: list[float]) -> None:
     canvas.alpha_composite(overlay)
 
 
+def waiting(size: tuple[int, int], text: str) -> np.ndarray:
+    """The frame before the first snapshot: ``text`` centred on black, ``uint8 [h, w, 3]``."""
+    height, width = size
+    canvas = Image.new("RGB", (width, height))
+    _text(ImageDraw.Draw(canvas), (width / 2, height / 2), text, max(11, min(height, width) // 32), anchor="mm")
+    return np.asarray(canvas)
+
+
 def compose(panel: PanelImage, size: tuple[int, int], title: str, status: list[str],
             losses: list[float]) -> np.ndarray:
     """The frame: ``uint8 [h, w, 3]`` for a canvas of ``size`` = (h, w), row 0 at the top.

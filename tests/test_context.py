@@ -63,9 +63,9 @@ def glsplat_calls(ctx):
     """Each way a caller enters glsplat's GL: creation, renders, direct use, errors, release."""
     other = glsplat.Context()
     yield "Context()"
-    reference = glsplat.render(ctx, TRI, FACES, CAMERA)
+    reference = glsplat.render(ctx, TRI, CAMERA, faces=FACES)
     yield "render"
-    torch.testing.assert_close(glsplat.render(other, TRI, FACES, CAMERA), reference)
+    torch.testing.assert_close(glsplat.render(other, TRI, CAMERA, faces=FACES), reference)
     yield "render with another context"
     with other.current():
         pass
@@ -124,7 +124,7 @@ def test_release_while_a_render_waits_raises_the_released_error():
     def render():
         waiting.set()
         try:
-            glsplat.render(ctx, TRI, FACES, CAMERA)
+            glsplat.render(ctx, TRI, CAMERA, faces=FACES)
         except Exception as error:  # checked below, in the test's thread
             errors.append(error)
 
@@ -144,8 +144,8 @@ def test_interrupt_while_the_vertex_buffer_grows_leaves_a_working_context(monkey
     ctx = glsplat.Context()
     many = torch.cat([TRI + torch.tensor([0.01 * i, 0.0, 0.0]) for i in range(50)])
     many_faces = torch.arange(150).reshape(50, 3)
-    expected = glsplat.render(glsplat.Context(), many, many_faces, CAMERA)
-    glsplat.render(ctx, TRI, FACES, CAMERA)  # a small vertex buffer
+    expected = glsplat.render(glsplat.Context(), many, CAMERA, faces=many_faces)
+    glsplat.render(ctx, TRI, CAMERA, faces=FACES)  # a small vertex buffer
     buffer = ctx.gl.buffer
 
     def interrupted_once(*args, **kwargs):
@@ -154,8 +154,8 @@ def test_interrupt_while_the_vertex_buffer_grows_leaves_a_working_context(monkey
 
     monkeypatch.setattr(ctx.gl, "buffer", interrupted_once)
     with pytest.raises(KeyboardInterrupt):
-        glsplat.render(ctx, many, many_faces, CAMERA)
-    torch.testing.assert_close(glsplat.render(ctx, many, many_faces, CAMERA), expected)
+        glsplat.render(ctx, many, CAMERA, faces=many_faces)
+    torch.testing.assert_close(glsplat.render(ctx, many, CAMERA, faces=many_faces), expected)
     ctx.release()
 
 

@@ -26,7 +26,7 @@ FIRST_RENDER = """
 import torch, glsplat
 cam = glsplat.Camera.look_at(eye=(0.0, 0.0, 3.0), image_size=(8, 8), near=1.0, far=5.0)
 tri = torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 0.0]])
-assert glsplat.render(glsplat.Context(), tri, torch.tensor([[0, 1, 2]]), cam)[..., 3].sum() > 0
+assert glsplat.render(glsplat.Context(), tri, cam, faces=torch.tensor([[0, 1, 2]]))[..., 3].sum() > 0
 assert glsplat.kernels.cpu_kernels() is not None
 print("ok")
 """

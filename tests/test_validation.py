@@ -114,9 +114,9 @@ def test_a_batch_of_zero_views_is_refused(ctx, cam):
     """An empty batch (an empty selection upstream, usually a bug) names itself instead of dividing by zero."""
     no_eyes = glsplat.Camera.look_at(eye=torch.zeros(0, 3) + torch.tensor([0.0, 0.0, 3.0]), image_size=SIZE)
     with pytest.raises(ValueError, match=r"mesh.verts: a batch of 0 views.*0 meshes"):
-        glsplat.render(ctx, TRI.expand(0, 3, 3), FACES, cam)
+        glsplat.render(ctx, TRI.expand(0, 3, 3), cam, faces=FACES)
     with pytest.raises(ValueError, match=r"camera: a batch of 0 views.*0 cameras"):
-        glsplat.render(ctx, TRI, FACES, no_eyes)
+        glsplat.render(ctx, TRI, no_eyes, faces=FACES)
     with pytest.raises(ValueError, match=r"clip: a batch of 0 views \(\[0, V, 4\]\)"):
         glsplat.rasterize(ctx, torch.zeros(0, 3, 4), FACES, SIZE)
 

@@ -22,9 +22,59 @@ def glsplat(*args, cwd):
     return subprocess.run([str(GLSPLAT), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def rotation_degrees(pose_file: Path) -> float:
+    rotation = np.array(json.loads(pose_file.read_text())["rotation"])
+    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+
+
+@pytest.fixture
+def untextured_obj(tmp_path) -> Path:
+    """A plain OBJ as users have them: no UVs, no colours; a box with a capsule off one corner, so
+    every turn changes its silhouette."""
+    import trimesh
+
+    box = trimesh.creation.box(extents=(0.6, 0.4, 0.3))
+    capsule = trimesh.creation.capsule(height=0.4, radius=0.12, count=(12, 12))
+    capsule.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
+    capsule.apply_translation((0.3, 0.3, 0.1))
+    path = tmp_path / "thing.obj"
+    trimesh.util.concatenate([box, capsule]).export(path)
+    return path
+
+
+def test_render_then_fit_pose_round_trip_on_an_untextured_mesh(tmp_path, untextured_obj):
+    """render's default PNG keeps alpha, so fit-pose recovers the pose of a grey untextured mesh."""
+    done = glsplat("render", untextured_obj, "--out", "target.png", "--size", "64", "64", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    target = np.asarray(Image.open(tmp_path / "target.png"))
+    assert target.shape == (64, 64, 4) and 0.1 < (target[..., 3] > 127).mean() < 0.6
+    done = glsplat("fit-pose", untextured_obj, "--target", "target.png", "--init-rotation", "0", "30", "0",
+                   "--steps", "100", "--lr", "0.05", "--out", "pose.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert rotation_degrees(tmp_path / "pose.json") < 2.0
+    assert "silhouette IoU" in done.stdout
+
+
+def test_render_options(tmp_path):
+    done = glsplat("render", "spot", "--out", "a.jpg", "--size", "32", "32", "--azimuth", "90", "--no-cull",
+                   "--views", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    side, back = (np.asarray(Image.open(tmp_path / f"a_{i}.jpg")).astype(float) for i in range(2))
+    assert side.shape == (32, 32, 3)  # JPEG: composited over white
+    done = glsplat("render", "spot", "--out", "b.png", "--size", "32", "32", "--azimuth", "90",
+                   "--background", "black", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    black = np.asarray(Image.open(tmp_path / "b.png")).astype(float)
+    assert black.shape == (32, 32, 3) and black[0, 0].max() == 0
+    inside = black.min(-1) > 120  # well inside Spot, where the background does not show
+    assert inside.mean() > 0.1
+    assert np.abs(side[inside] - black[inside]).mean() < 20  # the same view: azimuth 90 either way
+    assert np.abs(side - back).mean() > 5
+
+
 def test_render_and_fit_pose_to_the_render(tmp_path):
     """fit-pose recovers the identity from a 20-degree start, given glsplat render's RGB image."""
-    done = glsplat("render", "spot", "--out", "target.png", "--size", "48", "40", cwd=tmp_path)
+    done = glsplat("render", "spot", "--out", "target.png", "--size", "48", "40", "--background", "white", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     target = np.asarray(Image.open(tmp_path / "target.png"))
     assert target.shape == (48, 40, 3)

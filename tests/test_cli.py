@@ -114,6 +114,8 @@ def files(tmp_path):
     (tmp_path / "bad.ply").write_bytes(b"\x00\x01garbage")
     (tmp_path / "notimage.png").write_text("not a png")
     Image.new("RGB", (30, 20), "white").save(tmp_path / "t.png")
+    Image.new("RGBA", (1, 1)).save(tmp_path / "dot.png")
+    (tmp_path / "folder").mkdir()
     return tmp_path
 
 
@@ -130,13 +132,24 @@ def files(tmp_path):
     (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--steps", "0", "--out", "{d}/p.json"], "--steps"),
     (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--lr", "-1", "--out", "{d}/p.json"], "--lr"),
     (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--layers", "0", "--out", "{d}/p.json"], "--layers"),
+    # Each was a traceback or a message that did not name the option.
+    (["render", "spot", "--out", "{d}/folder"], "--out: {d}/folder is a directory"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--out", "{d}/folder"], "--out: {d}/folder is a directory"),
+    (["fit-shape", "spot", "--out", "{d}/folder"], "--out: {d}/folder is a directory"),
+    (["render", "spot", "--out", "{d}/x"], "--out: {d}/x: the name has no file extension; use .png"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--out", "{d}/p.json", "--image", "{d}/c.xyz"], "--image"),
+    (["render", "spot", "--out", "{d}/x.png", "--elevation", "90"], "--elevation must be strictly between"),
+    (["fit-pose", "spot", "--target-rotation", "0", "0", "0", "--elevation", "-90", "--out", "{d}/p.json"], "--elevation"),
+    (["fit-pose", "spot", "--target", "{d}/dot.png", "--out", "{d}/p.json"], "--target: {d}/dot.png is 1 x 1 pixels"),
+    (["render", "spot", "--out", "{d}/x.jpg", "--background", "transparent"], "no alpha channel"),
+    (["render", "spot", "--out", "{d}/x.png", "--background", "nope"], "--background"),
 ])
 def test_user_mistakes_give_one_line_and_status_2(files, capsys, argv, message):
     status = main([arg.format(d=files) for arg in argv])
     err = capsys.readouterr().err
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("glsplat: error: ") and message in err, err
+    assert err.startswith("glsplat: error: ") and message.format(d=files) in err, err
     assert not (files / "p.json").exists()
 
 
@@ -145,3 +158,47 @@ def test_fit_pose_needs_a_target(capsys):
         main(["fit-pose", "spot", "--out", "p.json"])
     assert exit_info.value.code == 2
     assert "--target" in capsys.readouterr().err
+
+
+FIT_POSE_SMALL = ["fit-pose", "spot", "--target-rotation", "0", "-3", "0", "--size", "32", "32", "--steps", "4",
+                  "--out", "p.json"]
+
+
+def test_quiet_prints_only_the_results(tmp_path):
+    done = glsplat(*FIT_POSE_SMALL, "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("loss ") and "silhouette IoU" in done.stdout
+    assert done.stderr == ""
+
+
+def run_in_a_terminal(args, cwd) -> str:
+    """The console script's output (stdout and stderr) as a terminal would show it."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100 characters
+    process = subprocess.Popen([str(GLSPLAT), *args], cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=300)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    shown = run_in_a_terminal(FIT_POSE_SMALL, tmp_path)
+    assert "fit-pose" in shown and "4/4" in shown and "loss=" in shown, shown
+    shown = run_in_a_terminal([*FIT_POSE_SMALL, "--quiet"], tmp_path)
+    assert "4/4" not in shown and "loss " in shown, shown

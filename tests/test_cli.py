@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from glsplat.cli import main
@@ -202,3 +203,16 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert "fit-pose" in shown and "4/4" in shown and "loss=" in shown, shown
     shown = run_in_a_terminal([*FIT_POSE_SMALL, "--quiet"], tmp_path)
     assert "4/4" not in shown and "loss " in shown, shown
+
+
+def test_fit_pose_warns_when_the_mesh_matches_an_rgb_targets_background(capsys):
+    from glsplat.cli.fit_pose import warn_if_mesh_matches_background
+
+    image = torch.zeros(1, 8, 8, 4)
+    image[:, 2:6, 2:6] = torch.tensor([0.95, 0.95, 0.95, 1.0])  # a near-white mesh, premultiplied
+    warn_if_mesh_matches_background(image, (1.0, 1.0, 1.0))
+    err = capsys.readouterr().err
+    assert err.startswith("glsplat: warning: --target has no alpha") and err.count("\n") == 1
+    image[..., :3] *= 0.6  # a grey mesh: no warning
+    warn_if_mesh_matches_background(image, (1.0, 1.0, 1.0))
+    assert capsys.readouterr().err == ""

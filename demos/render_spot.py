@@ -4,6 +4,8 @@ Writes, into the output folder (default out/demo/):
   spot_view{0..3}.png   the renders composited over white
   spot_alpha.png        the alpha channel of view 0: coverage, with a soft ~1 px silhouette edge
   spot_alpha_zoom.png   a 24 x 24 px crop of that alpha edge, 12x nearest-neighbour, so pixels show
+  untextured.png        four procedural untextured meshes with the default PhongShader over white,
+                        as users' own plain OBJ files look
 
     python demos/render_spot.py --out out/demo --size 512 --layers 1
 """
@@ -32,6 +34,23 @@ def to_png(image: torch.Tensor, path: Path) -> None:
 
 def camera(azimuth: float, size: int) -> glsplat.Camera:
     return glsplat.Camera.orbit(azimuth, ELEVATION, DISTANCE, fov_y=30.0, image_size=(size, size))
+
+
+def untextured_meshes() -> list[glsplat.Mesh]:
+    """A torus, a capsule, a lumpy sphere and a box: plain triangles, no colours or UVs; normalized."""
+    import trimesh
+
+    blob = trimesh.creation.icosphere(4)
+    x, y, z = blob.vertices.T
+    blob.vertices *= (1 + 0.12 * torch.sin(torch.tensor(3 * x + 2 * y)) * torch.cos(torch.tensor(4 * z))).numpy()[:, None]
+    blob.vertices[:, 1] *= 1.3
+    capsule = trimesh.creation.capsule(1.0, 0.35)
+    capsule.apply_transform(trimesh.transformations.rotation_matrix(1.2, (1.0, 0.3, 0.0)))
+    box = trimesh.creation.box((1.0, 0.6, 0.4))
+    box.unmerge_vertices()  # a vertex per face corner: flat faces, sharp edges
+    meshes = [trimesh.creation.torus(0.6, 0.22), capsule, blob, box]
+    return [glsplat.Mesh(torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)).normalized()
+            for m in meshes]
 
 
 def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
@@ -85,6 +104,15 @@ def main() -> None:
     written.append(path)
     edge = ((alpha > 0) & (alpha < 1)).sum().item()
     print(f"alpha of view 0: {edge} pixels partly covered (the soft silhouette edge) -> {written[-2]}, {written[-1]}")
+
+    # Users' own meshes: untextured, default shader, over white.
+    view = glsplat.Camera.orbit(30.0, 25.0, DISTANCE, fov_y=30.0, image_size=(args.size * 3 // 4,) * 2)
+    row = [glsplat.render(ctx, mesh, view, shader=glsplat.PhongShader(), layers=args.layers,
+                          background=(1.0, 1.0, 1.0))[0, ..., :3] for mesh in untextured_meshes()]
+    path = args.out / "untextured.png"
+    to_png(torch.cat(row, 1), path)
+    written.append(path)
+    print(f"four untextured meshes, default PhongShader -> {path}")
     print(f"wrote {len(written)} PNGs to {args.out}/")
 
 

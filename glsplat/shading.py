@@ -5,9 +5,15 @@ premultiplied) RGBA for the ``N`` covered samples of the raster (all images and 
 order of ``frags.index``); alpha is usually 1 (``frags.mask``), less for translucent surfaces.
 Shading only the covered samples, rather than whole frames, is what makes it cheap: the
 background can be most of an image. The built-in shaders take their base colour ("albedo")
-from the mesh: its texture if it has one and UVs, else its vertex colours, else white; pass
-``albedo=`` a colour to override it. Lit colours are not clamped: bright lights and highlights
-can exceed 1 (clamp for display, not for losses).
+from the mesh: its texture if it has one and UVs, else its vertex colours, else a neutral grey
+(:data:`DEFAULT_ALBEDO`); pass ``albedo=`` a colour to override it.
+
+Their default light weights conserve energy: ambient + headlight (+ specular) sum to 1, so a
+white surface facing the camera is at most white, and an untextured mesh is mid-grey with its
+shape shaded, readable over a white or black background. Brighter set-ups (several lights,
+colours above 1) go through :func:`soft_clamp`, which keeps every colour in [0, 1] (so the
+render is valid premultiplied RGBA, ``rgb <= alpha``) while keeping a gradient: it is the
+identity up to :data:`KNEE` and compresses what lies above it smoothly towards 1.
 """
 from __future__ import annotations
 
@@ -23,6 +29,25 @@ from .camera import Camera
 from .interpolate import interpolate
 from .mesh import Mesh, normalize, vertex_normals
 from .raster import Raster
+
+
+# Base colour of a mesh with neither texture nor vertex colours: a neutral grey (linear), like
+# Blender's default material (0.8) and PyTorch3D's white under its 0.5 ambient, a bit darker so
+# that lit faces still stand out from a white background.
+DEFAULT_ALBEDO = (0.75, 0.75, 0.75)
+# Lit colours are the identity up to here; above, soft_clamp compresses them into [KNEE, 1).
+KNEE = 0.9
+
+
+def soft_clamp(x: torch.Tensor, knee: float = KNEE) -> torch.Tensor:
+    """``x`` below ``knee``; above, ``knee + (1 - knee) * s / (1 + s)`` with ``s = (x - knee) / (1 - knee)``.
+
+    Continuous with a continuous slope at the knee, strictly increasing and below 1 everywhere:
+    its slope ``1 / (1 + s) ** 2`` falls off slowly (1/49 at ``x = 1.5``), so over-bright pixels
+    still pass a gradient, unlike ``clamp(max=1)``.
+    """
+    over = ((x - knee) / (1 - knee)).clamp(min=0)
+    return torch.where(x > knee, knee + (1 - knee) * over / (1 + over), x)
 
 
 def power(x: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -182,13 +207,13 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
 
 
 def mesh_albedo(frags: Fragments) -> torch.Tensor:
-    """``[N, C]`` base colour: texture, else vertex colours, else white."""
+    """``[N, C]`` base colour: texture, else vertex colours, else :data:`DEFAULT_ALBEDO`."""
     mesh = frags.mesh
     if mesh.texture is not None and mesh.uvs is not None:
         return frags.sample_texture(mesh.texture)
     if mesh.colors is not None:
         return frags.interpolate(mesh.colors)
-    return torch.ones_like(frags.mask).expand(-1, 3)
+    return torch.tensor(DEFAULT_ALBEDO, dtype=frags.mask.dtype, device=frags.mask.device).expand(frags.mask.shape[0], 3)
 
 
 def _albedo(frags: Fragments, albedo) -> torch.Tensor:
@@ -198,7 +223,8 @@ def _albedo(frags: Fragments, albedo) -> torch.Tensor:
 
 
 def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
-    return torch.cat([rgb, frags.mask], -1)
+    """Straight RGBA of the lit shaders: colours through :func:`soft_clamp`, alpha 1."""
+    return torch.cat([soft_clamp(rgb), frags.mask], -1)
 
 
 def _dot_cf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -239,20 +265,24 @@ def _light_color(light, frags: Fragments) -> torch.Tensor:
 
 
 class UnlitShader:
-    """The albedo as it is: texture, vertex colours or a constant colour."""
+    """The albedo as it is (texture, vertex colours or a constant colour), clamped to [0, 1]."""
 
     def __init__(self, albedo=None):
         self.albedo = albedo
 
     def __call__(self, frags: Fragments) -> torch.Tensor:
-        return _rgba(_albedo(frags, self.albedo), frags)
+        return torch.cat([_albedo(frags, self.albedo).clamp(0, 1), frags.mask], -1)
 
 
 class LambertShader:
-    """Diffuse shading: ``albedo * (ambient + sum_lights color * max(n . l, 0))``."""
+    """Diffuse shading: ``albedo * (ambient + sum_lights color * max(n . l, 0))``, through :func:`soft_clamp`.
+
+    The default light is a headlight (:class:`PointLight` at the camera) of 0.7: with the
+    ambient 0.3 the weights sum to 1.
+    """
 
     def __init__(self, lights=None, ambient: float = 0.3, albedo=None):
-        self.lights = [PointLight()] if lights is None else list(lights)
+        self.lights = [PointLight(color=(0.7, 0.7, 0.7))] if lights is None else list(lights)
         self.ambient = ambient
         self.albedo = albedo
 
@@ -268,11 +298,14 @@ class LambertShader:
 
 
 class PhongShader(LambertShader):
-    """Lambert plus a white Phong highlight: ``specular * color * max(r . v, 0) ** shininess``."""
+    """Lambert plus a white Phong highlight: ``specular * color * max(r . v, 0) ** shininess``.
 
-    def __init__(self, lights=None, ambient: float = 0.3, specular: float = 0.2,
+    Defaults: ambient 0.25, a headlight of 0.65 and specular 0.1, which sum to 1.
+    """
+
+    def __init__(self, lights=None, ambient: float = 0.25, specular: float = 0.1,
                  shininess: float = 32.0, albedo=None):
-        super().__init__(lights, ambient, albedo)
+        super().__init__([PointLight(color=(0.65, 0.65, 0.65))] if lights is None else lights, ambient, albedo)
         self.specular = specular
         self.shininess = shininess
 

@@ -288,16 +288,17 @@ def test_phong_highlight(ctx):
     # headlight the reflection of the view direction, at twice its angle.
     for light, r_dot_v in [(glsplat.DirectionalLight(direction=(0.0, 0.0, 1.0)), cosine),
                            (glsplat.PointLight(), 2 * cosine ** 2 - 1)]:
-        phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO, specular=0.2,
+        # specular 0.1: the brightest pixel (0.85) stays below the soft clamp's knee.
+        phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO, specular=0.1,
                                                      shininess=32.0), hard=True)
         plain = render_quad(ctx, glsplat.LambertShader([light], ambient=AMBIENT, albedo=ALBEDO), hard=True)
         # At the centre the reflection points straight at the camera: + specular, white.
-        torch.testing.assert_close(phong[CENTRE, CENTRE, :3] - plain[CENTRE, CENTRE, :3], torch.full((3,), 0.2),
+        torch.testing.assert_close(phong[CENTRE, CENTRE, :3] - plain[CENTRE, CENTRE, :3], torch.full((3,), 0.1),
                                    atol=1e-5, rtol=0)
         # Everywhere: + specular * (r . v) ** shininess, the same in every channel.
         covered = plain[..., 3] > 0
         extra = (phong - plain)[covered][:, :3]
-        expected = 0.2 * r_dot_v[covered] ** 32
+        expected = 0.1 * r_dot_v[covered] ** 32
         torch.testing.assert_close(extra, expected[:, None].expand(-1, 3), atol=1e-5, rtol=0)
         assert expected.min() < 0.5 * expected.max()  # the highlight really falls off on the quad
     # Light at 60 degrees: the reflection points away from the camera, no highlight.
@@ -339,10 +340,10 @@ def test_vertex_colours_are_the_albedo(ctx):
     # The centre lies on the diagonal 0-2: the average of those two corners.
     c = size // 2
     torch.testing.assert_close(hard[c, c, :3], (colors[0] + colors[2]) / 2, atol=1e-5, rtol=0)
-    # Lit shaders use them too: Lambert facing light, no ambient = unlit.
-    lit = render_quad(ctx, glsplat.LambertShader([glsplat.DirectionalLight(direction=(0, 0, 1))], ambient=0.0),
-                      mesh, size=size)
-    torch.testing.assert_close(lit, soft, atol=1e-5, rtol=0)
+    # Lit shaders use them too: Lambert facing a light of 0.8 (below the soft clamp's knee), no ambient.
+    lit = render_quad(ctx, glsplat.LambertShader([glsplat.DirectionalLight(direction=(0, 0, 1), color=(0.8, 0.8, 0.8))],
+                                                 ambient=0.0), mesh, size=size)
+    torch.testing.assert_close(lit, soft * torch.tensor([0.8, 0.8, 0.8, 1.0]), atol=1e-5, rtol=0)
 
 
 def test_texture_right_way_up(ctx):
@@ -375,6 +376,60 @@ def test_texture_right_way_up(ctx):
             col = round((x / HALF_HEIGHT + 1) / 2 * size - 0.5)
             row = round((1 - y / HALF_HEIGHT) / 2 * size - 0.5)
             assert int((flat - hard[row, col, :3]).norm(dim=-1).argmin()) == 4 * i + j
+
+
+def untextured_meshes() -> dict[str, glsplat.Mesh]:
+    """Procedural meshes as users have them: plain triangles, no colours, no UVs; normalized."""
+    import trimesh
+
+    made = {"icosphere": trimesh.creation.icosphere(2), "box": trimesh.creation.box((1.0, 0.6, 0.4)),
+            "torus": trimesh.creation.torus(0.6, 0.25), "capsule": trimesh.creation.capsule(0.8, 0.3)}
+    return {name: glsplat.Mesh(torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)).normalized()
+            for name, m in made.items()}
+
+
+def several_lights():
+    return [glsplat.DirectionalLight((0.4, 0.8, -0.6)), glsplat.DirectionalLight((-0.5, 0.2, -1.0), (0.8, 0.6, 0.4)),
+            glsplat.PointLight()]
+
+
+@pytest.mark.parametrize("shader", [
+    glsplat.LambertShader(), glsplat.PhongShader(), glsplat.UnlitShader(),
+    glsplat.LambertShader(several_lights()), glsplat.PhongShader(several_lights(), ambient=0.5, specular=0.6),
+    glsplat.UnlitShader(albedo=(1.4, 0.5, 0.0)),
+], ids=["lambert", "phong", "unlit", "lambert-3-lights", "phong-3-lights", "unlit-over-1"])
+def test_built_in_shaders_give_valid_premultiplied_rgba(ctx, spot, shader):
+    """0 <= rgb <= alpha <= 1 everywhere, for every built-in shader, on Spot and untextured meshes."""
+    for name, mesh in {"spot": spot, **untextured_meshes()}.items():
+        camera = glsplat.Camera.orbit([0.0, 120.0, 240.0], 20.0, 2.5, fov_y=40.0, image_size=(48, 48))
+        img = glsplat.render(ctx, mesh, camera, shader=shader, layers=2)
+        rgb, alpha = img[..., :3], img[..., 3:]
+        assert alpha.min() >= 0 and alpha.max() <= 1 + 1e-6, name
+        assert rgb.min() >= 0, name
+        assert (rgb <= alpha + 1e-6).all(), f"{name}: rgb exceeds alpha by {(rgb - alpha).max().item():.3f}"
+
+
+def test_soft_clamp_is_the_identity_below_the_knee_and_keeps_a_gradient():
+    x = torch.linspace(-0.5, 5.0, 1101, dtype=torch.float64, requires_grad=True)
+    y = glsplat.shading.soft_clamp(x)
+    below = x.detach() <= glsplat.shading.KNEE
+    assert torch.equal(y[below], x[below]) and (y < 1).all()
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert (grad > 0).all() and (grad <= 1).all()
+    assert grad[x.detach() <= 1.5].min() > 0.02  # over-bright by half: still 1/49 of the gradient
+    assert (y.diff() > 0).all()
+
+
+def test_untextured_mesh_reads_over_white_by_default(ctx):
+    """Grey, shaded and clearly darker than a white background; the edges darker than the middle."""
+    for name, mesh in untextured_meshes().items():
+        camera = glsplat.Camera.orbit(30.0, 20.0, 2.5, fov_y=40.0, image_size=(64, 64))
+        img = glsplat.render(ctx, mesh, camera, shader=glsplat.PhongShader(), background=(1.0, 1.0, 1.0))[0]
+        alpha = glsplat.render(ctx, mesh, camera, shader=glsplat.PhongShader())[0, ..., 3]
+        grey = img[alpha > 0.99][:, :3]
+        assert grey.max() <= 0.85, name          # every covered pixel stands out from white
+        assert grey.std(0).min() > 0.05, name    # shading: not a flat tone
+        assert (grey.std(-1) < 1e-4).all(), name  # neutral grey
 
 
 def test_texture_is_differentiable(ctx):

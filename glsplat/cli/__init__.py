@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # Subcommand modules of this package, in the order ``--help`` lists them.
 SUBCOMMANDS = ["render", "fit-pose", "fit-shape", "view"]
@@ -16,6 +17,19 @@ SUBCOMMANDS = ["render", "fit-pose", "fit-shape", "view"]
 
 class UsageError(Exception):
     """A mistake in the command line or its inputs, reported as ``glsplat: error: ...``."""
+
+
+def check_output(path: Path, option: str = "--out", image: bool = False) -> None:
+    """Refuse an output path that cannot be written: a directory, or (``image``) no image extension."""
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a directory; give a file name")
+    if image:
+        from ..images import image_format
+
+        try:
+            image_format(path)
+        except ValueError as error:
+            raise UsageError(f"{option}: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,22 +4,34 @@ The camera is ``glsplat render``'s (2.5 units from the origin, 40-degree field o
 --azimuth/--elevation), and the pose applies to the mesh after normalisation (centred, longest
 side 1): ``p = R @ v + t``. So ``glsplat render MESH --out t.png`` followed by
 ``glsplat fit-pose MESH --target t.png --init-rotation 0 20 0`` recovers the identity.
+
+Exit status 0 when the fit converged, 3 when it did not (the fitted silhouette overlaps the
+target's by less than :data:`CONVERGED_IOU`, intersection over union); the pose is written either way.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-from . import UsageError
-from .render import load, orbit_camera
+from . import UsageError, check_output
+from .render import check_view, load, orbit_camera
 
 DEFAULT_SIZE = (128, 128)
+# Smallest target image side: below it there is too little silhouette to fit to.
+MIN_SIZE = 8
+# A fit whose silhouette overlaps the target's less than this (intersection over union) did not converge.
+CONVERGED_IOU = 0.9
+# Exit status of a fit that did not converge.
+NOT_CONVERGED = 3
+# Mean mesh colour this close (largest channel difference) to the background of an RGB target:
+# the silhouette is hard to see, and fit-pose warns.
+CLOSE_COLOUR = 0.15
 
 
 def register(subparsers) -> None:
@@ -28,7 +40,10 @@ def register(subparsers) -> None:
         description="Fit the rotation and translation of MESH so that its render (Phong-lit, the camera of "
                     "'glsplat render') matches a target: an image file (RGBA: alpha is the silhouette; RGB: "
                     "composited over --background), or a render at --target-rotation/--target-translation. "
-                    "Writes the fitted pose as JSON and a target | fit | difference PNG.")
+                    "Writes the fitted pose as JSON and a target | fit | difference PNG, and prints the loss "
+                    "and the silhouette overlap (IoU) of fit and target. Exit status 3: the fit did not "
+                    f"converge (IoU below {CONVERGED_IOU}; start nearer with --init-rotation, or raise --steps); "
+                    "2: a mistake in the options. A progress bar with the loss shows on a terminal.")
     parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--target", type=Path, metavar="IMAGE", help="target image (PNG, JPEG, ...)")
@@ -53,6 +68,7 @@ def register(subparsers) -> None:
                         help="background colour in [0, 1] behind an RGB target (default: 1 1 1)")
     parser.add_argument("--azimuth", type=float, default=0.0, help="camera azimuth in degrees (default: 0)")
     parser.add_argument("--elevation", type=float, default=15.0, help="camera elevation in degrees (default: 15)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar: print only the results")
     parser.set_defaults(func=run)
 
 
@@ -65,19 +81,18 @@ def rotation(degrees) -> torch.Tensor:
 
 def load_target(path: Path, size) -> tuple[torch.Tensor, bool]:
     """The image as ``[1, H, W, 4]`` premultiplied RGBA, and whether it had an alpha channel."""
+    from glsplat.images import load_image
+
     if not path.is_file():
-        raise UsageError(f"no such target image: {path}")
-    try:
-        with Image.open(path) as image:
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            array = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
-    except (UnidentifiedImageError, OSError) as error:
-        raise UsageError(f"{path}: could not read an image ({error})") from error
-    if size is not None and tuple(size) != array.shape[:2]:
+        raise UsageError(f"--target: no such target image: {path}")
+    rgba, has_alpha = load_image(path)
+    if min(rgba.shape[:2]) < MIN_SIZE:
+        raise UsageError(f"--target: {path} is {rgba.shape[0]} x {rgba.shape[1]} pixels (H x W); "
+                         f"a target needs at least {MIN_SIZE} each way")
+    if size is not None and tuple(size) != tuple(rgba.shape[:2]):
         raise UsageError(f"--size {size[0]} {size[1]} does not match the target image, which is "
-                         f"{array.shape[0]} x {array.shape[1]} (H x W)")
-    rgba = torch.from_numpy(array)[None]
-    return torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1), has_alpha
+                         f"{rgba.shape[0]} x {rgba.shape[1]} (H x W)")
+    return rgba[None], has_alpha
 
 
 def check(args: argparse.Namespace) -> None:
@@ -93,22 +108,57 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--blur must not be negative")
     if not all(0 <= c <= 1 for c in args.background):
         raise UsageError("--background colours must be in [0, 1]")
+    check_view(args)
+    check_output(args.out)
+    if args.image is not None:
+        check_output(args.image, "--image", image=True)
 
 
-def comparison(target: torch.Tensor, fitted: torch.Tensor, background) -> np.ndarray:
-    """target | fit | difference (amplified 2x, on black), ``uint8 [H, 3W, 3]``."""
+def silhouette_iou(fitted: torch.Tensor, target: torch.Tensor, background) -> float:
+    """Intersection over union of the fit's coverage and the target's: alpha above 1/2, or for an
+    opaque target (``background`` a colour) the pixels that differ from ``background``, in the
+    target and in the fit composited over it alike."""
     import glsplat
 
-    shown = [glsplat.over_background(x, background)[0, ..., :3] for x in (target, fitted)]
-    row = torch.cat(shown + [((shown[1] - shown[0]).abs() * 2)], 1)
-    return (row.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    if background is None:
+        covered, fit = target[0, ..., 3] > 0.5, fitted[0, ..., 3] > 0.5
+    else:
+        colour = torch.tensor(background)
+        covered, fit = ((x[0, ..., :3] - colour).abs().amax(-1) > 0.05
+                        for x in (target, glsplat.over_background(fitted, background)))
+    union = (covered | fit).sum().item()
+    return (covered & fit).sum().item() / union if union else 1.0
+
+
+def warn_if_mesh_matches_background(image: torch.Tensor, background) -> None:
+    """One line on stderr when the mesh's mean colour in ``image`` (premultiplied) is near ``background``."""
+    alpha = image[0, ..., 3].sum().item()
+    if alpha == 0:
+        return
+    colour = image[0, ..., :3].sum((0, 1)) / alpha
+    if (colour - torch.tensor(background)).abs().max().item() < CLOSE_COLOUR:
+        print(f"glsplat: warning: --target has no alpha channel and the mesh's colour "
+              f"({' '.join(f'{c:.2f}' for c in colour.tolist())}) is close to --background "
+              f"({' '.join(f'{c:g}' for c in background)}): its silhouette barely shows; "
+              f"use a target with alpha (glsplat render writes PNGs with alpha)", file=sys.stderr)
+
+
+def comparison(target: torch.Tensor, fitted: torch.Tensor, background) -> torch.Tensor:
+    """target | fit | difference (amplified 2x, on black), opaque premultiplied RGBA ``[H, 3W, 4]``."""
+    import glsplat
+
+    shown = [glsplat.over_background(x, background)[0] for x in (target, fitted)]
+    difference = torch.cat([(shown[1][..., :3] - shown[0][..., :3]).abs() * 2, shown[0][..., 3:]], -1)
+    return torch.cat(shown + [difference], 1)
 
 
 def run(args: argparse.Namespace) -> int:
     import glsplat
     from glsplat.fitting import fit_pose, posed
+    from glsplat.images import save_image
 
     check(args)
+    image_path = args.image if args.image is not None else args.out.with_suffix(".png")
     mesh = load(args.mesh).normalized()
     if args.target is not None:
         target, has_alpha = load_target(args.target, args.size)
@@ -126,19 +176,33 @@ def run(args: argparse.Namespace) -> int:
             target = glsplat.render(ctx, posed(mesh, target_rotation, target_translation), camera=camera, shader=shader)
     elif not has_alpha:
         target = glsplat.over_background(target, background)
+        with torch.no_grad():
+            start = glsplat.render(ctx, posed(mesh, rotation(args.init_rotation), torch.tensor([args.init_translation])),
+                                   camera=camera, shader=shader)
+        warn_if_mesh_matches_background(start, background)
 
-    fit = fit_pose(ctx, mesh, target, camera, rotation(args.init_rotation), torch.tensor([args.init_translation]),
-                   steps=args.steps, lr=args.lr, layers=args.layers, shader=shader, background=background,
-                   start_sigma=args.blur)
+    with tqdm(total=args.steps, desc="fit-pose", unit="step", file=sys.stderr,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+        def progress(step, image, losses):
+            bar.set_postfix(loss=f"{losses.sum().item():.4g}", refresh=False)
+            bar.update()
+
+        fit = fit_pose(ctx, mesh, target, camera, rotation(args.init_rotation), torch.tensor([args.init_translation]),
+                       steps=args.steps, lr=args.lr, layers=args.layers, shader=shader, background=background,
+                       start_sigma=args.blur, callback=progress)
     with torch.no_grad():
         fitted = glsplat.render(ctx, posed(mesh, fit.rotation, fit.translation), camera=camera, shader=shader)
+        final_loss = ((fitted if background is None else glsplat.over_background(fitted, background)) - target).square().mean().item()
+    iou = silhouette_iou(fitted, target, background)
     result = {
         "mesh": str(args.mesh),
         "convention": "p = R @ v + t for v on the normalized mesh (centred, longest side 1)",
         "rotation": fit.rotation[0].tolist(),
         "translation": fit.translation[0].tolist(),
         "initial_loss": fit.losses[0, 0].item(),
-        "final_loss": fit.losses[-1, 0].item(),
+        "final_loss": final_loss,
+        "silhouette_iou": iou,
+        "converged": iou >= CONVERGED_IOU,
         "steps": args.steps,
         "image_size": list(size),
         "camera": {"azimuth": args.azimuth, "elevation": args.elevation, "distance": 2.5, "fov_y": 40.0},
@@ -148,11 +212,14 @@ def run(args: argparse.Namespace) -> int:
         result["translation_error"] = (fit.translation - target_translation).norm().item()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    image_path = args.image if args.image is not None else args.out.with_suffix(".png")
     image_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(comparison(target, fitted, args.background)).save(image_path)
-    summary = f"loss {result['initial_loss']:.4g} -> {result['final_loss']:.4g}"
+    save_image(image_path, comparison(target, fitted, args.background), (0.0, 0.0, 0.0))
+    summary = f"loss {result['initial_loss']:.4g} -> {result['final_loss']:.4g}, silhouette IoU {iou:.3f}"
     if "rotation_error_degrees" in result:
         summary += f", rotation error {result['rotation_error_degrees']:.2f} deg, translation error {result['translation_error']:.4f}"
     print(f"{summary}\n{args.out}\n{image_path}")
+    if not result["converged"]:
+        print(f"glsplat: warning: the fit did not converge (silhouette IoU {iou:.3f} < {CONVERGED_IOU}): "
+              f"start nearer with --init-rotation, or raise --steps; exit status {NOT_CONVERGED}", file=sys.stderr)
+        return NOT_CONVERGED
     return 0

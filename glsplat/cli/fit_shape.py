@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
-from . import UsageError
+from . import UsageError, check_output
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
@@ -29,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--level", type=int, default=2,
                         help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on a terminal, with the loss): print only the results")
     parser.set_defaults(func=run)
 
 
@@ -44,6 +47,7 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--level must be between 0 and 5")
     if not args.lr > 0:
         raise UsageError("--lr must be positive")
+    check_output(args.out)
     if args.out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out: cannot write {args.out.suffix or 'files without an extension'}; use one of {', '.join(FORMATS)}")
 
@@ -51,6 +55,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import trimesh
     from PIL import Image
+    from tqdm import tqdm
 
     import glsplat
     from glsplat.fitting.metrics import surface_distance
@@ -72,8 +77,14 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         targets = glsplat.render(ctx, target, camera=cameras, shader=shader)
     template = icosphere(args.level)
-    fit = fit_shape(ctx, template, targets, cameras, shader=shader, steps=args.steps, lr=args.lr,
-                    subdivide_at=(args.steps // 2,))
+    with tqdm(total=args.steps, desc="fit-shape", unit="step", file=sys.stderr,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+        def progress(step, mesh, losses):
+            bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
+            bar.update()
+
+        fit = fit_shape(ctx, template, targets, cameras, shader=shader, steps=args.steps, lr=args.lr,
+                        subdivide_at=(args.steps // 2,), callback=progress)
 
     before = surface_distance(template, target)
     after = surface_distance(fit.mesh, target)

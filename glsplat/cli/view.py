@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from . import UsageError
@@ -12,7 +13,12 @@ with the loss against a target and its gradients drawn live; the optimisation ru
 background thread, so the window stays responsive. The target is the same mesh at another pose
 (--target-pose, re-rendered for every view; the default turns it 20 degrees and moves it 0.08
 to the right) or an image (--target, meant for the home view: the first view of
-`glsplat render MESH --out target.png`). Needs a display: on a server, run under xvfb-run."""
+`glsplat render MESH --out target.png`, whose alpha channel is the silhouette; an image of
+another aspect than --size is refused, not stretched). --init-rotation starts the mesh turned.
+Needs a display: on a server, run under xvfb-run."""
+
+# Largest render side: the window is at least as large, and a render costs ~100 bytes a pixel.
+MAX_SIZE = 4096
 
 
 def register(subparsers) -> None:
@@ -30,7 +36,10 @@ def register(subparsers) -> None:
                         help="target = the mesh turned AZ degrees about +y and EL about +x, then moved by "
                              "TX TY TZ: give AZ EL or AZ EL TX TY TZ (default: 20 0 0.08 0 0)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
-                        help="render height and width in pixels (default: 256 256); the window is larger")
+                        help=f"render height and width in pixels, 8 to {MAX_SIZE} (default: 256 256); the window is larger")
+    parser.add_argument("--init-rotation", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("RX", "RY", "RZ"),
+                        help="start (and key R's reset) with the mesh at this axis-angle rotation, in degrees "
+                             "(default: 0 0 0, the pose glsplat render draws)")
     parser.add_argument("--layers", type=int, default=2,
                         help="depth layers to peel (default: 2, so S+ and S- show occlusion edges)")
     parser.add_argument("--optimise", choices=("pose", "vertices"), default="pose",
@@ -47,22 +56,44 @@ def pose_target(values: list[float] | None):
         return PoseTarget()
     if len(values) not in (2, 5):
         raise UsageError(f"--target-pose takes AZ EL or AZ EL TX TY TZ, got {len(values)} numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--target-pose takes finite numbers, got {' '.join(f'{v:g}' for v in values)}")
     return PoseTarget(values[0], values[1], tuple(values[2:]) if len(values) == 5 else (0.0, 0.0, 0.0))
 
 
+def image_target(path: Path, size: tuple[int, int]):
+    """--target as an :class:`ImageTarget` of ``size``; refused when tiny or of another aspect."""
+    from ..images import load_image
+    from ..viewer import ImageTarget
+
+    if not path.is_file():
+        raise UsageError(f"--target: no such target image: {path}")
+    image, _ = load_image(path)
+    height, width = image.shape[:2]
+    if min(height, width) < 8:
+        raise UsageError(f"--target: {path} is {height} x {width} pixels (H x W); a target needs at least 8 each way")
+    if abs(height * size[1] - width * size[0]) > 0.01 * height * size[1]:
+        raise UsageError(f"--target: {path} is {height} x {width} pixels (H x W), another aspect than "
+                         f"--size {size[0]} {size[1]}; it would be stretched: pass --size {height} {width}")
+    return ImageTarget.load(path, size)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..viewer import FitProblem, ImageTarget
+    from ..viewer import FitProblem
     from ..viewer.app import NoDisplayError, Viewer
     from .render import load
 
-    if min(args.size) < 1:
-        raise UsageError("--size must be positive")
+    if not all(8 <= s <= MAX_SIZE for s in args.size):
+        raise UsageError(f"--size must be between 8 and {MAX_SIZE} pixels")
     if args.layers < 1:
         raise UsageError("--layers must be at least 1")
-    mesh = load(args.mesh).normalized()
+    if not all(math.isfinite(v) for v in args.init_rotation):
+        raise UsageError("--init-rotation takes finite degrees")
     size = tuple(args.size)
-    target = ImageTarget.load(args.target, size) if args.target is not None else pose_target(args.target_pose)
-    problem = FitProblem(mesh, target, size, layers=args.layers, mode=args.optimise)
+    target = image_target(args.target, size) if args.target is not None else pose_target(args.target_pose)
+    mesh = load(args.mesh).normalized()
+    problem = FitProblem(mesh, target, size, layers=args.layers, mode=args.optimise,
+                         init_rotation=[math.radians(d) for d in args.init_rotation])
     try:
         viewer = Viewer(problem, screenshot_dir=args.screenshots)
     except NoDisplayError as error:

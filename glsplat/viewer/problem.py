@@ -66,10 +66,12 @@ class FitProblem:
         mode: ``"pose"`` or ``"vertices"``.
         ctx: an OpenGL context to render with; by default one is made on first use, in the
             thread that evaluates (the viewer's worker), and released by :meth:`close`.
+        init_rotation: axis-angle ``[3]`` in radians: the pose mode's start (and reset) rotation.
     """
 
     def __init__(self, mesh: Mesh, target: PoseTarget | ImageTarget, image_size: tuple[int, int],
-                 shader=None, layers: int = 2, mode: str = POSE, ctx: Context | None = None):
+                 shader=None, layers: int = 2, mode: str = POSE, ctx: Context | None = None,
+                 init_rotation=(0.0, 0.0, 0.0)):
         if mode not in MODES:
             raise ValueError(f"mode: one of {MODES}, got {mode!r}")
         self.mesh = mesh
@@ -82,6 +84,7 @@ class FitProblem:
         self._owns_ctx = ctx is None
         self._edges, self._degree = _umbrella(mesh.faces.long(), mesh.verts.shape[0])
         self._target_cache: tuple | None = None
+        self.init_rotation = torch.as_tensor(init_rotation, dtype=torch.float32).reshape(3)
         self.reset()
 
     def reset(self, mode: str | None = None) -> None:
@@ -91,7 +94,7 @@ class FitProblem:
                 raise ValueError(f"mode: one of {MODES}, got {mode!r}")
             self.mode = mode
         if self.mode == POSE:
-            self.params = [torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)]
+            self.params = [self.init_rotation.clone().requires_grad_(True), torch.zeros(3, requires_grad=True)]
         else:
             self.params = [torch.zeros_like(self.mesh.verts, requires_grad=True)]
         self.optimizer = torch.optim.Adam(self.params, lr=LEARNING_RATE[self.mode])

@@ -5,10 +5,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
+from ..images import load_image
 from ..render import over_background
 from ..transforms import axis_angle_to_matrix
 
@@ -40,7 +39,7 @@ class ImageTarget:
 
     ``image`` is ``[H, W, 4]`` premultiplied RGBA when the file had alpha, and then the loss
     compares premultiplied RGBA; an opaque ``[H, W, 3]`` image is compared with the render
-    composited over white, as ``glsplat render`` writes its PNGs. It is meant for the viewer's
+    composited over white (as ``glsplat render --background white`` writes). It is meant for the viewer's
     home view (key R returns there).
     """
 
@@ -48,22 +47,15 @@ class ImageTarget:
 
     @classmethod
     def load(cls, path: Path, size: tuple[int, int]) -> "ImageTarget":
-        """Read an image file, resized (bilinear) to ``size`` = (H, W) if it differs."""
-        path = Path(path)
-        if not path.is_file():
+        """Read an image file (:func:`glsplat.images.load_image`), resized (bilinear) to ``size`` = (H, W) if it differs."""
+        if not Path(path).is_file():
             raise FileNotFoundError(f"no such target image: {path}")
-        try:
-            with Image.open(path) as image:
-                has_alpha = "A" in image.getbands() or "transparency" in image.info
-                image = image.convert("RGBA" if has_alpha else "RGB")
-                if image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.BILINEAR)
-                array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)
-        except OSError as error:
-            raise ValueError(f"{path}: could not read an image ({error})") from error
-        if has_alpha:
-            array = torch.cat([array[..., :3] * array[..., 3:], array[..., 3:]], -1)
-        return cls(array)
+        rgba, has_alpha = load_image(path)
+        if tuple(rgba.shape[:2]) != tuple(size):
+            # Premultiplied, so the resize blends colour only where there is coverage.
+            rgba = torch.nn.functional.interpolate(rgba.permute(2, 0, 1)[None], size=tuple(size), mode="bilinear",
+                                                   antialias=True, align_corners=False)[0].permute(1, 2, 0)
+        return cls(rgba if has_alpha else rgba[..., :3])
 
     def comparable(self, rgba: torch.Tensor) -> torch.Tensor:
         """The render ``[1, H, W, 4]`` in the target's colour space (premultiplied RGBA, or RGB over white)."""

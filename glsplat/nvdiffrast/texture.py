@@ -391,7 +391,7 @@ def _bilinear(levels: _Levels, level: torch.Tensor, tz: torch.Tensor, u: torch.T
         taps.append((value, valid))
     if face is not None:  # beyond a face corner: the mean of the other three taps
         total = ((taps[0][0] + taps[1][0]) + taps[2][0]) + taps[3][0]
-        mean = total * 0.33333333
+        mean = total * (1.0 / 3.0)  # in float32 the same constant as nvdiffrast's 0.33333333f
         taps = [(torch.where(valid[:, None], value, mean), valid) for value, valid in taps]
     (v00, _), (v10, _), (v01, _), (v11, _) = taps
     top = v00 + fx * (v10 - v00)

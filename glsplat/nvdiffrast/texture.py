@@ -375,8 +375,15 @@ def _bilinear(levels: _Levels, level: torch.Tensor, tz: torch.Tensor, u: torch.T
     taps = []
     for iy, ix in ((iy0, ix0), (iy0, ix1), (iy1, ix0), (iy1, ix1)):
         valid = None
-        if face is not None:
-            f, jx, jy, valid = _cube_texel(face, ix, iy, w)
+        if face is not None:  # resolve only the taps that fall off their face
+            f, jx, jy = face, ix, iy
+            outside = (ix < 0) | (ix >= w) | (iy < 0) | (iy >= h)
+            valid = torch.ones_like(outside)
+            sel = outside.nonzero().squeeze(1)
+            if sel.numel():
+                fs, xs, ys, vs = _cube_texel(face[sel], ix[sel], iy[sel], w[sel])
+                f, jx, jy = f.index_put((sel,), fs), jx.index_put((sel,), xs), jy.index_put((sel,), ys)
+                valid = valid.index_put((sel,), vs)
             index = off + ((tz * 6 + f) * h + jy) * w + jx
         else:
             if boundary == "wrap":

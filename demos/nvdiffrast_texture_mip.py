@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import torch
 
 import glsplat
@@ -57,7 +56,8 @@ def procedural_texture(size: int) -> torch.Tensor:
     return rgb.clamp(0, 1)[None]
 
 
-def random_cameras(n: int, res: int, generator: torch.Generator, max_distance: float) -> tuple[glsplat.Camera, torch.Tensor]:
+def random_cameras(n: int, res: int, generator: torch.Generator,
+                   max_distance: float) -> tuple[glsplat.Camera, torch.Tensor]:
     """``n`` cameras looking at the quad from up to 55 degrees off its normal; and their distances ``[n]``."""
     theta = torch.rand(n, generator=generator) * math.radians(55)
     phi = torch.rand(n, generator=generator) * 2 * math.pi

@@ -155,7 +155,7 @@ class _PyramidFlat(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        shape, channels = ctx.tex_shape, ctx.tex_shape[-1]
+        shape = ctx.tex_shape
         base = math.prod(shape[:-1])
         offsets, start = [], base
         for level_shape in ctx.level_shapes:

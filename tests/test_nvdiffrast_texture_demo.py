@@ -1,0 +1,41 @@
+"""demos/nvdiffrast_texture_mip.py at a tiny size: a texture learned with mip-mapping beats 'linear'."""
+import torch
+
+from conftest import load_script
+
+
+def test_mipmapped_texture_learning_beats_linear(tmp_path):
+    demo = load_script("demos/nvdiffrast_texture_mip.py")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = demo.run(tex_size=64, res=32, steps=80, views=48, out=tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    mip, linear = results["linear-mipmap-linear"], results["linear"]
+    # Measured: texture 16.3 vs 13.9 dB, far held-out views 23.1 vs 19.7 dB.
+    assert mip["texture"] > linear["texture"] + 1.5, results
+    assert mip["far"] > linear["far"] + 2.0, results
+    assert (tmp_path / "nvdiffrast_texture_mip.png").stat().st_size > 10_000
+    print(demo.table(results))
+
+
+def test_analytic_uv_derivatives_match_finite_differences():
+    # The demo's uv_da: derivatives of the perspective-correct uv, against central differences of
+    # the interpolated uv between neighbouring pixels inside the quad.
+    import glsplat
+    demo = load_script("demos/nvdiffrast_texture_mip.py")
+    ctx = glsplat.Context()
+    camera, _ = demo.random_cameras(2, 48, torch.Generator().manual_seed(1), 3.0)
+    clip = camera.project(demo.VERTS)
+    rast = glsplat.rasterize(ctx, clip, demo.FACES, (48, 48), cull_backfaces=False)
+    uv = glsplat.interpolate(demo.UVS.double(), rast, demo.FACES)[:, 0]
+    da = demo.uv_derivatives(clip.double(), rast)
+    inside = rast.mask[:, 0, 1:-1, 1:-1] & rast.mask[:, 0, 2:, 1:-1] & rast.mask[:, 0, :-2, 1:-1] \
+        & rast.mask[:, 0, 1:-1, 2:] & rast.mask[:, 0, 1:-1, :-2]
+    ddx = (uv[:, 1:-1, 2:] - uv[:, 1:-1, :-2]) / 2
+    ddy = (uv[:, 2:, 1:-1] - uv[:, :-2, 1:-1]) / 2
+    fd = torch.stack([ddx[..., 0], ddy[..., 0], ddx[..., 1], ddy[..., 1]], -1)
+    assert inside.sum() > 500
+    torch.testing.assert_close(da[:, 1:-1, 1:-1][inside].float(), fd[inside].float(), atol=2e-4, rtol=0.02)
+    ctx.release()

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm

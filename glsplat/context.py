@@ -94,7 +94,6 @@ class Context:
     """
 
     def __init__(self, device: int | None = None):
-        global _EGL_PID
         if device is not None and (isinstance(device, bool) or not isinstance(device, int) or device < 0):
             raise ValueError(f"device: expected None or an EGL device index >= 0, got {device!r}")
         if _EGL_PID not in (None, os.getpid()):

@@ -29,11 +29,11 @@ from pathlib import Path
 import matplotlib
 import torch
 import trimesh
-from PIL import Image
 from tqdm import tqdm
 
 import glsplat
 from glsplat.fitting.metrics import surface_distance
+from glsplat.images import save_image
 from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
 
 matplotlib.use("Agg")
@@ -63,10 +63,6 @@ def load_target(name: str) -> tuple[str, glsplat.Mesh] | None:
         name = path.stem if name not in NAMED else name
     mesh = mesh.normalized()
     return name, glsplat.Mesh(mesh.verts, mesh.faces)
-
-
-def save_png(image: torch.Tensor, path: Path) -> None:
-    Image.fromarray((image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()).save(path)
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -156,7 +152,7 @@ def main(argv=None) -> list[dict]:
         row, history, meshes = fit_one(ctx, name, target, args, bar)
         rows.append(row)
         histories[name] = history
-        save_png(side_by_side(ctx, meshes, orbit_cameras(NOVEL_AZIMUTHS, 20.0, (128, 128))), args.out / f"fit_shape_{name}.png")
+        save_image(args.out / f"fit_shape_{name}.png", side_by_side(ctx, meshes, orbit_cameras(NOVEL_AZIMUTHS, 20.0, (128, 128))))
         fitted = meshes[-1]
         trimesh.Trimesh(fitted.verts.numpy(), fitted.faces.numpy(), process=False).export(args.out / f"fit_shape_{name}.obj")
     bar.close()

@@ -16,20 +16,13 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
-
 import glsplat
+from glsplat.images import save_image
 
 # Spot's +y is up and her head points toward -z; azimuth 0 looks at her face.
 AZIMUTHS = (0.0, 60.0, 180.0, 300.0)
 ELEVATION = 15.0
 DISTANCE = 2.5
-
-
-def to_png(image: torch.Tensor, path: Path) -> None:
-    """Save ``[H, W, C]`` floats in [0, 1] (C = 1 or 3) as an 8-bit PNG."""
-    array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
 
 
 def camera(azimuth: float, size: int) -> glsplat.Camera:
@@ -40,17 +33,12 @@ def untextured_meshes() -> list[glsplat.Mesh]:
     """A torus, a capsule, a lumpy sphere and a box: plain triangles, no colours or UVs; normalized."""
     import trimesh
 
-    blob = trimesh.creation.icosphere(4)
-    x, y, z = blob.vertices.T
-    blob.vertices *= (1 + 0.12 * torch.sin(torch.tensor(3 * x + 2 * y)) * torch.cos(torch.tensor(4 * z))).numpy()[:, None]
-    blob.vertices[:, 1] *= 1.3
-    capsule = trimesh.creation.capsule(1.0, 0.35)
-    capsule.apply_transform(trimesh.transformations.rotation_matrix(1.2, (1.0, 0.3, 0.0)))
+    capsule = glsplat.load_example("capsule")  # along z: tilted, so that it reads as a capsule
+    capsule = capsule.replace(verts=capsule.verts @ glsplat.axis_angle_to_matrix(torch.tensor([0.9, 0.5, 0.0])).T)
     box = trimesh.creation.box((1.0, 0.6, 0.4))
     box.unmerge_vertices()  # a vertex per face corner: flat faces, sharp edges
-    meshes = [trimesh.creation.torus(0.6, 0.22), capsule, blob, box]
-    return [glsplat.Mesh(torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)).normalized()
-            for m in meshes]
+    box = glsplat.Mesh(torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces))
+    return [mesh.normalized() for mesh in (glsplat.load_example("torus"), capsule, glsplat.load_example("blob"), box)]
 
 
 def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
@@ -89,7 +77,7 @@ def main() -> None:
                               layers=args.layers)[0]
         seconds = time.perf_counter() - start
         path = args.out / f"spot_view{view}.png"
-        to_png(glsplat.over_background(rgba[None], (1.0, 1.0, 1.0))[0, ..., :3], path)
+        save_image(path, rgba, background=(1.0, 1.0, 1.0))
         written.append(path)
         print(f"view {view} (azimuth {azimuth:5.1f} deg): {args.size}x{args.size}, "
               f"{args.layers} layer(s), {seconds * 1000:.0f} ms -> {path}")
@@ -97,10 +85,10 @@ def main() -> None:
             alpha = rgba[..., 3]
 
     path = args.out / "spot_alpha.png"
-    to_png(alpha[..., None], path)
+    save_image(path, alpha[..., None])
     written.append(path)
     path = args.out / "spot_alpha_zoom.png"
-    to_png(zoom_on_edge(alpha, min(24, args.size), 12)[..., None], path)
+    save_image(path, zoom_on_edge(alpha, min(24, args.size), 12)[..., None])
     written.append(path)
     edge = ((alpha > 0) & (alpha < 1)).sum().item()
     print(f"alpha of view 0: {edge} pixels partly covered (the soft silhouette edge) -> {written[-2]}, {written[-1]}")
@@ -110,7 +98,7 @@ def main() -> None:
     row = [glsplat.render(ctx, mesh, view, shader=glsplat.PhongShader(), layers=args.layers,
                           background=(1.0, 1.0, 1.0))[0, ..., :3] for mesh in untextured_meshes()]
     path = args.out / "untextured.png"
-    to_png(torch.cat(row, 1), path)
+    save_image(path, torch.cat(row, 1))
     written.append(path)
     print(f"four untextured meshes, default PhongShader -> {path}")
     print(f"wrote {len(written)} PNGs to {args.out}/")

@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
 import glsplat
 from glsplat.fitting.metrics import surface_distance
+from glsplat.images import save_image
 from glsplat.fitting.shape import ShapeWeights, Topology, fitting_shader, icosphere, orbit_cameras, regularizers, view_cameras
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
@@ -247,7 +247,7 @@ def main(argv=None) -> dict:
     # Two held-out shapes of each mesh keep the figure small.
     figure = torch.cat([picture(ctx, template, predictions[name], s, [i for i in range(len(s.meshes)) if i % args.test_per_mesh < 2], shader)
                         for name, s in tests.items()], 1)
-    Image.fromarray((figure * 255 + 0.5).to(torch.uint8).numpy()).save(args.out / "mesh_net.png")
+    save_image(args.out / "mesh_net.png", figure)
     print(f"wrote {args.out}/mesh_net_table.md, mesh_net.png (columns: held-out shapes; rows: input, truth, prediction)")
     return dict(rows=rows, baselines=baselines, seconds=seconds)
 

@@ -44,15 +44,22 @@ def save_image(path: Path | str, image: torch.Tensor, background=None) -> None:
 
     Args:
         path: the file; its folder must exist.
-        image: ``[H, W, 4]`` premultiplied RGBA, as :func:`glsplat.render` returns per image.
-        background: ``None`` writes RGBA with straight colour (``rgb / alpha``), which needs a
-            format with alpha (:data:`ALPHA_FORMATS`); a colour ``[3]`` in [0, 1] writes opaque
-            RGB, the image composited over it.
+        image: ``[H, W, 4]`` premultiplied RGBA, as :func:`glsplat.render` returns per image;
+            or an opaque picture, ``[H, W, 3]`` RGB or ``[H, W, 1]`` grey in [0, 1] (clamped),
+            written as it is.
+        background: for RGBA: ``None`` writes RGBA with straight colour (``rgb / alpha``), which
+            needs a format with alpha (:data:`ALPHA_FORMATS`); a colour ``[3]`` in [0, 1]
+            writes opaque RGB, the image composited over it.
     """
     format_ = image_format(path)
-    if image.dim() != 3 or image.shape[-1] != 4:
-        raise ValueError(f"image: expected premultiplied RGBA [H, W, 4], got {list(image.shape)}")
+    if image.dim() != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image: expected premultiplied RGBA [H, W, 4], or RGB [H, W, 3] or grey [H, W, 1], "
+                         f"got {list(image.shape)}")
     image = image.detach().float().cpu()
+    if image.shape[-1] != 4:
+        pixels = to_uint8(image)
+        Image.fromarray(pixels[..., 0] if image.shape[-1] == 1 else pixels).save(path)
+        return
     rgb, alpha = image[..., :3], image[..., 3:]
     if background is None:
         if format_ not in ALPHA_FORMATS:

@@ -54,11 +54,11 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import trimesh
-    from PIL import Image
     from tqdm import tqdm
 
     import glsplat
     from glsplat.fitting.metrics import surface_distance
+    from glsplat.images import save_image
     from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
 
     from .render import load
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     views = orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, (128, 128))
     grid = side_by_side(ctx, [target, template, fit.mesh], views, shader)
     picture = args.out.with_suffix(".png")
-    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).numpy()).save(picture)
+    save_image(picture, grid)
     print(args.out)
     print(picture)
     return 0

@@ -31,7 +31,8 @@ from .. import checks
 from ..context import Context
 from ..raster import Raster
 from ..raster import rasterize as gl_rasterize
-from ..splat import splat
+from ..interpolate import interpolate as gl_interpolate
+from ..splat import splat_points
 
 # ----------------------------------------------------------------------------------------------
 # Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
@@ -492,17 +493,21 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def _box3(x: torch.Tensor) -> torch.Tensor:
-    """Sum over each pixel's 3x3 neighbourhood of ``x`` ``[B, H, W, C]`` (zero outside the image)."""
-    return F.avg_pool2d(x.permute(0, 3, 1, 2), 3, stride=1, padding=1, count_include_pad=True).permute(0, 2, 3, 1) * 9
+def _box(x: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Sum over each pixel's ``size x size`` neighbourhood of ``x`` ``[B, H, W, C]`` (zero outside the image)."""
+    pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), size, stride=1, padding=size // 2, count_include_pad=True)
+    return pooled.permute(0, 2, 3, 1) * size * size
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
-    The covered pixels' colours are splatted (:func:`glsplat.splat`) from their points on their
-    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px) and the
-    coverage this gives at the silhouettes moves with the vertices. The result goes over the
+    The covered pixels' colours are splatted (:func:`glsplat.splat_points`) from their points on their
+    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples with
+    an empty pixel within 2 px (the silhouettes) move with their triangle's vertices, so the coverage they
+    give moves too: that is the gradient to ``pos``, as nvdiffrast's antialias gives it only at
+    silhouettes. Samples surrounded by covered pixels do not move (their colour's dependence on
+    ``pos`` already flows through ``rast``'s (u, v), as in nvdiffrast). The result goes over the
     background: the input's own colour on empty pixels (``rast`` id 0) and, on covered pixels at an
     edge, the mean colour of their empty neighbours. Interior pixels keep their colour exactly (when
     it is affine over their 3x3 window); edges get a ~1 px soft ramp, where nvdiffrast gives the
@@ -554,22 +559,30 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
 
     color_top = color.flip(1)
     channels = color.shape[-1]
-    samples = color_top.reshape(-1, channels).index_select(0, raster.index)  # [N, C], the covered pixels
+    dtype = torch.promote_types(color.dtype, pos.dtype)
+    samples = color_top.reshape(-1, channels).index_select(0, raster.index).to(dtype)  # [N, C], covered pixels
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
+    # Each covered sample's clip-space point on its triangle. Samples whose 5x5 neighbourhood is all
+    # covered (so that every pixel they reach is saturated) stay put: their gradient is what (u, v)
+    # already give the colour, as in nvdiffrast. The others, at silhouettes, move with the triangle:
+    # that is the coverage gradient.
+    point = gl_interpolate(clip.to(dtype), raster, tri.long())  # [B, 1, H, W, 4]
+    inner = _box(covered[..., None].to(dtype), 5) > 24.5
+    point = torch.where(inner[:, None], point.detach(), point)
     ones = samples.new_ones(samples.shape[0], 1)
     splatted, alpha = [], None
     for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
         rgb = samples[:, first:first + 3]
-        rgb = F.pad(rgb, (0, 3 - rgb.shape[1]))
-        image = splat(torch.cat([rgb, ones], -1), clip, raster, tri)  # premultiplied [B, H, W, 4]
-        splatted.append(image[..., :rgb.shape[1] if first + 3 <= channels else channels - first])
+        width = rgb.shape[1]
+        image, _ = splat_points(torch.cat([F.pad(rgb, (0, 3 - width)), ones], -1), point, raster)
+        splatted.append(image[..., :width])  # premultiplied
         alpha = image[..., 3:] if alpha is None else alpha
     front = torch.cat(splatted, -1)
 
     # What shows through where the splat leaves coverage < 1: the input's own empty pixels, and on
     # covered pixels the mean of their empty neighbours (0 where they have none; alpha is 1 there).
-    empty = (~covered)[..., None].to(color.dtype)
-    around = _box3(color_top * empty) / _box3(empty).clamp(min=1)
+    empty = (~covered)[..., None].to(dtype)
+    around = _box(color_top * empty) / _box(empty).clamp(min=1)
     behind = torch.where(empty.bool(), color_top, around)
     return (front + (1 - alpha) * behind).flip(1).to(color.dtype)
 

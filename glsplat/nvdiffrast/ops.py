@@ -15,8 +15,9 @@ with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the value
 ``rast_db`` are then recomputed in torch at the pixel centres from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
-glsplat's splat (:func:`glsplat.splat`), which is where silhouette gradients come from: its image
-is a sigma 0.5 px Gaussian blur of the edges, not nvdiffrast's analytic edge coverage.
+glsplat's splat (:func:`glsplat.splat_points`), whose samples at silhouettes move with their
+triangles: that is where silhouette gradients come from. Its image is a sigma 0.5 px blur of the
+edges, not nvdiffrast's analytic edge coverage.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
 not be contiguous, and the CPU is a device like any other.

@@ -496,8 +496,13 @@ class _ScaleGradient(torch.autograd.Function):
 
 def _box(x: torch.Tensor, size: int = 3) -> torch.Tensor:
     """Sum over each pixel's ``size x size`` neighbourhood of ``x`` ``[B, H, W, C]`` (zero outside the image)."""
-    pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), size, stride=1, padding=size // 2, count_include_pad=True)
-    return pooled.permute(0, 2, 3, 1) * size * size
+    height, width, r = x.shape[1], x.shape[2], size // 2
+    padded = F.pad(x, (0, 0, r, r, r, r))
+    total = torch.zeros_like(x)
+    for dy in range(size):
+        for dx in range(size):
+            total = total + padded[:, dy:dy + height, dx:dx + width]
+    return total
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):

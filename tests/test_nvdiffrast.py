@@ -278,3 +278,25 @@ def test_bad_inputs(glctx):
     peeler = dr.DepthPeeler(glctx, pos, tri, (4, 4))
     with pytest.raises(RuntimeError, match="with"):
         peeler.rasterize_next_layer()
+
+
+def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
+    """Samples move (carry coverage gradients) near empty pixels and where the neighbour's triangle
+    shares no vertex index (nvdiffrast's silhouette rule); elsewhere they stay put."""
+    from glsplat.nvdiffrast.ops import _interior
+    quad = torch.tensor([[-0.9, -0.9, 0, 1], [0.9, -0.9, 0, 1], [0.9, 0.9, 0, 1], [-0.9, 0.9, 0, 1]])
+    shared_tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
+    split_pos = quad[[0, 1, 2, 0, 2, 3]]
+    split_tri = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32)
+    for pos, tri, seam_moves in ((quad, shared_tri, False), (split_pos, split_tri, True)):
+        rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
+        tri_id = rast[..., 3].flip(1).int()
+        inner = _interior(tri_id, tri)
+        ring = torch.zeros(20, 20, dtype=torch.bool)
+        ring[3:-3, 3:-3] = True  # 2 px or more inside the quad's edge (which covers rows/columns 1..18)
+        seam = torch.zeros(20, 20, dtype=torch.bool)
+        for i in range(20):
+            seam[i, max(17 - i, 0):22 - i] = True  # the diagonal from corner 0 (bottom left) to 2 (top right), +-2 px
+        assert not inner[0][~ring].any()
+        assert bool(inner[0][ring & ~seam].all())
+        assert bool(inner[0][ring & seam].any()) != seam_moves

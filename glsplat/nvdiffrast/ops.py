@@ -506,6 +506,30 @@ def _box(x: torch.Tensor, size: int = 3) -> torch.Tensor:
     return sum(cols[:, :, d:d + width] for d in range(size))
 
 
+def _interior(tri_id: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """bool ``[B, H, W]``: covered pixels away from every edge, whose splat samples need not move.
+
+    ``tri_id`` int32 ``[B, H, W]`` triangle index + 1, glsplat's row order. A pixel is at an edge when
+    an empty pixel lies within 2 px (the pixels its splat reaches are then not all saturated), or
+    when one of its 8 neighbours shows a triangle that shares no vertex index with its own: a
+    silhouette over other geometry, or a seam where the mesh's vertices are split (as nvdiffrast's
+    antialias, which finds silhouettes from vertex indices, treats such seams).
+    """
+    covered = tri_id > 0
+    inner = covered & (_box((~covered)[..., None].float(), 5)[..., 0] == 0)
+    corners = tri.long().index_select(0, (tri_id.long() - 1).clamp(min=0).reshape(-1)).view(*tri_id.shape, 3)
+    corners = torch.where(covered[..., None], corners, -1)
+    height, width = tri_id.shape[1:]
+    padded = F.pad(corners, (0, 0, 1, 1, 1, 1), value=-1)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                other = padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+                shared = (corners[..., :, None] == other[..., None, :]).flatten(-2).any(-1)
+                inner &= shared | (other[..., 0] < 0)
+    return inner
+
+
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
@@ -569,13 +593,11 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     dtype = torch.promote_types(color.dtype, pos.dtype)
     samples = color_top.reshape(-1, channels).index_select(0, raster.index).to(dtype)  # [N, C], covered pixels
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    # Each covered sample's clip-space point on its triangle. Samples whose 5x5 neighbourhood is all
-    # covered (so that every pixel they reach is saturated) stay put: their gradient is what (u, v)
-    # already give the colour, as in nvdiffrast. The others, at silhouettes, move with the triangle:
-    # that is the coverage gradient.
+    # Each covered sample's clip-space point on its triangle. Samples at edges move with their
+    # triangle (that is the coverage gradient); the others stay put, since their gradient is what
+    # (u, v) already give the colour, as in nvdiffrast.
     point = gl_interpolate(clip.to(dtype), raster, tri.long())  # [B, 1, H, W, 4]
-    inner = _box((~covered)[..., None].to(dtype), 5) == 0  # no empty pixel within 2 px
-    point = torch.where(inner[:, None], point.detach(), point)
+    point = torch.where(_interior(tri_id, tri)[:, None, ..., None], point.detach(), point)
     ones = samples.new_ones(samples.shape[0], 1)
     splatted, alpha = [], None
     for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time

@@ -57,6 +57,12 @@ def _require(condition: bool, message: str, error=NvdiffrastValueError) -> None:
         raise error(message)
 
 
+def _tri_shape(tri: torch.Tensor) -> None:
+    """nvdiffrast's check of ``tri``'s shape."""
+    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3,
+             f"tri must have shape [>0, 3] (got {list(tri.shape)})")
+
+
 def _is_tensor(name: str, x) -> None:
     _require(isinstance(x, torch.Tensor), f"{name}: expected a torch.Tensor, got {type(x).__name__}",
              NvdiffrastArgumentError)
@@ -213,8 +219,7 @@ def _raster_args(func: str, glctx, pos, tri, resolution, ranges, grad_db):
                  f"range mode - pos must have shape [>0, 4] (got {list(pos.shape)})")
         _require(ranges.dim() == 2 and ranges.shape[0] > 0 and ranges.shape[1] == 2,
                  f"range mode - ranges must have shape [>0, 2] (got {list(ranges.shape)})")
-    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3,
-             f"tri must have shape [>0, 3] (got {list(tri.shape)})")
+    _tri_shape(tri)
     _require(height > 0 and width > 0, f"resolution must be [>0, >0] (got {[height, width]})")
     checks.image_size((height, width), "resolution", limit=glctx.context.max_size)
     checks.faces(tri, pos.shape[-2], "tri")
@@ -432,10 +437,10 @@ def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
     for name, x in (("attr", attr), ("rast", rast), ("tri", tri)):
         _is_tensor(name, x)
     func = "interpolate_fwd"
-    _require(rast.dim() == 4 and rast.shape[0] > 0 and rast.shape[1] > 0 and rast.shape[2] > 0 and rast.shape[3] == 4,
+    _require(rast.dim() == 4 and min(rast.shape) > 0 and rast.shape[3] == 4,
              f"rast must have shape[>0, >0, >0, 4] (got {list(rast.shape)})")
-    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3, f"tri must have shape [>0, 3] (got {list(tri.shape)})")
-    _require(attr.dim() in (2, 3) and attr.shape[0] > 0 and attr.shape[1] > 0 and (attr.dim() == 2 or attr.shape[2] > 0),
+    _tri_shape(tri)
+    _require(attr.dim() in (2, 3) and min(attr.shape) > 0,
              f"attr must have shape [>0, >0, >0] or [>0, >0] (got {list(attr.shape)})")
     diff = _diff_attr_list(diff_attrs, attr.shape[-1])
     if diff:
@@ -561,10 +566,10 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     _same_device(func, color=color, rast=rast, pos=pos, tri=tri)
     _float(func, color=color, rast=rast, pos=pos)
     _int32(func, tri=tri)
-    _require(color.dim() == 4 and color.shape[0] > 0 and color.shape[1] > 0 and color.shape[2] > 0 and color.shape[3] > 0,
+    _require(color.dim() == 4 and min(color.shape) > 0,
              f"color must have shape[>0, >0, >0, >0] (got {list(color.shape)})")
     _require(rast.dim() == 4 and rast.shape[3] == 4, f"rast must have shape[>0, >0, >0, 4] (got {list(rast.shape)})")
-    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3, f"tri must have shape [>0, 3] (got {list(tri.shape)})")
+    _tri_shape(tri)
     _require(color.shape[:3] == rast.shape[:3], f"color and rast must have the same dimensions "
              f"(got {list(color.shape)} and {list(rast.shape)})")
     if pos.dim() == 3:
@@ -620,5 +625,5 @@ def antialias_construct_topology_hash(tri):
     """nvdiffrast's topology hash; glsplat's splat needs none, so this returns ``tri`` itself after checking it."""
     _is_tensor("tri", tri)
     _int32("antialias_construct_topology_hash", tri=tri)
-    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3, f"tri must have shape [>0, 3] (got {list(tri.shape)})")
+    _tri_shape(tri)
     return tri

@@ -522,16 +522,24 @@ def _interior(tri_id: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
     """
     covered = tri_id > 0
     inner = covered & (_box((~covered)[..., None].float(), 5)[..., 0] == 0)
-    corners = tri.long().index_select(0, (tri_id.long() - 1).clamp(min=0).reshape(-1)).view(*tri_id.shape, 3)
-    corners = torch.where(covered[..., None], corners, -1)
-    height, width = tri_id.shape[1:]
-    padded = F.pad(corners, (0, 0, 1, 1, 1, 1), value=-1)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy or dx:
-                other = padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-                shared = (corners[..., :, None] == other[..., None, :]).flatten(-2).any(-1)
-                inner &= shared | (other[..., 0] < 0)
+    ids = tri_id.long()
+    height, width = ids.shape[1:]
+    padded = F.pad(ids, (1, 1, 1, 1))
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    borders = torch.zeros_like(inner)  # next to a covered pixel of another triangle
+    for dy, dx in steps:
+        other = padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+        borders |= (other > 0) & (other != ids)
+    b, i, j = (inner & borders).nonzero(as_tuple=True)  # the few pixels to look at closer
+    faces = tri.to(device=ids.device, dtype=torch.long)
+    mine = faces[ids[b, i, j] - 1]  # [N, 3]
+    foreign = torch.zeros_like(b, dtype=torch.bool)
+    for dy, dx in steps:
+        other = padded[b, i + 1 + dy, j + 1 + dx]
+        theirs = faces[(other - 1).clamp(min=0)]
+        shared = (mine[:, :, None] == theirs[:, None, :]).flatten(1).any(1)
+        foreign |= (other > 0) & ~shared
+    inner[b[foreign], i[foreign], j[foreign]] = False
     return inner
 
 

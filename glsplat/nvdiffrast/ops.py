@@ -547,11 +547,12 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
     The covered pixels' colours are splatted (:func:`glsplat.splat_points`) from their points on their
-    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples with
-    an empty pixel within 2 px (the silhouettes) move with their triangle's vertices, so the coverage they
-    give moves too: that is the gradient to ``pos``, as nvdiffrast's antialias gives it only at
-    silhouettes. Samples surrounded by covered pixels do not move (their colour's dependence on
-    ``pos`` already flows through ``rast``'s (u, v), as in nvdiffrast). The result goes over the
+    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples at
+    edges (an empty pixel within 2 px, or a neighbour showing a triangle that shares no vertex index
+    with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
+    the gradient to ``pos``, which nvdiffrast's antialias also gives only at such edges. The other
+    samples do not move (their colour's dependence on ``pos`` already flows through ``rast``'s
+    (u, v), as in nvdiffrast). The result goes over the
     background: the input's own colour on empty pixels (``rast`` id 0) and, on covered pixels at an
     edge, the mean colour of their empty neighbours. Interior pixels keep their colour exactly (when
     it is affine over their 3x3 window); edges get a ~1 px soft ramp, where nvdiffrast gives the

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import glsplat.nvdiffrast as dr
-from glsplat.nvdiffrast.texture import NvdiffrastError
+from glsplat.nvdiffrast import NvdiffrastValueError
 
 F64 = torch.float64
 
@@ -415,7 +415,7 @@ def test_checks():
         dr.texture(tex, uv, filter_mode="bilinear")
     with pytest.raises(ValueError, match="boundary_mode"):
         dr.texture(tex, uv, boundary_mode="mirror")
-    with pytest.raises(NvdiffrastError, match="square in cube map mode"):
+    with pytest.raises(NvdiffrastValueError, match="square in cube map mode"):
         dr.texture(torch.rand(1, 6, 4, 2, 3), torch.rand(1, 2, 2, 3), boundary_mode="cube")
     with pytest.raises(TypeError, match="tex"):
         dr.texture([[0.0]], uv)

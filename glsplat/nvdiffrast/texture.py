@@ -41,6 +41,8 @@ import math
 
 import torch
 
+from .ops import _require
+
 __all__ = ["TextureMipWrapper", "texture", "texture_construct_mip"]
 
 FILTER_MODES = ("nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear")
@@ -53,15 +55,6 @@ S_AXIS = (2, 2, 0, 0, 0, 0)
 S_SIGN = (-1, 1, 1, 1, 1, -1)
 T_AXIS = (1, 1, 2, 2, 1, 1)
 T_SIGN = (-1, -1, 1, -1, -1, -1)
-
-
-class NvdiffrastError(ValueError, RuntimeError):
-    """A check that nvdiffrast makes (its C++ raises RuntimeError; glsplat's checks raise ValueError)."""
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise NvdiffrastError(message)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,7 +92,7 @@ def _mip_count(width: int, height: int, limit: int) -> int:
         return 0
     while w > 1 or h > 1:
         level += 1
-        _check(not ((w > 1 and w % 2) or (h > 1 and h % 2)), _mip_size_error(width, height))
+        _require(not ((w > 1 and w % 2) or (h > 1 and h % 2)), _mip_size_error(width, height))
         w, h = max(w // 2, 1), max(h // 2, 1)
         if limit >= 0 and level == limit:
             break
@@ -208,12 +201,12 @@ def _check_texture(tex, cube: bool) -> None:
     if not tex.is_floating_point():
         raise TypeError(f"tex: expected a floating-point tensor (float32 or float64), got {tex.dtype}")
     if not cube:
-        _check(tex.dim() == 4 and all(s > 0 for s in tex.shape), "tex must have shape[>0, >0, >0, >0]")
+        _require(tex.dim() == 4 and all(s > 0 for s in tex.shape), "tex must have shape[>0, >0, >0, >0]")
     else:
-        _check(tex.dim() == 5 and tex.shape[1] == 6 and all(s > 0 for s in tex.shape),
+        _require(tex.dim() == 5 and tex.shape[1] == 6 and all(s > 0 for s in tex.shape),
                "tex must have shape[>0, 6, >0, >0, >0] in cube map mode")
-        _check(tex.shape[2] == tex.shape[3], "texture shape must be square in cube map mode")
-    _check(tex.shape[-2] <= (1 << MAX_MIP_LEVEL) and tex.shape[-3] <= (1 << MAX_MIP_LEVEL),
+        _require(tex.shape[2] == tex.shape[3], "texture shape must be square in cube map mode")
+    _require(tex.shape[-2] <= (1 << MAX_MIP_LEVEL) and tex.shape[-3] <= (1 << MAX_MIP_LEVEL),
            "texture size too large")
 
 
@@ -461,12 +454,12 @@ def _check_filter_inputs(tex, uv, uv_da, mip_level_bias, cube: bool, mipmap: boo
         raise TypeError(f"uv: expected {tex.dtype} like tex, got {uv.dtype}")
     _check_texture(tex, cube)
     if not cube:
-        _check(uv.dim() == 4 and all(s > 0 for s in uv.shape[:3]) and uv.shape[3] == 2,
+        _require(uv.dim() == 4 and all(s > 0 for s in uv.shape[:3]) and uv.shape[3] == 2,
                "uv must have shape [>0, >0, >0, 2]")
     else:
-        _check(uv.dim() == 4 and all(s > 0 for s in uv.shape[:3]) and uv.shape[3] == 3,
+        _require(uv.dim() == 4 and all(s > 0 for s in uv.shape[:3]) and uv.shape[3] == 3,
                "uv must have shape [>0, >0, >0, 3] in cube map mode")
-    _check(tex.shape[0] == 1 or tex.shape[0] == uv.shape[0], "minibatch size mismatch between inputs tex, uv")
+    _require(tex.shape[0] == 1 or tex.shape[0] == uv.shape[0], "minibatch size mismatch between inputs tex, uv")
     for name, x in (("uv_da", uv_da), ("mip_level_bias", mip_level_bias)):
         if x is None or not mipmap:
             continue
@@ -477,12 +470,12 @@ def _check_filter_inputs(tex, uv, uv_da, mip_level_bias, cube: bool, mipmap: boo
     if mipmap and uv_da is not None:
         n, hp, wp = uv.shape[:3]
         if not cube:
-            _check(tuple(uv_da.shape) == (n, hp, wp, 4), "uv_da must have shape [minibatch_size, height, width, 4]")
+            _require(tuple(uv_da.shape) == (n, hp, wp, 4), "uv_da must have shape [minibatch_size, height, width, 4]")
         else:
-            _check(tuple(uv_da.shape) == (n, hp, wp, 6),
+            _require(tuple(uv_da.shape) == (n, hp, wp, 6),
                    "uv_da must have shape [minibatch_size, height, width, 6] in cube map mode")
     if mipmap and mip_level_bias is not None:
-        _check(tuple(mip_level_bias.shape) == tuple(uv.shape[:3]),
+        _require(tuple(mip_level_bias.shape) == tuple(uv.shape[:3]),
                "mip_level_bias must have shape [minibatch_size, height, width]")
     devices = {x.device for x in (tex, uv, uv_da, mip_level_bias) if isinstance(x, torch.Tensor)}
     if len(devices) > 1:
@@ -499,9 +492,9 @@ def _mip_stack(tex: torch.Tensor, mip, limit: int, cube: bool) -> tuple[torch.Te
                 raise TypeError(f"mip: expected a list of torch.Tensor, got a {type(t).__name__} at {i - 1}")
             w, h = _level_size(width, height, i)
             want = (tex.shape[0], 6, h, w, channels) if cube else (tex.shape[0], h, w, channels)
-            _check(tuple(t.shape) == want, "mip level size mismatch in custom mip stack")
+            _require(tuple(t.shape) == want, "mip level size mismatch in custom mip stack")
             if w == 1 and h == 1:
-                _check(i == len(mip), "mip level size mismatch in mip stack")
+                _require(i == len(mip), "mip level size mismatch in mip stack")
             if t.dtype != tex.dtype or t.device != tex.device:
                 raise TypeError(f"mip[{i - 1}]: expected {tex.dtype} on {tex.device} like tex, "
                                 f"got {t.dtype} on {t.device}")
@@ -512,7 +505,7 @@ def _mip_stack(tex: torch.Tensor, mip, limit: int, cube: bool) -> tuple[torch.Te
         wrapper = texture_construct_mip(tex, None if limit < 0 else limit, cube)
     else:
         wrapper = mip
-        _check(tuple(tex.shape) == wrapper.texture_size and cube == wrapper.cube_mode,
+        _require(tuple(tex.shape) == wrapper.texture_size and cube == wrapper.cube_mode,
                "mip does not match texture size")
     shapes = [tuple(tex.shape)] + [tuple(x.shape) for x in wrapper.levels]
     if wrapper._flat is None:

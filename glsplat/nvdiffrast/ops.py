@@ -1,0 +1,638 @@
+"""nvdiffrast's torch API on glsplat: contexts, ``rasterize``, ``DepthPeeler``, ``interpolate``, ``antialias``.
+
+Conventions are nvdiffrast's, not glsplat's:
+
+- Images are ``[B, H, W, C]`` with row 0 at the BOTTOM (OpenGL's memory order; nvdiffrast's samples
+  flip vertically before saving). Pixel (row py, column px) is sampled at its centre, in normalised
+  device coordinates ``x = (2 px + 1) / W - 1``, ``y = (2 py + 1) / H - 1``.
+- ``rast`` ``[B, H, W, 4]`` = (u, v, z/w, triangle_id + 1), all 0 where no triangle covers the pixel.
+  (u, v) are perspective-correct barycentrics: the triangle's first corner has (1, 0), its second
+  (0, 1), its third (0, 0).
+- Both windings are drawn (no backface culling).
+
+glsplat's OpenGL pass decides which triangle covers each pixel (glsplat's :func:`glsplat.rasterize`
+with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the values (u, v, z/w) and
+``rast_db`` are then recomputed in torch at the pixel centres from that triangle's clip-space corners
+(2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
+gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
+glsplat's splat (:func:`glsplat.splat_points`), whose samples at silhouettes move with their
+triangles: that is where silhouette gradients come from. Its image is a sigma 0.5 px blur of the
+edges, not nvdiffrast's analytic edge coverage.
+
+Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
+not be contiguous, and the CPU is a device like any other.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import checks
+from ..context import Context
+from ..raster import Raster
+from ..raster import rasterize as gl_rasterize
+from ..interpolate import interpolate as gl_interpolate
+from ..splat import splat_points
+
+# ----------------------------------------------------------------------------------------------
+# Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
+# C++ checks) that are also glsplat's (TypeError / ValueError), so either kind of handler catches them.
+
+
+class NvdiffrastArgumentError(AssertionError, TypeError):
+    """An argument of the wrong kind, where nvdiffrast's Python wrapper asserts."""
+
+
+class NvdiffrastTypeError(RuntimeError, TypeError):
+    """A tensor of the wrong dtype or device, where nvdiffrast's C++ checks raise RuntimeError."""
+
+
+class NvdiffrastValueError(RuntimeError, ValueError):
+    """A tensor of the wrong shape or value, where nvdiffrast's C++ checks raise RuntimeError."""
+
+
+def _require(condition: bool, message: str, error=NvdiffrastValueError) -> None:
+    if not condition:
+        raise error(message)
+
+
+def _tri_shape(tri: torch.Tensor) -> None:
+    """nvdiffrast's check of ``tri``'s shape."""
+    _require(tri.dim() == 2 and tri.shape[0] > 0 and tri.shape[1] == 3,
+             f"tri must have shape [>0, 3] (got {list(tri.shape)})")
+
+
+def _is_tensor(name: str, x) -> None:
+    _require(isinstance(x, torch.Tensor), f"{name}: expected a torch.Tensor, got {type(x).__name__}",
+             NvdiffrastArgumentError)
+
+
+def _float(func: str, **tensors: torch.Tensor) -> None:
+    """nvdiffrast's NVDR_CHECK_F32 (float64 is accepted too)."""
+    for name, x in tensors.items():
+        _require(x.dtype in (torch.float32, torch.float64),
+                 f"{func}(): Inputs {', '.join(tensors)} must be float32 tensors ({name} is {x.dtype})",
+                 NvdiffrastTypeError)
+
+
+def _int32(func: str, **tensors: torch.Tensor) -> None:
+    """nvdiffrast's NVDR_CHECK_I32."""
+    for name, x in tensors.items():
+        _require(x.dtype == torch.int32, f"{func}(): Inputs {', '.join(tensors)} must be int32 tensors "
+                 f"({name} is {x.dtype})", NvdiffrastTypeError)
+
+
+def _same_device(func: str, **tensors: torch.Tensor) -> None:
+    """nvdiffrast's NVDR_CHECK_DEVICE."""
+    devices = {x.device for x in tensors.values()}
+    _require(len(devices) == 1, f"{func}(): Inputs {', '.join(tensors)} must reside on the same GPU device "
+             f"(got {', '.join(f'{n} on {x.device}' for n, x in tensors.items())})", NvdiffrastTypeError)
+
+
+# ----------------------------------------------------------------------------------------------
+# Log level (nvdiffrast's C++ log level; glsplat has nothing to log, but keeps the setting).
+
+_log_level = 1
+
+
+def get_log_level() -> int:
+    """The current log level: 0 info, 1 warning (the default), 2 error, 3 fatal."""
+    return _log_level
+
+
+def set_log_level(level: int) -> None:
+    """Set the log level (0 info, 1 warning, 2 error, 3 fatal). glsplat logs nothing at any level."""
+    global _log_level
+    _log_level = checks.integer(level, "level")
+
+
+# ----------------------------------------------------------------------------------------------
+# Contexts.
+
+_CONTEXTS: dict = {}  # EGL device index (None: the default display) -> the glsplat.Context shared by all
+
+
+def _egl_device(device) -> int | None:
+    """The EGL device index for nvdiffrast's ``device`` (``torch.device``, ``'cuda:1'``, CUDA index, None).
+
+    ``None`` and CPU devices take the default EGL display. A CUDA device maps to the EGL device of the
+    same index (the usual PCI order; see "EGL device indices" in the README), and needs CUDA.
+    """
+    if device is None:
+        return None
+    if isinstance(device, bool):
+        raise TypeError(f"device: expected None, a torch.device, a string or a CUDA index, got {device!r}")
+    if isinstance(device, int):
+        device = torch.device("cuda", device)
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError) as error:
+        raise TypeError(f"device: expected None, a torch.device, a string or a CUDA index, got {device!r}") from error
+    if device.type == "cpu":
+        return None
+    if device.type != "cuda":
+        raise ValueError(f"device: expected a CPU or CUDA device, got {device}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device: {device} was asked for, but CUDA is not available here; "
+                           "pass device=None (or 'cpu') to rasterize with the default EGL device")
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+class RasterizeCudaContext:
+    """nvdiffrast's rasterizer context; here a headless OpenGL (EGL) :class:`glsplat.Context`.
+
+    Args:
+        device: ``None`` (the default EGL device: the GPU's driver, or Mesa's llvmpipe on a CPU
+            machine), ``'cpu'``, or a CUDA device (``torch.device``, ``'cuda:1'`` or an index), which
+            picks the EGL device of that index.
+
+    Contexts for one device share one :class:`glsplat.Context` (``self.context``).
+    """
+
+    def __init__(self, device=None):
+        egl = _egl_device(device)
+        if egl not in _CONTEXTS:
+            _CONTEXTS[egl] = Context(device=egl)
+        self.context = _CONTEXTS[egl]
+        self.output_db = True
+        self.active_depth_peeler = None
+
+
+class RasterizeGLContext(RasterizeCudaContext):
+    """nvdiffrast's OpenGL rasterizer context (an EGL :class:`glsplat.Context` here too).
+
+    Args:
+        output_db: compute ``rast_db`` in :func:`rasterize`; with False it is ``[B, H, W, 0]``.
+        mode: ``'automatic'`` or ``'manual'``; either way glsplat makes its context current itself,
+            so :meth:`set_context` and :meth:`release_context` do nothing.
+        device: as for :class:`RasterizeCudaContext`.
+    """
+
+    def __init__(self, output_db=True, mode="automatic", device=None):
+        _require(output_db is True or output_db is False, f"output_db: expected True or False, got {output_db!r}",
+                 NvdiffrastArgumentError)
+        _require(mode in ("automatic", "manual"), f"mode: expected 'automatic' or 'manual', got {mode!r}",
+                 NvdiffrastArgumentError)
+        super().__init__(device=device)
+        self.output_db = output_db
+        self.mode = mode
+
+    def set_context(self) -> None:
+        """Nothing to do: glsplat makes its context current for each call."""
+
+    def release_context(self) -> None:
+        """Nothing to do: glsplat releases its context after each call."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Rasterize.
+
+
+def _raster_args(func: str, glctx, pos, tri, resolution, ranges, grad_db):
+    """Check :func:`rasterize`'s arguments as nvdiffrast does; returns ``((H, W), ranges or None)``."""
+    _require(isinstance(glctx, RasterizeCudaContext),
+             f"glctx: expected a RasterizeCudaContext or RasterizeGLContext, got {type(glctx).__name__}",
+             NvdiffrastArgumentError)
+    _require(grad_db is True or grad_db is False, f"grad_db: expected True or False, got {grad_db!r}",
+             NvdiffrastArgumentError)
+    _is_tensor("pos", pos)
+    _is_tensor("tri", tri)
+    if ranges is not None:
+        _is_tensor("ranges", ranges)
+        _require(ranges.device.type == "cpu", f"{func}(): Inputs ranges must reside on CPU", NvdiffrastTypeError)
+        _int32(func, ranges=ranges)
+    _same_device(func, pos=pos, tri=tri)
+    _float(func, pos=pos)
+    _int32(func, tri=tri)
+    try:
+        resolution = tuple(resolution)
+    except TypeError:
+        raise NvdiffrastArgumentError(f"resolution: expected (height, width), got {resolution!r}") from None
+    _require(len(resolution) == 2, f"resolution: expected (height, width), got {resolution!r}")
+    height, width = (checks.integer(r, "resolution") for r in resolution)
+    if ranges is None:
+        _require(pos.dim() == 3 and pos.shape[0] > 0 and pos.shape[1] > 0 and pos.shape[2] == 4,
+                 f"instance mode - pos must have shape [>0, >0, 4] (got {list(pos.shape)})")
+    else:
+        _require(pos.dim() == 2 and pos.shape[0] > 0 and pos.shape[1] == 4,
+                 f"range mode - pos must have shape [>0, 4] (got {list(pos.shape)})")
+        _require(ranges.dim() == 2 and ranges.shape[0] > 0 and ranges.shape[1] == 2,
+                 f"range mode - ranges must have shape [>0, 2] (got {list(ranges.shape)})")
+    _tri_shape(tri)
+    _require(height > 0 and width > 0, f"resolution must be [>0, >0] (got {[height, width]})")
+    checks.image_size((height, width), "resolution", limit=glctx.context.max_size)
+    checks.faces(tri, pos.shape[-2], "tri")
+    if ranges is not None:
+        start, count = ranges[:, 0].long(), ranges[:, 1].long()
+        if bool((start < 0).any() or (count < 0).any() or (start + count > tri.shape[0]).any()):
+            raise NvdiffrastValueError(f"ranges: each (start, count) must lie within the {tri.shape[0]} triangles "
+                                       f"of tri, got {ranges.tolist()}")
+    return (height, width), ranges
+
+
+def _triangle_ids(glctx, pos, tri, size, ranges, layers: int) -> torch.Tensor:
+    """int32 ``[B, layers, H, W]`` triangle index + 1 (0: empty) of each depth layer, nvdiffrast's row order.
+
+    Instanced mode rasterizes ``pos`` ``[B, V, 4]`` with ``tri``; range mode gives image ``b`` the
+    triangles ``tri[start:start + count]`` of ``pos`` ``[V, 4]``, as a batch of per-image triangle
+    corners padded with all-zero (never drawn) triangles.
+    """
+    if ranges is None:
+        rast = gl_rasterize(glctx.context, pos.detach(), tri, size, layers=layers, cull_backfaces=False)
+        return rast.tri_id.flip(-2)
+    starts, counts = ranges[:, 0].tolist(), ranges[:, 1].tolist()
+    most = max(max(counts), 1)
+    corners = pos.detach().new_zeros(len(starts), most * 3, 4)
+    tri_long = tri.long()
+    for b, (start, count) in enumerate(zip(starts, counts)):
+        corners[b, :count * 3] = pos.detach()[tri_long[start:start + count].reshape(-1)]
+    faces = torch.arange(most * 3, dtype=torch.long).view(most, 3)
+    tri_id = gl_rasterize(glctx.context, corners, faces, size, layers=layers, cull_backfaces=False).tri_id.flip(-2)
+    offset = torch.tensor(starts, dtype=torch.int32, device=tri_id.device).view(-1, 1, 1, 1)
+    return torch.where(tri_id > 0, tri_id + offset, tri_id)
+
+
+def _straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``x`` clamped in value, with the gradient of the unclamped ``x`` (as nvdiffrast's backward)."""
+    return x + (x.clamp(low, high) - x).detach()
+
+
+def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, with_db: bool,
+                  grad_db: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rast, rast_db)`` at the pixel centres from the clip-space corners of the covering triangles.
+
+    Args:
+        pos: float ``[B, V, 4]`` (instanced) or ``[V, 4]`` (range mode) clip-space vertices.
+        tri: int ``[F, 3]``.
+        tri_id: int32 ``[B, H, W]`` triangle index + 1 per pixel (0: empty), nvdiffrast's row order.
+
+    Returns:
+        ``rast`` ``[B, H, W, 4]`` and ``rast_db`` ``[B, H, W, 4]`` (``[B, H, W, 0]`` without
+        ``with_db``) in ``pos``' dtype, zero on empty pixels. (u, v) are differentiable in ``pos``
+        (clamped to the triangle in value, like nvdiffrast, unclamped in gradient); z/w is not;
+        ``rast_db`` is when ``grad_db``.
+    """
+    batch, height, width = tri_id.shape
+    flat = tri_id.reshape(-1)
+    index = flat.nonzero().squeeze(1)  # the covered pixels, in [B, H, W] order
+    face = flat.index_select(0, index).long() - 1
+    image = index // (height * width)
+    py = (index // width) % height
+    px = index % width
+    dtype = pos.dtype
+    fx = ((2 * px + 1).to(dtype) / width - 1)[:, None]  # the pixel centre in NDC, [N, 1]
+    fy = ((2 * py + 1).to(dtype) / height - 1)[:, None]
+
+    corner = tri.to(device=pos.device, dtype=torch.long).index_select(0, face)  # [N, 3]
+    if pos.dim() == 3:
+        corner = corner + image[:, None] * pos.shape[1]
+    p = pos.reshape(-1, 4).index_select(0, corner.reshape(-1)).view(-1, 3, 4)  # [N, corner, xyzw]
+    x, y, z, w = p.unbind(-1)  # each [N, 3]
+    # 2D homogeneous edge functions at the pixel centre: a_k is the area opposite corner k.
+    ex, ey = x - fx * w, y - fy * w
+    a = torch.stack([ex[:, 1] * ey[:, 2] - ey[:, 1] * ex[:, 2],
+                     ex[:, 2] * ey[:, 0] - ey[:, 2] * ex[:, 0],
+                     ex[:, 0] * ey[:, 1] - ey[:, 0] * ex[:, 1]], -1)
+    inv_area = 1 / a.sum(-1)
+    b0, b1 = a[:, 0] * inv_area, a[:, 1] * inv_area
+    with torch.no_grad():
+        zw = ((z * a).sum(-1) / (w * a).sum(-1)).clamp(-1, 1)
+    # nvdiffrast clamps each barycentric to [0, 1], then their sum to 1.
+    u, v = _straight_through_clamp(b0, 0, 1), _straight_through_clamp(b1, 0, 1)
+    over = (1 / torch.clamp(u + v, min=1)).detach()
+    u, v = u * over, v * over
+    values = torch.stack([u, v, zw, (face + 1).to(dtype)], -1)
+    rast = values.new_zeros(batch * height * width, 4).index_copy(0, index, values).view(batch, height, width, 4)
+    if not with_db:
+        return rast, values.new_zeros(batch, height, width, 0)
+
+    # d(a_k)/dX and d(a_k)/dY per unit NDC, then per pixel (NDC spans 2 / W per pixel).
+    pd = p if grad_db else p.detach()
+    x, y, w = pd[..., 0], pd[..., 1], pd[..., 3]
+    da_dx = torch.stack([y[:, 2] * w[:, 1] - y[:, 1] * w[:, 2],
+                         y[:, 0] * w[:, 2] - y[:, 2] * w[:, 0],
+                         y[:, 1] * w[:, 0] - y[:, 0] * w[:, 1]], -1)
+    da_dy = torch.stack([x[:, 1] * w[:, 2] - x[:, 2] * w[:, 1],
+                         x[:, 2] * w[:, 0] - x[:, 0] * w[:, 2],
+                         x[:, 0] * w[:, 1] - x[:, 1] * w[:, 0]], -1)
+    uv = torch.stack([u, v], -1) if grad_db else torch.stack([u, v], -1).detach()
+    scale = inv_area if grad_db else inv_area.detach()
+    dx = (2 / width) * scale[:, None] * (uv * da_dx.sum(-1, keepdim=True) - da_dx[:, :2])  # (du/dX, dv/dX)
+    dy = (2 / height) * scale[:, None] * (uv * da_dy.sum(-1, keepdim=True) - da_dy[:, :2])  # (du/dY, dv/dY)
+    db = torch.stack([dx[:, 0], dy[:, 0], dx[:, 1], dy[:, 1]], -1)
+    rast_db = db.new_zeros(batch * height * width, 4).index_copy(0, index, db).view(batch, height, width, 4)
+    return rast, rast_db
+
+
+def rasterize(glctx, pos, tri, resolution, ranges=None, grad_db=True):
+    """Rasterize triangles (nvdiffrast's ``rasterize``).
+
+    Args:
+        glctx: a :class:`RasterizeCudaContext` or :class:`RasterizeGLContext`.
+        pos: float32 (or float64) clip-space vertex positions: ``[B, V, 4]`` in instanced mode,
+            ``[V, 4]`` in range mode. Any device. Differentiable.
+        tri: int32 ``[F, 3]`` vertex indices, on ``pos``' device. Both windings are drawn.
+        resolution: ``(height, width)``.
+        ranges: range mode only: int32 ``[B, 2]`` on the CPU, (first triangle, count) per image.
+        grad_db: let gradients of ``rast_db`` reach ``pos``.
+
+    Returns:
+        ``(rast, rast_db)``, both ``[B, H, W, 4]`` in ``pos``' dtype and on its device, row 0 at the
+        bottom. ``rast`` = (u, v, z/w, triangle_id + 1) at each pixel centre, all 0 where empty;
+        ``rast_db`` = (du/dX, du/dY, dv/dX, dv/dY) in units per pixel (Y up), 0 where empty;
+        ``[B, H, W, 0]`` for a :class:`RasterizeGLContext` made with ``output_db=False``.
+    """
+    size, ranges = _raster_args("rasterize_fwd_cuda", glctx, pos, tri, resolution, ranges, grad_db)
+    if glctx.active_depth_peeler is not None:
+        raise RuntimeError("Cannot call rasterize() during depth peeling operation, use rasterize_next_layer() instead")
+    tri_id = _triangle_ids(glctx, pos, tri, size, ranges, layers=1)[:, 0]
+    return _rast_outputs(pos, tri, tri_id, glctx.output_db, grad_db)
+
+
+class DepthPeeler:
+    """Rasterize depth layers one at a time (nvdiffrast's ``DepthPeeler``), as a context manager.
+
+    Arguments as for :func:`rasterize`. Layer ``k`` is glsplat's depth-peeled layer ``k`` (the
+    nearest surface strictly behind layer ``k - 1``, both windings drawn). The OpenGL pass peels
+    layers in batches (1, 2, 4, ... at a time) and keeps them until the peeler exits, so ``n`` calls
+    of :meth:`rasterize_next_layer` cost about ``2 n`` layers of rasterization.
+    """
+
+    def __init__(self, glctx, pos, tri, resolution, ranges=None, grad_db=True):
+        size, ranges = _raster_args("rasterize_fwd_cuda", glctx, pos, tri, resolution, ranges, grad_db)
+        self.raster_ctx = glctx
+        self.pos, self.tri, self.resolution, self.ranges, self.grad_db = pos, tri, size, ranges, grad_db
+        self.peeling_idx = None
+        self._layers = None  # int32 [B, K, H, W] triangle ids of the layers peeled so far
+
+    def __enter__(self) -> "DepthPeeler":
+        if self.raster_ctx is None:
+            raise RuntimeError("Cannot re-enter a terminated depth peeling operation")
+        if self.raster_ctx.active_depth_peeler is not None:
+            raise RuntimeError("Cannot have multiple depth peelers active simultaneously in a rasterization context")
+        self.raster_ctx.active_depth_peeler = self
+        self.peeling_idx = 0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.raster_ctx is not None and self.raster_ctx.active_depth_peeler is self:
+            self.raster_ctx.active_depth_peeler = None
+        self.raster_ctx = self.pos = self.tri = self.resolution = self.ranges = self.grad_db = None
+        self.peeling_idx = self._layers = None
+
+    def rasterize_next_layer(self):
+        """The next depth layer's ``(rast, rast_db)``, as :func:`rasterize` returns them."""
+        if self.raster_ctx is None or self.raster_ctx.active_depth_peeler is not self:
+            raise RuntimeError("rasterize_next_layer(): call it inside the DepthPeeler's `with` block")
+        layer = self.peeling_idx
+        if self._layers is None or self._layers.shape[1] <= layer:
+            depth = max(layer + 1, 2 * (0 if self._layers is None else self._layers.shape[1]))
+            self._layers = _triangle_ids(self.raster_ctx, self.pos, self.tri, self.resolution, self.ranges, depth)
+        self.peeling_idx += 1
+        return _rast_outputs(self.pos, self.tri, self._layers[:, layer], self.raster_ctx.output_db, self.grad_db)
+
+
+# ----------------------------------------------------------------------------------------------
+# Interpolate.
+
+
+def _diff_attr_list(diff_attrs, num_attrs: int) -> list[int]:
+    """nvdiffrast's ``diff_attrs`` (None, 'all' or a list of indices) as a list of indices."""
+    if diff_attrs is None:
+        return []
+    if isinstance(diff_attrs, str):
+        _require(diff_attrs == "all", f"diff_attrs: expected 'all' or a list of indices, got {diff_attrs!r}",
+                 NvdiffrastArgumentError)
+        return list(range(num_attrs))
+    try:
+        listed = np.asarray(diff_attrs, np.int32)
+    except (TypeError, ValueError, OverflowError):
+        raise NvdiffrastArgumentError(f"diff_attrs: expected 'all' or a list of indices, got {diff_attrs!r}") from None
+    _require(listed.ndim == 1, f"diff_attrs: expected a flat list of indices, got {diff_attrs!r}",
+             NvdiffrastArgumentError)
+    listed = listed.tolist()
+    _require(all(0 <= i < num_attrs for i in listed),
+             f"diff_attrs: indices must lie in 0..{num_attrs - 1} (attr has {num_attrs} attributes), got {listed}")
+    return listed
+
+
+def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
+    """Interpolate vertex attributes (nvdiffrast's ``interpolate``).
+
+    Args:
+        attr: float32 (or float64) ``[V, A]`` (range mode, or shared by the batch) or ``[B or 1, V, A]``.
+            Differentiable.
+        rast: ``[B, H, W, 4]`` from :func:`rasterize`. Differentiable in (u, v).
+        tri: int32 ``[F, 3]`` indices into ``attr``'s ``V`` axis (need only have the rasterized ``F``).
+        rast_db: ``[B, H, W, 4]`` from :func:`rasterize`, needed with ``diff_attrs``. Differentiable.
+        diff_attrs: attribute indices to differentiate in screen space, or ``'all'``.
+
+    Returns:
+        ``(out, out_da)``: ``out`` ``[B, H, W, A]`` = u a0 + v a1 + (1 - u - v) a2 of the pixel's
+        triangle corners, 0 on empty pixels; ``out_da`` ``[B, H, W, 2 len(diff_attrs)]`` =
+        (dA/dX, dA/dY) for each listed attribute A in turn (per pixel, Y up), 0 on empty pixels,
+        or ``[B, H, W, 0]`` without ``diff_attrs``. In the promoted dtype of the inputs.
+    """
+    for name, x in (("attr", attr), ("rast", rast), ("tri", tri)):
+        _is_tensor(name, x)
+    func = "interpolate_fwd"
+    _require(rast.dim() == 4 and min(rast.shape) > 0 and rast.shape[3] == 4,
+             f"rast must have shape[>0, >0, >0, 4] (got {list(rast.shape)})")
+    _tri_shape(tri)
+    _require(attr.dim() in (2, 3) and min(attr.shape) > 0,
+             f"attr must have shape [>0, >0, >0] or [>0, >0] (got {list(attr.shape)})")
+    diff = _diff_attr_list(diff_attrs, attr.shape[-1])
+    if diff:
+        _is_tensor("rast_db", rast_db)
+        func = "interpolate_fwd_da"
+        _same_device(func, attr=attr, rast=rast, tri=tri, rast_db=rast_db)
+        _float(func, attr=attr, rast=rast, rast_db=rast_db)
+        _require(rast_db.dim() == 4 and rast_db.shape[3] == 4, f"rast_db must have shape[>0, >0, >0, 4] "
+                 f"(got {list(rast_db.shape)})")
+        _require(rast_db.shape[1:3] == rast.shape[1:3], "spatial size mismatch between inputs rast and rast_db")
+        _require(rast_db.shape[0] == rast.shape[0], "minibatch size mismatch between inputs rast, rast_db")
+    else:
+        _same_device(func, attr=attr, rast=rast, tri=tri)
+        _float(func, attr=attr, rast=rast)
+    _int32(func, tri=tri)
+    batch = rast.shape[0]
+    if attr.dim() == 3:
+        _require(attr.shape[0] in (1, batch), "minibatch size mismatch between inputs rast, attr")
+    checks.faces(tri, attr.shape[-2], "tri")
+    tri_id = rast[..., 3].detach().long()
+    if tri_id.numel() and int(tri_id.max()) > tri.shape[0]:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {tri.shape[0]}")
+
+    attr = attr if attr.dim() == 3 else attr[None]
+    covered = (tri_id > 0)[..., None]
+    corner = tri.long().index_select(0, (tri_id - 1).clamp(min=0).reshape(-1)).view(*tri_id.shape, 3)
+    if attr.shape[0] > 1:
+        corner = corner + torch.arange(batch, device=corner.device).view(batch, 1, 1, 1) * attr.shape[1]
+    c = attr.reshape(-1, attr.shape[-1]).index_select(0, corner.reshape(-1)).view(*tri_id.shape, 3, -1)
+    e0, e1 = c[..., 0, :] - c[..., 2, :], c[..., 1, :] - c[..., 2, :]  # [B, H, W, A]
+    u, v = rast[..., 0:1], rast[..., 1:2]
+    out = torch.where(covered, c[..., 2, :] + u * e0 + v * e1, 0.0)
+    if not diff:
+        return out, out.new_zeros(*tri_id.shape, 0)
+    e0, e1 = e0[..., diff], e1[..., diff]
+    d_dx = e0 * rast_db[..., 0:1] + e1 * rast_db[..., 2:3]
+    d_dy = e0 * rast_db[..., 1:2] + e1 * rast_db[..., 3:4]
+    out_da = torch.where(covered, torch.stack([d_dx, d_dy], -1).flatten(-2), 0.0)
+    return out, out_da
+
+
+# ----------------------------------------------------------------------------------------------
+# Antialias.
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity in value; the gradient times ``scale`` (nvdiffrast's ``pos_gradient_boost``)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def _box(x: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Sum over each pixel's ``size x size`` neighbourhood of ``x`` ``[B, H, W, C]`` (zero outside the image).
+
+    Separable shifted adds: torch's CPU pooling with stride 1 is several times slower.
+    """
+    height, width, r = x.shape[1], x.shape[2], size // 2
+    rows = F.pad(x, (0, 0, 0, 0, r, r))
+    x = sum(rows[:, d:d + height] for d in range(size))
+    cols = F.pad(x, (0, 0, r, r))
+    return sum(cols[:, :, d:d + width] for d in range(size))
+
+
+def _interior(tri_id: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """bool ``[B, H, W]``: covered pixels away from every edge, whose splat samples need not move.
+
+    ``tri_id`` int32 ``[B, H, W]`` triangle index + 1, glsplat's row order. A pixel is at an edge when
+    an empty pixel lies within 2 px (the pixels its splat reaches are then not all saturated), or
+    when one of its 8 neighbours shows a triangle that shares no vertex index with its own: a
+    silhouette over other geometry, or a seam where the mesh's vertices are split (as nvdiffrast's
+    antialias, which finds silhouettes from vertex indices, treats such seams).
+    """
+    covered = tri_id > 0
+    inner = covered & (_box((~covered)[..., None].float(), 5)[..., 0] == 0)
+    ids = tri_id.long()
+    height, width = ids.shape[1:]
+    padded = F.pad(ids, (1, 1, 1, 1))
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    borders = torch.zeros_like(inner)  # next to a covered pixel of another triangle
+    for dy, dx in steps:
+        other = padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+        borders |= (other > 0) & (other != ids)
+    b, i, j = (inner & borders).nonzero(as_tuple=True)  # the few pixels to look at closer
+    faces = tri.to(device=ids.device, dtype=torch.long)
+    mine = faces[ids[b, i, j] - 1]  # [N, 3]
+    foreign = torch.zeros_like(b, dtype=torch.bool)
+    for dy, dx in steps:
+        other = padded[b, i + 1 + dy, j + 1 + dx]
+        theirs = faces[(other - 1).clamp(min=0)]
+        shared = (mine[:, :, None] == theirs[:, None, :]).flatten(1).any(1)
+        foreign |= (other > 0) & ~shared
+    inner[b[foreign], i[foreign], j[foreign]] = False
+    return inner
+
+
+def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
+    """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
+
+    The covered pixels' colours are splatted (:func:`glsplat.splat_points`) from their points on their
+    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples at
+    edges (an empty pixel within 2 px, or a neighbour showing a triangle that shares no vertex index
+    with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
+    the gradient to ``pos``, which nvdiffrast's antialias also gives only at such edges. The other
+    samples do not move (their colour's dependence on ``pos`` already flows through ``rast``'s
+    (u, v), as in nvdiffrast). The result goes over the
+    background: the input's own colour on empty pixels (``rast`` id 0) and, on covered pixels at an
+    edge, the mean colour of their empty neighbours. Interior pixels keep their colour exactly (when
+    it is affine over their 3x3 window); edges get a ~1 px soft ramp, where nvdiffrast gives the
+    analytic coverage of the edge within the pixel.
+
+    Args:
+        color: float32 (or float64) ``[B, H, W, C]`` image to antialias, any ``C``. Differentiable.
+        rast: ``[B, H, W, 4]`` from :func:`rasterize` (or a :class:`DepthPeeler` layer). Constant.
+        pos: the clip-space positions that were rasterized (``[B, V, 4]`` or ``[V, 4]``). Differentiable.
+        tri: the int32 ``[F, 3]`` triangles that were rasterized.
+        topology_hash: accepted for compatibility (from :func:`antialias_construct_topology_hash`); unused.
+        pos_gradient_boost: multiplier of the gradient reaching ``pos``.
+
+    Returns:
+        ``[B, H, W, C]`` like ``color``, row 0 at the bottom.
+    """
+    for name, x in (("color", color), ("rast", rast), ("pos", pos), ("tri", tri)):
+        _is_tensor(name, x)
+    func = "antialias_fwd"
+    _same_device(func, color=color, rast=rast, pos=pos, tri=tri)
+    _float(func, color=color, rast=rast, pos=pos)
+    _int32(func, tri=tri)
+    _require(color.dim() == 4 and min(color.shape) > 0,
+             f"color must have shape[>0, >0, >0, >0] (got {list(color.shape)})")
+    _require(rast.dim() == 4 and rast.shape[3] == 4, f"rast must have shape[>0, >0, >0, 4] (got {list(rast.shape)})")
+    _tri_shape(tri)
+    _require(color.shape[:3] == rast.shape[:3], f"color and rast must have the same dimensions "
+             f"(got {list(color.shape)} and {list(rast.shape)})")
+    if pos.dim() == 3:
+        _require(pos.shape[0] > 0 and pos.shape[1] > 0 and pos.shape[2] == 4 and pos.shape[0] == rast.shape[0],
+                 f"instance mode - pos must have shape [{rast.shape[0]}, >0, 4] (got {list(pos.shape)})")
+    else:
+        _require(pos.dim() == 2 and pos.shape[0] > 0 and pos.shape[1] == 4,
+                 f"range mode - pos must have shape [>0, 4] (got {list(pos.shape)})")
+    checks.faces(tri, pos.shape[-2], "tri")
+    try:
+        boost = float(pos_gradient_boost)
+    except (TypeError, ValueError):
+        raise NvdiffrastArgumentError(f"pos_gradient_boost: expected a number, got {pos_gradient_boost!r}") from None
+
+    # glsplat's raster of this one layer, in glsplat's row order (row 0 at the top).
+    top = rast.detach().flip(1)
+    tri_id = top[..., 3].to(torch.int32)
+    if tri_id.numel() and int(tri_id.max()) > tri.shape[0]:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {tri.shape[0]}")
+    covered = tri_id > 0
+    depth = torch.where(covered, (top[..., 2].float() + 1) / 2, 1.0)
+    raster = Raster(tri_id=tri_id[:, None], bary=top[..., :2].float()[:, None].contiguous(), depth=depth[:, None])
+
+    color_top = color.flip(1)
+    channels = color.shape[-1]
+    dtype = torch.promote_types(color.dtype, pos.dtype)
+    samples = color_top.reshape(-1, channels).index_select(0, raster.index).to(dtype)  # [N, C], covered pixels
+    clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
+    # Each covered sample's clip-space point on its triangle. Samples at edges move with their
+    # triangle (that is the coverage gradient); the others stay put, since their gradient is what
+    # (u, v) already give the colour, as in nvdiffrast.
+    point = gl_interpolate(clip.to(dtype), raster, tri.long())  # [B, 1, H, W, 4]
+    point = torch.where(_interior(tri_id, tri)[:, None, ..., None], point.detach(), point)
+    ones = samples.new_ones(samples.shape[0], 1)
+    splatted, alpha = [], None
+    for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
+        rgb = samples[:, first:first + 3]
+        width = rgb.shape[1]
+        image, _ = splat_points(torch.cat([F.pad(rgb, (0, 3 - width)), ones], -1), point, raster)
+        splatted.append(image[..., :width])  # premultiplied
+        alpha = image[..., 3:] if alpha is None else alpha
+    front = torch.cat(splatted, -1)
+
+    # What shows through where the splat leaves coverage < 1: the input's own empty pixels, and on
+    # covered pixels the mean of their empty neighbours (0 where they have none; alpha is 1 there).
+    empty = (~covered)[..., None].to(dtype)
+    around = _box(color_top * empty) / _box(empty).clamp(min=1)
+    behind = torch.where(empty.bool(), color_top, around)
+    return (front + (1 - alpha) * behind).flip(1).to(color.dtype)
+
+
+def antialias_construct_topology_hash(tri):
+    """nvdiffrast's topology hash; glsplat's splat needs none, so this returns ``tri`` itself after checking it."""
+    _is_tensor("tri", tri)
+    _int32("antialias_construct_topology_hash", tri=tri)
+    _tri_shape(tri)
+    return tri

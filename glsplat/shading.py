@@ -46,8 +46,25 @@ def soft_clamp(x: torch.Tensor, knee: float = KNEE) -> torch.Tensor:
     its slope ``1 / (1 + s) ** 2`` falls off slowly (1/49 at ``x = 1.5``), so over-bright pixels
     still pass a gradient, unlike ``clamp(max=1)``.
     """
-    over = ((x - knee) / (1 - knee)).clamp(min=0)
-    return torch.where(x > knee, knee + (1 - knee) * over / (1 + over), x)
+    return _SoftClamp.apply(x, knee)
+
+
+class _SoftClamp(torch.autograd.Function):
+    """:func:`soft_clamp` as ``x - d^2 / (1 - knee + d)``, ``d = max(x - knee, 0)``, slope
+    ``((1 - knee) / (1 - knee + d))^2``: a few whole-tensor passes each way (it runs on every
+    covered sample of every render)."""
+
+    @staticmethod
+    def forward(ctx, x, knee):
+        denominator = (x - knee).clamp_(min=0).add_(1 - knee)  # 1 - knee + d
+        ctx.save_for_backward(denominator)
+        ctx.width = 1 - knee
+        return x - (denominator - ctx.width).square_().div_(denominator)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (denominator,) = ctx.saved_tensors
+        return grad * (ctx.width / denominator).square_(), None
 
 
 def power(x: torch.Tensor, exponent: float) -> torch.Tensor:

@@ -1,5 +1,4 @@
 """The viewer's window, driven by code under a private Xvfb: screenshots, keys, mouse, optimisation."""
-import threading
 import time
 
 import numpy as np
@@ -209,30 +208,41 @@ def test_keys_panels_screenshot_and_quit(home):
     glfw.set_window_should_close(home.window, False)
 
 
-def test_the_window_says_what_it_waits_for_before_the_first_frame(spot, monkeypatch, tmp_path):
+WAITING_WINDOW = """
+import threading
+import glsplat
+from glsplat.viewer import FitProblem, PoseTarget, Viewer
+from glsplat.viewer.virtual_display import virtual_display
+problem = FitProblem(glsplat.load_example("spot").normalized(), PoseTarget(0.0, 0.0, (0.1, 0.0, 0.0)), (96, 96))
+evaluate, go = problem.evaluate, threading.Event()
+def slow_first_evaluation(*args, **kwargs):
+    go.wait(60)
+    return evaluate(*args, **kwargs)
+problem.evaluate = slow_first_evaluation
+glsplat.kernels.building = "building the CPU kernels (first use, about a minute)..."
+with virtual_display():
+    view = Viewer(problem, window_size=(192, 192))
+    try:
+        view.step()
+        shot = view.screenshot()
+        assert view.snapshot() is None
+        assert (shot.max(-1) > 200).sum() > 50  # light text on black
+        go.set()
+        view.sync()
+        assert view.snapshot() is not None
+    finally:
+        go.set()
+        view.close()
+print("ok")
+"""
+
+
+def test_the_window_says_what_it_waits_for_before_the_first_frame():
     """While the first evaluation runs (compiling the kernels on a first use), the window shows a
-    note saying so instead of staying black."""
-    from glsplat.viewer import Viewer
+    note saying so instead of staying black. In a process of its own, as a second window here would
+    end the module's (glfw is global)."""
+    import subprocess
+    import sys
 
-    problem = FitProblem(spot, TARGET, SIZE)
-    evaluate, go = problem.evaluate, threading.Event()
-
-    def slow_first_evaluation(*args, **kwargs):
-        go.wait(60)
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(problem, "evaluate", slow_first_evaluation)
-    monkeypatch.setattr(glsplat.kernels, "building", "building the CPU kernels (first use, about a minute)...")
-    with virtual_display():
-        view = Viewer(problem, window_size=WINDOW, screenshot_dir=tmp_path)
-        try:
-            view.step()
-            shot = view.screenshot()
-            assert view.snapshot() is None
-            assert (shot.max(-1) > 200).sum() > 50  # light text on black
-            go.set()
-            view.sync()
-            assert view.snapshot() is not None
-        finally:
-            go.set()
-            view.close()
+    done = subprocess.run([sys.executable, "-c", WAITING_WINDOW], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

@@ -31,7 +31,8 @@ CACHED_SIZES = 4
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
 
-# The bytes a pixel of a pass's targets costs: two float32 RGBA arrays and a 24-bit depth array.
+# The bytes a pixel of a pass's targets costs: a float32 RGBA array (two when peeling) and a 24-bit
+# depth array.
 TARGET_BYTES_PER_PIXEL = 36
 
 # Pixels one pass may rasterize (views x H x W). The targets of a pass stay cached, so this bounds
@@ -182,9 +183,10 @@ class Context:
         # GL objects cannot be pickled; a copy in another process (a spawned worker) is a new context.
         return Context, (self.device,)
 
-    def _framebuffers(self, views: int, height: int, width: int):
-        """Two ping-pong G-buffer target arrays of ``views`` layers sharing one depth array, for
-        the last few shapes used."""
+    def _framebuffers(self, views: int, height: int, width: int, count: int):
+        """``count`` (1 or 2: ping-pong, for peeling) G-buffer target arrays of ``views`` layers
+        sharing one depth array, for the last few shapes used. A shape's second target is made
+        only when a render peels (one float RGBA target is 16 bytes a pixel)."""
         key = (views, height, width)
         if key in self._targets:
             self._targets.move_to_end(key)
@@ -194,30 +196,38 @@ class Context:
                 for obj in (*old_fbos, *old_textures):
                     obj.release()
                 self._raw.delete_texture(old_depth)
-            depth, textures, fbos = None, [], []
+            self._targets[key] = ([], [], self._raw.depth_array(width, height, views))
+        textures, fbos, depth = self._targets[key]
+        while len(textures) < count:
+            texture = fbo = None
             try:
-                depth = self._raw.depth_array(width, height, views)
-                for _ in range(2):
-                    textures.append(self.gl.texture_array((width, height, views), 4, dtype="f4"))
-                for texture in textures:
-                    fbos.append(self.gl.framebuffer([texture]))
-                    fbos[-1].use()
-                    self._raw.attach_depth(depth)
-                    fbos[-1].depth_mask = True  # moderngl turns depth writes off for a target it made without depth
+                texture = self.gl.texture_array((width, height, views), 4, dtype="f4")
+                fbo = self.gl.framebuffer([texture])
+                fbo.use()
+                self._raw.attach_depth(depth)
+                fbo.depth_mask = True  # moderngl turns depth writes off for a target it made without depth
             except BaseException as error:  # release what was made (also on KeyboardInterrupt)
-                for obj in (*fbos, *textures):
-                    obj.release()
-                if depth is not None:
+                for obj in (fbo, texture):
+                    if obj is not None:
+                        obj.release()
+                if not textures:  # nothing usable of this shape: its depth array goes too
+                    del self._targets[key]
                     self._raw.delete_texture(depth)
-                if not isinstance(error, moderngl.Error):
-                    raise
-                raise RuntimeError(
-                    f"glsplat.Context: could not allocate the G-buffers for {views} view(s) of {height} x {width} "
-                    f"pixels ({TARGET_BYTES_PER_PIXEL * views * height * width / 2**20:.0f} MiB of OpenGL memory): "
-                    f"{error}. Most likely out of memory (GPU memory, or host memory and its limits for "
-                    "llvmpipe): render smaller images or fewer views per call") from error
-            self._targets[key] = (textures, fbos, depth)
-        return self._targets[key][:2]
+                self._allocation_failed(error, views, height, width)
+            textures.append(texture)
+            fbos.append(fbo)
+        return textures, fbos
+
+    @staticmethod
+    def _allocation_failed(error: BaseException, views: int, height: int, width: int):
+        """Re-raise ``error``; GL's own (an incomplete framebuffer) as a ``RuntimeError`` saying why."""
+        if not isinstance(error, moderngl.Error):
+            raise error
+        raise RuntimeError(
+            f"glsplat.Context: could not allocate the G-buffers for {views} view(s) of {height} x {width} "
+            f"pixels ({TARGET_BYTES_PER_PIXEL * views * height * width / 2**20:.0f} MiB of OpenGL memory): "
+            f"{error}. Most likely out of memory (GPU memory, or host memory and its limits for "
+            "llvmpipe): render smaller images or fewer views per call") from error
 
     def _reserve_vertices(self, nbytes: int) -> None:
         """Grow the vertex buffer to at least ``nbytes``. The new buffer and its vertex array are
@@ -270,7 +280,7 @@ class Context:
             self._reserve_vertices(corners.nbytes)
             self._vertices.write(np.ascontiguousarray(corners, dtype=np.float32))
         self._program["vertices_per_view"].value = count
-        textures, fbos = self._framebuffers(views, height, width)
+        textures, fbos = self._framebuffers(views, height, width, min(layers, 2))
         gl = self.gl
         gl.enable(moderngl.DEPTH_TEST)
         gl.depth_func = "<"

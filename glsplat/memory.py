@@ -39,13 +39,15 @@ def keep_freed_memory(top_pad: int = 512 << 20) -> bool:
                ((_M_MMAP_THRESHOLD, _INT_MAX), (_M_TRIM_THRESHOLD, _INT_MAX), (_M_TOP_PAD, top_pad)))
 
 
-# What a render holds per pixel of its raster (guard band included) at its peak, measured
-# (resource.getrusage, 1024^2 vs 2048^2, Spot, forward): OpenGL's targets (two float RGBA arrays
-# and a depth array, kept for the next render of that size) 36 bytes, the G-buffers read back
-# 16 per layer, the face ids 4 per layer, the image 16, and the splat's and the shader's work.
-# A floor: a backward pass adds ~60 bytes, and dense coverage more.
-BYTES_PER_PIXEL = 60
+# What a render holds per pixel of its raster (guard band included) at its peak, a floor of what
+# was measured (resource.getrusage, 1024^2 vs 2048^2, Spot, forward: 107 bytes at 1 layer, 177 at
+# 2): OpenGL's targets (a float RGBA array and a depth array, kept for the next render of that
+# size) 20 bytes, and a second RGBA array when peeling 16 more; the G-buffers read back 16 per
+# layer, the face ids 4 per layer, the image 16, and the splat's and the shader's work. A backward
+# pass adds ~60 bytes, and dense coverage more.
+BYTES_PER_PIXEL = 44
 BYTES_PER_PIXEL_LAYER = 56
+BYTES_PER_PIXEL_PEELING = 16
 
 
 def available_bytes() -> int | None:
@@ -73,7 +75,8 @@ def available_bytes() -> int | None:
 def check_render_fits(batch: int, size: tuple[int, int], layers: int, border: int) -> None:
     """Refuse, before allocating anything, a render whose per-pixel buffers cannot fit in memory."""
     height, width = size
-    need = batch * (height + 2 * border) * (width + 2 * border) * (BYTES_PER_PIXEL + BYTES_PER_PIXEL_LAYER * layers)
+    per_pixel = BYTES_PER_PIXEL + BYTES_PER_PIXEL_LAYER * layers + (BYTES_PER_PIXEL_PEELING if layers > 1 else 0)
+    need = batch * (height + 2 * border) * (width + 2 * border) * per_pixel
     if need < 2**28:  # not worth reading /proc on every small render
         return
     free = available_bytes()

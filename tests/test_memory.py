@@ -64,11 +64,11 @@ for size in (64, 9000):
 
 
 def test_render_too_large_for_memory_is_refused_before_allocating():
-    """Under a 2 GiB address-space allowance, 9000^2 (~9 GB) failed in the allocator or in GL; now it
+    """Under a 2 GiB address-space allowance, 9000^2 (~8 GB) failed in the allocator or in GL; now it
     is refused up front with the estimate, and small renders still work."""
     result = subprocess.run([sys.executable, "-c", LIMITED_RENDER], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "64 (1, 64, 64, 4)"
     assert re.fullmatch(r"9000 ValueError size: rendering 1 x 9000 x 9000 pixels with 1 layer\(s\) needs at least "
-                        r"9\.\d GB \(about 11\d bytes a pixel\), but only [0-2]\.\d GB are available .*", lines[1]), lines[1]
+                        r"8\.\d GB \(about 100 bytes a pixel\), but only [0-2]\.\d GB are available .*", lines[1]), lines[1]

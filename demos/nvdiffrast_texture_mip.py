@@ -4,13 +4,14 @@ glsplat's stand-in for nvdiffrast's earth sample (whose data file is not shipped
 procedural high-frequency texture is seen from random directions at distances 1.3 to 12 (so one
 pixel covers from a few to tens of texels). Targets are rendered with the true texture at 4x the
 resolution with trilinear filtering and box-downsampled. A texture starting at grey 0.2 is then
-fitted to the targets with Adam twice: sampled with 'linear-mipmap-linear' (uv_da from analytic
-per-triangle derivatives of the perspective-correct uv) and with plain 'linear'. Bilinear
+fitted to the targets with Adam twice: sampled with 'linear-mipmap-linear' (uv_da from
+interpolate's pixel derivatives) and with plain 'linear'. Bilinear
 sampling of a minified texture reads four texels per pixel and skips the rest, so its gradients
 reach a sparse, view-dependent subset of texels and the learned texture is noise; the mip stack
 spreads each pixel's gradient over its whole footprint.
 
-The pipeline is glsplat.rasterize + glsplat.interpolate (uv) + glsplat.nvdiffrast.texture.
+The pipeline is nvdiffrast's, through glsplat.nvdiffrast: rasterize, interpolate (uv and its pixel
+derivatives), texture.
 
 Prints a table (texture-space PSNR against the true texture, image PSNR on held-out views near
 and far) and writes out/nvdiffrast_texture_mip/nvdiffrast_texture_mip.png (true and learned
@@ -69,44 +70,22 @@ def random_cameras(n: int, res: int, generator: torch.Generator,
     return camera, dist
 
 
-def uv_derivatives(clip: torch.Tensor, rast: glsplat.Raster) -> torch.Tensor:
-    """``[B, H, W, 4]`` analytic pixel derivatives ``(du/dX, du/dY, dv/dX, dv/dY)`` of the quad's uv.
-
-    On a triangle with clip-space corners ``c_k`` (columns of ``M`` = their ``(x, y, w)``), the
-    homogeneous weights at NDC point ``p = (x, y, 1)`` are ``l = M^-1 p`` and the perspective-
-    correct ``uv = U l / sum(l)`` (``U``: the corners' uvs as columns), a ratio of linear
-    functions of the pixel position, differentiated here exactly. Zero on background.
-    """
-    batch, _, height, width = rast.tri_id.shape
-    corners = clip[:, FACES.long()][..., [0, 1, 3]]                     # [B, F, 3 corners, 3 (x, y, w)]
-    inverse = torch.linalg.inv(corners.transpose(-1, -2))              # [B, F, 3, 3]: p -> l
-    uvs = UVS.to(clip.dtype)[FACES.long()].transpose(-1, -2)            # [F, 2, 3]
-    face = (rast.tri_id[:, 0].long() - 1).clamp(min=0)                 # [B, H, W]
-    pixel_inverse = inverse[torch.arange(batch)[:, None, None], face]  # [B, H, W, 3, 3]
-    pixel_uvs = uvs[face]                                              # [B, H, W, 2, 3]
-    y, x = torch.meshgrid((torch.arange(height) + 0.5) / height, (torch.arange(width) + 0.5) / width, indexing="ij")
-    p = torch.stack([2 * x - 1, 1 - 2 * y, torch.ones_like(x)], -1).to(clip.dtype)  # NDC of pixel centres
-    lam = pixel_inverse @ p[..., None]                                 # [B, H, W, 3, 1]
-    total = lam.sum(-2, keepdim=True)
-    out = []
-    for column, scale in ((0, 2.0 / width), (1, -2.0 / height)):      # dNDC/dX, dNDC/dY
-        dlam = pixel_inverse[..., column:column + 1] * scale
-        duv = (pixel_uvs @ dlam * total - pixel_uvs @ lam * dlam.sum(-2, keepdim=True)) / total**2
-        out.append(duv[..., 0])                                        # [B, H, W, 2]: (du, dv)/dX or /dY
-    da = torch.stack([out[0][..., 0], out[1][..., 0], out[0][..., 1], out[1][..., 1]], -1)
-    return da * rast.mask[:, 0, ..., None]
+def uv_and_derivatives(glctx, camera: glsplat.Camera, res: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The quad's ``rast`` ``[B, res, res, 4]``, ``uv`` ``[B, res, res, 2]`` and ``uv_da`` ``[B, res, res, 4]``
+    (du/dX, du/dY, dv/dX, dv/dY) as nvdiffrast code makes them: rasterize, then interpolate with
+    pixel derivatives. nvdiffrast's row order: row 0 at the bottom."""
+    rast, rast_db = dr.rasterize(glctx, camera.project(VERTS), FACES, [res, res])
+    uv, uv_da = dr.interpolate(UVS, rast, FACES, rast_db=rast_db, diff_attrs="all")
+    return rast, uv, uv_da
 
 
-def render(ctx, camera: glsplat.Camera, tex: torch.Tensor, res: int, filter_mode: str) -> torch.Tensor:
-    """``[B, res, res, 3]`` image of the quad with ``tex`` (black background), rows top first."""
-    clip = camera.project(VERTS)
-    rast = glsplat.rasterize(ctx, clip, FACES, (res, res), cull_backfaces=False)
-    uv = glsplat.interpolate(UVS, rast, FACES)[:, 0]
-    if filter_mode == "linear":
-        color = dr.texture(tex, uv, filter_mode="linear")
-    else:
-        color = dr.texture(tex, uv, uv_derivatives(clip, rast), filter_mode=filter_mode)
-    return color * rast.mask[:, 0, ..., None]
+def render(glctx, camera: glsplat.Camera, tex: torch.Tensor, res: int, filter_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, res, res, 3]`` image of the quad with ``tex`` (black background) and its coverage
+    ``[B, res, res, 1]``, rows top first."""
+    rast, uv, uv_da = uv_and_derivatives(glctx, camera, res)
+    covered = (rast[..., 3:] > 0).to(tex.dtype)
+    color = dr.texture(tex, uv, uv_da, filter_mode=filter_mode) * covered
+    return color.flip(1), covered.flip(1)
 
 
 def box_downsample(img: torch.Tensor, factor: int) -> torch.Tensor:
@@ -120,7 +99,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> 
     return float(10 * torch.log10(1 / mse))
 
 
-def fit(ctx, filter_mode: str, targets: torch.Tensor, cameras: glsplat.Camera, tex_size: int, res: int,
+def fit(glctx, filter_mode: str, targets: torch.Tensor, cameras: glsplat.Camera, tex_size: int, res: int,
         steps: int, batch: int, lr: float, seed: int) -> tuple[torch.Tensor, float]:
     """The texture ``[1, S, S, 3]`` learned from ``targets`` with ``filter_mode``, and the seconds taken."""
     tex = torch.full((1, tex_size, tex_size, 3), 0.2, requires_grad=True)
@@ -130,7 +109,7 @@ def fit(ctx, filter_mode: str, targets: torch.Tensor, cameras: glsplat.Camera, t
     start = time.perf_counter()
     for _ in range(steps):
         pick = torch.randint(len(targets), (batch,), generator=generator)
-        image = render(ctx, cameras[pick], tex, res, filter_mode)
+        image, _ = render(glctx, cameras[pick], tex, res, filter_mode)
         loss = ((image - targets[pick]) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -145,7 +124,7 @@ def run(tex_size: int = 256, res: int = 64, steps: int = 400, views: int = 96, b
         max_distance: float = 12.0, lr: float = 0.03, seed: int = 0, out: Path | None = None) -> dict:
     """Fit with both filters; returns ``{filter: {"texture": dB, "near": dB, "far": dB, "seconds": s}}``."""
     torch.manual_seed(seed)
-    ctx = glsplat.Context()
+    glctx = dr.RasterizeGLContext()
     true_tex = procedural_texture(tex_size)
     generator = torch.Generator().manual_seed(seed)
     train_cams, _ = random_cameras(views, res * SUPERSAMPLE, generator, max_distance)
@@ -153,7 +132,7 @@ def run(tex_size: int = 256, res: int = 64, steps: int = 400, views: int = 96, b
 
     def targets_for(cams):
         with torch.no_grad():
-            hi = render(ctx, cams, true_tex, res * SUPERSAMPLE, "linear-mipmap-linear")
+            hi, _ = render(glctx, cams, true_tex, res * SUPERSAMPLE, "linear-mipmap-linear")
         return box_downsample(hi, SUPERSAMPLE)
 
     train_targets, test_targets = targets_for(train_cams), targets_for(test_cams)
@@ -164,11 +143,9 @@ def run(tex_size: int = 256, res: int = 64, steps: int = 400, views: int = 96, b
 
     results, learned, renders = {}, {}, {}
     for filter_mode in ("linear-mipmap-linear", "linear"):
-        tex, seconds = fit(ctx, filter_mode, train_targets, train_cams, tex_size, res, steps, batch, lr, seed)
+        tex, seconds = fit(glctx, filter_mode, train_targets, train_cams, tex_size, res, steps, batch, lr, seed)
         with torch.no_grad():
-            images = render(ctx, test_cams, tex, res, filter_mode)
-            mask = (glsplat.rasterize(ctx, test_cams.project(VERTS), FACES, (res, res),
-                                      cull_backfaces=False).mask[:, 0, ..., None]).float()
+            images, mask = render(glctx, test_cams, tex, res, filter_mode)
         results[filter_mode] = {
             "texture": psnr(tex, true_tex),
             "near": psnr(images[near], test_targets[near], mask[near]),
@@ -176,7 +153,6 @@ def run(tex_size: int = 256, res: int = 64, steps: int = 400, views: int = 96, b
             "seconds": seconds,
         }
         learned[filter_mode], renders[filter_mode] = tex, images
-    ctx.release()
 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

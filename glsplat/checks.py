@@ -115,9 +115,7 @@ FLOAT32_CLIP_LIMIT = 1e18
 def finite_corners(corners: np.ndarray, name: str = "clip", limit: float = math.inf) -> None:
     """The triangle corners sent to OpenGL are finite, and at most ``limit`` in magnitude (on the
     CPU already: no sync)."""
-    if corners.size and -limit <= corners.min() and corners.max() <= limit:  # False for NaN
-        return
-    if corners.size == 0:
+    if corners.size == 0 or (-limit <= corners.min() and corners.max() <= limit):  # False for NaN
         return
     if not np.isfinite(corners).all():
         raise ValueError(f"{name}: some triangles have NaN or infinite clip-space corners "

@@ -31,9 +31,9 @@ CACHED_SIZES = 4
 # Face ids travel through the G-buffer as float32, which holds integers exactly up to 2**24.
 MAX_FACES = 2**24 - 1
 
-# The bytes a pixel of a pass's targets costs: a float32 RGBA array (two when peeling) and a 24-bit
-# depth array.
-TARGET_BYTES_PER_PIXEL = 36
+# The bytes a pixel of a pass's targets costs: a 24-bit depth array, and a float32 RGBA array per
+# target (two when peeling).
+DEPTH_BYTES_PER_PIXEL, TARGET_BYTES_PER_PIXEL = 4, 16
 
 # Pixels one pass may rasterize (views x H x W). The targets of a pass stay cached, so this bounds
 # them to ~150 MB a size; batching more views than that saves nothing measurable.
@@ -213,19 +213,20 @@ class Context:
                 if not textures:  # nothing usable of this shape: its depth array goes too
                     del self._targets[key]
                     self._raw.delete_texture(depth)
-                self._allocation_failed(error, views, height, width)
+                self._allocation_failed(error, views, height, width, count)
             textures.append(texture)
             fbos.append(fbo)
         return textures, fbos
 
     @staticmethod
-    def _allocation_failed(error: BaseException, views: int, height: int, width: int):
+    def _allocation_failed(error: BaseException, views: int, height: int, width: int, count: int):
         """Re-raise ``error``; GL's own (an incomplete framebuffer) as a ``RuntimeError`` saying why."""
         if not isinstance(error, moderngl.Error):
             raise error
         raise RuntimeError(
             f"glsplat.Context: could not allocate the G-buffers for {views} view(s) of {height} x {width} "
-            f"pixels ({TARGET_BYTES_PER_PIXEL * views * height * width / 2**20:.0f} MiB of OpenGL memory): "
+            f"pixels ({(DEPTH_BYTES_PER_PIXEL + count * TARGET_BYTES_PER_PIXEL) * views * height * width / 2**20:.0f} "
+            f"MiB of OpenGL memory): "
             f"{error}. Most likely out of memory (GPU memory, or host memory and its limits for "
             "llvmpipe): render smaller images or fewer views per call") from error
 

@@ -179,9 +179,9 @@ def test_gbuffers_that_do_not_fit_name_size_and_memory_and_leak_nothing():
         before = live_gl_objects()
         vm = int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (vm + 1536 * 2**20, resource.RLIM_INFINITY))
-        for _ in range(3):  # 2.3 GB of G-buffers (and the 1 GB array they would be read into)
+        for _ in range(3):  # 1.3 GB of G-buffers (and the 1 GB array they would be read into)
             with pytest.raises(RuntimeError, match=r"G-buffers for 1 view\\(s\\) of 8192 x 8192 pixels "
-                                                   r"\\(2304 MiB .*Most likely out of memory"):
+                                                   r"\\(1280 MiB .*Most likely out of memory"):
                 glsplat.rasterize(ctx, clip, faces, (8192, 8192))
         assert live_gl_objects() == before
         assert glsplat.rasterize(ctx, clip, faces, (4096, 4096)).mask.any()

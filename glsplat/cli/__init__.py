@@ -19,6 +19,32 @@ class UsageError(Exception):
     """A mistake in the command line or its inputs, reported as ``glsplat: error: ...``."""
 
 
+# Image sides the commands that fit to images accept (--size, --target): below the minimum there is
+# too little silhouette to fit to; above the maximum a render (~100 bytes a pixel) and its window
+# grow past what an interactive fit can use.
+MIN_SIZE, MAX_SIZE = 8, 4096
+
+
+def check_size(size) -> None:
+    """--size within ``MIN_SIZE..MAX_SIZE`` each way."""
+    if not all(MIN_SIZE <= s <= MAX_SIZE for s in size):
+        raise UsageError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
+
+
+def read_target(path: Path):
+    """--target as premultiplied RGBA ``[H, W, 4]`` and whether the file had alpha; refused when
+    missing or smaller than ``MIN_SIZE`` either way."""
+    from ..images import load_image
+
+    if not path.is_file():
+        raise UsageError(f"--target: no such target image: {path}")
+    rgba, has_alpha = load_image(path)
+    if min(rgba.shape[:2]) < MIN_SIZE:
+        raise UsageError(f"--target: {path} is {rgba.shape[0]} x {rgba.shape[1]} pixels (H x W); "
+                         f"a target needs at least {MIN_SIZE} each way")
+    return rgba, has_alpha
+
+
 def check_output(path: Path, option: str = "--out", image: bool = False) -> None:
     """Refuse an output path that cannot be written: a directory, or (``image``) no image extension."""
     if path.is_dir():

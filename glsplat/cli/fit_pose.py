@@ -19,12 +19,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import UsageError, check_output
+from . import UsageError, check_output, check_size, read_target
 from .render import check_view, load, orbit_camera
 
 DEFAULT_SIZE = (128, 128)
-# Smallest target image side: below it there is too little silhouette to fit to.
-MIN_SIZE = 8
 # A fit whose silhouette overlaps the target's less than this (intersection over union) did not converge.
 CONVERGED_IOU = 0.9
 # Exit status of a fit that did not converge.
@@ -81,14 +79,7 @@ def rotation(degrees) -> torch.Tensor:
 
 def load_target(path: Path, size) -> tuple[torch.Tensor, bool]:
     """The image as ``[1, H, W, 4]`` premultiplied RGBA, and whether it had an alpha channel."""
-    from glsplat.images import load_image
-
-    if not path.is_file():
-        raise UsageError(f"--target: no such target image: {path}")
-    rgba, has_alpha = load_image(path)
-    if min(rgba.shape[:2]) < MIN_SIZE:
-        raise UsageError(f"--target: {path} is {rgba.shape[0]} x {rgba.shape[1]} pixels (H x W); "
-                         f"a target needs at least {MIN_SIZE} each way")
+    rgba, has_alpha = read_target(path)
     if size is not None and tuple(size) != tuple(rgba.shape[:2]):
         raise UsageError(f"--size {size[0]} {size[1]} does not match the target image, which is "
                          f"{rgba.shape[0]} x {rgba.shape[1]} (H x W)")
@@ -96,8 +87,8 @@ def load_target(path: Path, size) -> tuple[torch.Tensor, bool]:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.size is not None and not all(8 <= s <= 4096 for s in args.size):
-        raise UsageError("--size must be between 8 and 4096 pixels")
+    if args.size is not None:
+        check_size(args.size)
     if args.steps < 1:
         raise UsageError("--steps must be at least 1")
     if not args.lr > 0:

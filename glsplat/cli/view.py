@@ -5,7 +5,7 @@ import argparse
 import math
 from pathlib import Path
 
-from . import UsageError
+from . import MAX_SIZE, MIN_SIZE, UsageError, check_size, read_target
 
 DESCRIPTION = """\
 Open a window on MESH (normalized to unit size), rendered by glsplat's differentiable renderer,
@@ -16,9 +16,6 @@ to the right) or an image (--target, meant for the home view: the first view of
 `glsplat render MESH --out target.png`, whose alpha channel is the silhouette; an image of
 another aspect than --size is refused, not stretched). --init-rotation starts the mesh turned.
 Needs a display: on a server, run under xvfb-run."""
-
-# Largest render side: the window is at least as large, and a render costs ~100 bytes a pixel.
-MAX_SIZE = 4096
 
 
 def register(subparsers) -> None:
@@ -36,7 +33,7 @@ def register(subparsers) -> None:
                         help="target = the mesh turned AZ degrees about +y and EL about +x, then moved by "
                              "TX TY TZ: give AZ EL or AZ EL TX TY TZ (default: 20 0 0.08 0 0)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
-                        help=f"render height and width in pixels, 8 to {MAX_SIZE} (default: 256 256); the window is larger")
+                        help=f"render height and width in pixels, {MIN_SIZE} to {MAX_SIZE} (default: 256 256); the window is larger")
     parser.add_argument("--init-rotation", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("RX", "RY", "RZ"),
                         help="start (and key R's reset) with the mesh at this axis-angle rotation, in degrees "
                              "(default: 0 0 0, the pose glsplat render draws)")
@@ -63,19 +60,14 @@ def pose_target(values: list[float] | None):
 
 def image_target(path: Path, size: tuple[int, int]):
     """--target as an :class:`ImageTarget` of ``size``; refused when tiny or of another aspect."""
-    from ..images import load_image
     from ..viewer import ImageTarget
 
-    if not path.is_file():
-        raise UsageError(f"--target: no such target image: {path}")
-    image, _ = load_image(path)
-    height, width = image.shape[:2]
-    if min(height, width) < 8:
-        raise UsageError(f"--target: {path} is {height} x {width} pixels (H x W); a target needs at least 8 each way")
+    rgba, has_alpha = read_target(path)
+    height, width = rgba.shape[:2]
     if abs(height * size[1] - width * size[0]) > 0.01 * height * size[1]:
         raise UsageError(f"--target: {path} is {height} x {width} pixels (H x W), another aspect than "
                          f"--size {size[0]} {size[1]}; it would be stretched: pass --size {height} {width}")
-    return ImageTarget.load(path, size)
+    return ImageTarget.from_image(rgba, has_alpha, size)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viewer.app import NoDisplayError, Viewer
     from .render import load
 
-    if not all(8 <= s <= MAX_SIZE for s in args.size):
-        raise UsageError(f"--size must be between 8 and {MAX_SIZE} pixels")
+    check_size(args.size)
     if args.layers < 1:
         raise UsageError("--layers must be at least 1")
     if not all(math.isfinite(v) for v in args.init_rotation):

@@ -50,7 +50,12 @@ class ImageTarget:
         """Read an image file (:func:`glsplat.images.load_image`), resized (bilinear) to ``size`` = (H, W) if it differs."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such target image: {path}")
-        rgba, has_alpha = load_image(path)
+        return cls.from_image(*load_image(path), size)
+
+    @classmethod
+    def from_image(cls, rgba: torch.Tensor, has_alpha: bool, size: tuple[int, int]) -> "ImageTarget":
+        """A premultiplied RGBA image ``[H, W, 4]`` as :func:`glsplat.images.load_image` reads it,
+        resized (bilinear) to ``size`` = (H, W) if it differs."""
         if tuple(rgba.shape[:2]) != tuple(size):
             # Premultiplied, so the resize blends colour only where there is coverage.
             rgba = torch.nn.functional.interpolate(rgba.permute(2, 0, 1)[None], size=tuple(size), mode="bilinear",

@@ -90,8 +90,9 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         # The normals do not depend on the mesh's scale, but the areas go as its square: divide
         # each mesh's edges by their largest coordinate (a constant) so that the cross products
         # neither overflow (float32: from a size of ~1e19) nor underflow (below ~1e-19).
-        scale = edges.detach().abs().view(flat.shape[0] // count, -1).amax(1).clamp(min=torch.finfo(edges.dtype).tiny)
-        edges = edges / scale.repeat_interleave(edges.shape[0] * count // flat.shape[0])[:, None, None]
+        per_mesh = edges.view(flat.shape[0] // count, -1, 2, 3)  # [B, F, 2, 3]
+        scale = per_mesh.detach().abs().amax((1, 2, 3), keepdim=True).clamp(min=torch.finfo(edges.dtype).tiny)
+        edges = (per_mesh / scale).view_as(edges)
     face_normals = torch.linalg.cross(edges[:, 0], edges[:, 1])
     normals = torch.zeros_like(flat).index_add(0, index, face_normals.repeat_interleave(3, 0))
     return normalize(normals).view(verts.shape)

@@ -5,7 +5,7 @@
 read-back per view and per layer, as before batching); "new" lets a pass take the whole batch.
 Both are timed in one process, interleaved, after warm-up; the table shows medians of
 ``glsplat.rasterize`` (corner gather, GL draws, read-back, tri_id conversion), and of the GL part
-alone (``Context.draw_gbuffers``) for the new path. The last column is the new batch-8 cost
+alone (``Context._draw_gbuffers``) for the new path. The last column is the new batch-8 cost
 over 8 batch-1 renders of the same mesh, size and layers (< 1: batching pays).
 
     .venv/bin/python benchmarks/raster_batch.py
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
 
                     def draw():
                         ctx.max_views = max_views
-                        ctx.draw_gbuffers(corners, size, size, layers, True)
+                        ctx._draw_gbuffers(corners, size, size, layers, True)
 
                     ms = {key: 1e3 * t for key, t in time_interleaved(
                         {"old": lambda: rasterize(1), "new": lambda: rasterize(max_views), "gl": draw},

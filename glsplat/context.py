@@ -124,6 +124,9 @@ class Context:
         self._program["prev_layer"].value = 0
         self._vertices = self._vao = None
         self._targets: OrderedDict[tuple[int, int, int], tuple] = OrderedDict()
+        # Objects that hold GL objects of this context for another API (the CUDA reader of
+        # glsplat.cuda_gl), by name; see _helper. release() closes them: one owner, one release path.
+        self._helpers: dict[str, object] = {}
         self._raw = _RawGL()
         self.max_size = min(self.gl.info["GL_MAX_TEXTURE_SIZE"], *self.gl.info["GL_MAX_VIEWPORT_DIMS"])
         # Views one draw may rasterize, one per layer of the targets (see gbuffer.vert).
@@ -162,14 +165,41 @@ class Context:
     def release(self) -> None:
         """Destroy the EGL context and with it every GL object it holds. Also done on garbage collection.
 
-        A released context cannot be used again. Does nothing in a forked child, which does not
-        own the driver state it inherited.
+        First the helpers that share its GL objects with other APIs are closed, with the context
+        current (the CUDA reader unregisters its buffer from CUDA and frees it). A released context
+        cannot be used again: every use raises ``RuntimeError`` (see :meth:`current`). Does nothing
+        in a forked child, which does not own the driver state it inherited.
         """
         if getattr(self, "gl", None) is not None and getattr(self, "_pid", None) == os.getpid():
             with self._lock, _callers_context_kept():
                 if self.gl is not None:
-                    self.gl.release()
-                    self.gl = None
+                    try:
+                        self._close_helpers()
+                    finally:
+                        self.gl.release()
+                        self.gl = None
+
+    def _close_helpers(self) -> None:
+        """Close every helper (newest first), with the context current; all are closed and
+        forgotten even if one raises."""
+        helpers = [helper for helper in self._helpers.values() if helper is not None]
+        self._helpers.clear()
+        if helpers:
+            with self.gl, contextlib.ExitStack() as stack:
+                for helper in helpers:  # an ExitStack closes last-in first, also past errors
+                    stack.callback(helper.close)
+
+    def _helper(self, name: str, make):
+        """The helper ``name`` of this context, made by ``make(gl)`` on first use; call inside :meth:`current`.
+
+        A helper holds GL objects of this context for another API (:mod:`glsplat.cuda_gl`'s
+        reader: a pixel buffer registered with CUDA). The context owns it: :meth:`release` calls
+        its ``close()`` (with the context current) before destroying the GL context. ``make`` may
+        return ``None`` (the helper cannot work with this context), which is remembered too.
+        """
+        if name not in self._helpers:
+            self._helpers[name] = make(self.gl)
+        return self._helpers[name]
 
     __del__ = release
 
@@ -247,21 +277,21 @@ class Context:
                 if obj is not None:
                     obj.release()
 
-    def pass_views(self, batch: int, height: int, width: int) -> int:
+    def _pass_views(self, batch: int, height: int, width: int) -> int:
         """Views per draw for a batch: as even as the limits allow, so the last pass is not a sliver."""
         limit = max(1, min(self.max_views, PASS_PIXELS // (height * width)))
         passes = math.ceil(batch / limit)
         return math.ceil(batch / passes)
 
     @_exclusive
-    def draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
+    def _draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
                       cull_backfaces: bool, read=None) -> np.ndarray | None:
-        """Rasterize ``corners``, a chunk of :meth:`pass_views` views per draw and per layer.
+        """Rasterize ``corners``, a chunk of :meth:`_pass_views` views per draw and per layer.
 
         Args:
             corners: float32 ``[B, F * 3, 4]``, the clip-space corners of each face in order.
             read: ``read(texture, layer, first)`` takes a pass's target array (its
-                :meth:`pass_views` layers, each float32 ``[height, width, 4]``) of depth layer
+                :meth:`_pass_views` layers, each float32 ``[height, width, 4]``) of depth layer
                 ``layer`` for the views from ``first`` on; ``None`` reads into host memory.
 
         Returns:
@@ -270,7 +300,7 @@ class Context:
             0 at the top. Layer-major, so that each pass reads a layer's views back in one piece.
         """
         batch, count, _ = corners.shape
-        views = self.pass_views(batch, height, width)
+        views = self._pass_views(batch, height, width)
         out = None
         if read is None:
             out = np.empty((layers, math.ceil(batch / views) * views, height, width, 4), dtype=np.float32)
@@ -282,15 +312,13 @@ class Context:
             self._vertices.write(np.ascontiguousarray(corners, dtype=np.float32))
         self._program["vertices_per_view"].value = count
         textures, fbos = self._framebuffers(views, height, width, min(layers, 2))
+        # All of this pass's GL state, set here: whatever was left on (blending, a caller's own
+        # use of ``ctx.gl``) goes off.
         gl = self.gl
-        gl.enable(moderngl.DEPTH_TEST)
+        gl.enable_only(moderngl.DEPTH_TEST | (moderngl.CULL_FACE if cull_backfaces else moderngl.NOTHING))
         gl.depth_func = "<"
-        if cull_backfaces:
-            gl.enable(moderngl.CULL_FACE)
-            gl.front_face = "cw"  # counter-clockwise in clip space; see gbuffer.vert
-            gl.cull_face = "back"
-        else:
-            gl.disable(moderngl.CULL_FACE)
+        gl.front_face = "cw"  # counter-clockwise in clip space; see gbuffer.vert
+        gl.cull_face = "back"
         for first in range(0, batch, views):
             drawn = min(views, batch - first)
             self._program["first_view"].value = first

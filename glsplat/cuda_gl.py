@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import warnings
-import weakref
 
 import torch
 
@@ -34,27 +33,40 @@ def _load_cudart() -> ctypes.CDLL:
 
 
 class CudaReadback:
-    """Copies G-buffer textures of one :class:`Context` into CUDA tensors, through a registered PBO."""
+    """Copies G-buffer textures into CUDA tensors through a pixel buffer registered with CUDA.
 
-    def __init__(self, ctx: Context):
-        self.gl = ctx.gl
-        self.cudart = _load_cudart()
+    A helper of one :class:`Context` (see ``Context._helper``): made, used and closed only with
+    that context current, and closed by ``Context.release``, which owns it. Made by
+    :func:`cuda_readback`; registering its first buffer is the test that CUDA and the GL context
+    can share memory, so the constructor raises where they cannot.
+    """
+
+    def __init__(self, gl, cudart: ctypes.CDLL | None = None):
+        self.gl = gl
+        self.cudart = _load_cudart() if cudart is None else cudart
         self.cudart.cudaGetErrorString.restype = ctypes.c_char_p
         self._pbo = None
         self._resource = ctypes.c_void_p()
+        self._reserve(4)
 
     def _check(self, status: int, call: str) -> None:
         if status != 0:
             raise RuntimeError(f"{call} failed: {self.cudart.cudaGetErrorString(status).decode()} ({status})")
 
     def _reserve(self, nbytes: int) -> None:
+        """A registered pixel buffer of at least ``nbytes``; a buffer that CUDA refuses is freed again."""
         if self._pbo is not None and self._pbo.size >= nbytes:
             return
         self.close()
-        self._pbo = self.gl.buffer(reserve=nbytes)
-        self._check(self.cudart.cudaGraphicsGLRegisterBuffer(ctypes.byref(self._resource), ctypes.c_uint(self._pbo.glo),
-                                                             ctypes.c_uint(_REGISTER_READ_ONLY)),
-                    "cudaGraphicsGLRegisterBuffer")
+        pbo = self.gl.buffer(reserve=nbytes)
+        try:
+            self._check(self.cudart.cudaGraphicsGLRegisterBuffer(ctypes.byref(self._resource), ctypes.c_uint(pbo.glo),
+                                                                 ctypes.c_uint(_REGISTER_READ_ONLY)),
+                        "cudaGraphicsGLRegisterBuffer")
+        except BaseException:
+            pbo.release()
+            raise
+        self._pbo = pbo
 
     def copy(self, texture, dst: torch.Tensor) -> None:
         """Copy all of ``texture`` (float32 RGBA, every layer) into the contiguous CUDA tensor ``dst``."""
@@ -77,26 +89,32 @@ class CudaReadback:
                         "cudaGraphicsUnmapResources")
 
     def close(self) -> None:
-        """Unregister and free the pixel buffer."""
+        """Unregister the pixel buffer from CUDA and free it (with the context current)."""
         if self._pbo is not None:
-            self.cudart.cudaGraphicsUnregisterResource(self._resource)
-            self._pbo.release()
-            self._pbo = None
-
-
-_READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+            pbo, self._pbo = self._pbo, None
+            try:
+                self.cudart.cudaGraphicsUnregisterResource(self._resource)
+            finally:
+                pbo.release()
 
 
 def cuda_readback(ctx: Context) -> CudaReadback | None:
-    """The context's CUDA reader, or ``None`` (with one warning) where interop does not work."""
-    if ctx not in _READERS:
+    """The context's CUDA reader, or ``None`` (with one warning per context) where interop does not work.
+
+    Raises the context's own ``RuntimeError`` when it was released (or crossed a fork).
+    """
+    refused = []
+
+    def make(gl):
         try:
-            reader = CudaReadback(ctx)
-            with ctx.current():  # the context is current only inside ctx.current() (any thread may hold it)
-                reader._reserve(4)  # registering a buffer is the test that CUDA and this GL context can share
-            _READERS[ctx] = reader
-        except (OSError, RuntimeError, AttributeError) as error:
-            warnings.warn(f"glsplat: CUDA-OpenGL interop is unavailable with the {ctx.renderer!r} context ({error}); "
-                          "G-buffers go through host memory", RuntimeWarning, stacklevel=3)
-            _READERS[ctx] = None
-    return _READERS[ctx]
+            return CudaReadback(gl)
+        except (OSError, RuntimeError, AttributeError) as error:  # AttributeError: a cudart without GL interop
+            refused.append(error)
+            return None
+
+    with ctx.current():  # the context's helpers are made and used only with it current
+        reader = ctx._helper("cuda_readback", make)
+    if refused:
+        warnings.warn(f"glsplat: CUDA-OpenGL interop is unavailable with the {ctx.renderer!r} context ({refused[0]}); "
+                      "G-buffers go through host memory", RuntimeWarning, stacklevel=3)
+    return reader

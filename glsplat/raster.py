@@ -146,12 +146,12 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         height, width = height + 2 * border, width + 2 * border
     reader = cuda_readback(ctx) if clip.is_cuda else None
     if reader is None:
-        gbuffer = torch.from_numpy(ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces))
+        gbuffer = torch.from_numpy(ctx._draw_gbuffers(corners, height, width, layers, cull_backfaces))
     else:  # straight from GL into CUDA memory
-        views = ctx.pass_views(clip.shape[0], height, width)
+        views = ctx._pass_views(clip.shape[0], height, width)
         gbuffer = torch.empty((layers, math.ceil(clip.shape[0] / views) * views, height, width, 4),
                               dtype=torch.float32, device=clip.device)
-        ctx.draw_gbuffers(corners, height, width, layers, cull_backfaces,
+        ctx._draw_gbuffers(corners, height, width, layers, cull_backfaces,
                           read=lambda texture, layer, first: reader.copy(texture, gbuffer[layer, first:first + views]))
     gbuffer = gbuffer[:, :clip.shape[0]].to(clip.device).transpose(0, 1)  # [B, K, H, W, 4]
     tri_id = torch.empty(gbuffer.shape[:-1], dtype=torch.int32, device=clip.device).copy_(gbuffer[..., 3])

@@ -236,21 +236,21 @@ def test_batch_split_into_passes_equals_single_views(ctx, monkeypatch):
     clip = torch.stack([random_scene(torch.Generator().manual_seed(20 + b), 6)[0] for b in range(7)])
     faces = random_scene(torch.Generator().manual_seed(20), 6)[1]
     monkeypatch.setattr(ctx, "max_views", 3)
-    assert ctx.pass_views(7, H, W) == 3
+    assert ctx._pass_views(7, H, W) == 3
     batch = glsplat.rasterize(ctx, clip, faces, (H, W), layers=2)
     assert batch.tri_id.shape == (7, 2, H, W)
     _assert_same_as_single_views(ctx, batch, clip, faces, (H, W), layers=2)
     compare(batch, 6, reference_rasterize(clip[6].double().numpy(), faces.numpy(), H, W, 2, True))
 
 
-def test_pass_views_respect_limits(ctx, monkeypatch):
+def test_views_per_pass_respect_limits(ctx, monkeypatch):
     monkeypatch.setattr(ctx, "max_views", 4)
-    assert [ctx.pass_views(b, H, W) for b in (1, 4, 5, 8, 9)] == [1, 4, 3, 4, 3]
+    assert [ctx._pass_views(b, H, W) for b in (1, 4, 5, 8, 9)] == [1, 4, 3, 4, 3]
     monkeypatch.setattr(ctx, "max_views", 1)
-    assert ctx.pass_views(8, H, W) == 1
+    assert ctx._pass_views(8, H, W) == 1
     big = int(math.isqrt(glsplat.context.PASS_PIXELS // 2))
     monkeypatch.setattr(ctx, "max_views", 64)
-    assert ctx.pass_views(8, big, big) == 2
+    assert ctx._pass_views(8, big, big) == 2
 
 
 def test_large_triangles_stay_in_their_view(ctx):

@@ -210,7 +210,13 @@ def test_worker_answers_and_optimises_off_thread(spot, camera):
         assert snapshot.step == 0 and losses == []
     finally:
         worker.stop()
-    assert worker.error is None and problem.ctx is None
+    assert worker.error is None
+    # The worker's context was released on stop, through Context.release; any later use says so.
+    with pytest.raises(RuntimeError, match="this context was released"):
+        with problem.ctx.current():
+            pass
+    with pytest.raises(RuntimeError, match="this context was released"):
+        problem.evaluate(camera)
 
 
 def test_cli_errors_are_one_line(monkeypatch, capsys, tmp_path):

@@ -120,6 +120,8 @@ class FitProblem:
         return self._target_cache[1]
 
     def _context(self) -> Context:
+        """The context to render with: made on first use unless given. After :meth:`close` it is
+        the released one, so that every use raises the context's documented error."""
         if self.ctx is None:
             self.ctx = Context()
         return self.ctx
@@ -160,7 +162,9 @@ class FitProblem:
         self.steps += 1
 
     def close(self) -> None:
-        """Release the OpenGL context it made (call from the thread that evaluated)."""
+        """Release the OpenGL context it made (call from the thread that evaluated), through
+        :meth:`Context.release`, the context's one release path. The released context stays in
+        ``ctx``: using it (or :meth:`evaluate`) afterwards raises its ``RuntimeError``, rather
+        than an ``AttributeError`` on ``None`` or a new context made behind the caller's back."""
         if self.ctx is not None and self._owns_ctx:
             self.ctx.release()
-            self.ctx = None

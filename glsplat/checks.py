@@ -3,8 +3,10 @@
 Every check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape,
 range or value) with a message that starts with the argument's name and says what was expected.
 They sit on the hot path of training loops, so they look at shapes and dtypes only, except for
-index ranges, which the unchecked C++ kernels need: those cost a GPU->CPU sync for CUDA tensors,
-so a CUDA index tensor is checked once and remembered until it is modified in place.
+index ranges, which the unchecked C++ kernels need: those cost a pass over the indices (and a
+GPU->CPU sync for CUDA tensors), so an index tensor's range is found once and remembered until
+it is modified in place (:func:`index_range`). The public entry points check; what they call
+inside does not check again.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ import weakref
 import numpy as np
 import torch
 
-# Index tensors off the CPU already checked: id -> (weak reference, version, bound).
-_CHECKED: dict[int, tuple] = {}
-_CHECKED_MAX = 16
+# Index tensors whose range is known: id -> (weak reference, version, low, high). An entry goes
+# when its tensor does; one whose tensor was modified in place (another version) is ignored.
+_RANGES: dict[int, tuple] = {}
 
 
 def tensor(x, name: str, dims: tuple[int, ...], last: int | None = None, what: str = "") -> torch.Tensor:
@@ -44,20 +46,46 @@ def faces(x, num_verts: int, name: str = "faces") -> torch.Tensor:
         raise ValueError(f"{name}: expected shape [F, 3], got {list(x.shape)}")
     if x.numel() == 0:
         return x
-    key = id(x)
-    if x.device.type != "cpu":
-        ref, version, bound = _CHECKED.get(key, (None, None, None))
-        if ref is not None and ref() is x and version == x._version and bound == num_verts:
-            return x
-    low, high = int(x.min()), int(x.max())
+    low, high = index_range(x)
     if low < 0 or high >= num_verts:
         raise ValueError(f"{name}: indices must lie in 0..{num_verts - 1} (there are {num_verts} vertices), "
                          f"got indices from {low} to {high}")
-    if x.device.type != "cpu":
-        if len(_CHECKED) >= _CHECKED_MAX:
-            _CHECKED.clear()
-        _CHECKED[key] = (weakref.ref(x), x._version, num_verts)
     return x
+
+
+def index_range(x: torch.Tensor) -> tuple[int, int]:
+    """``(low, high)``: the entries of the non-empty integer tensor ``x`` lie in ``low..high``.
+
+    Found by one pass over ``x`` (:func:`_scan`) the first time, then remembered for this tensor
+    until it is modified in place (its version changes), so that the checks of a render's
+    several steps, and of a training loop's steps, look at a mesh's faces once. ``high`` may be
+    a bound known from how ``x`` was made (:func:`remember`) rather than its largest entry.
+    """
+    entry = _RANGES.get(id(x))
+    if entry is not None and entry[0]() is x and not x.is_inference() and entry[1] == x._version:
+        return entry[2], entry[3]
+    return _scan(x)
+
+
+def _scan(x: torch.Tensor) -> tuple[int, int]:
+    """The smallest and largest entries of ``x`` (one pass; a sync for a CUDA tensor), remembered."""
+    low, high = (int(v) for v in torch.aminmax(x))
+    remember(x, low, high)
+    return low, high
+
+
+def remember(x: torch.Tensor, low: int, high: int) -> None:
+    """Note that ``x``'s entries lie in ``low..high`` (e.g. what made ``x`` guarantees it), until
+    ``x`` is modified in place. Inference tensors, which keep no version, are not remembered."""
+    if x.is_inference():
+        return
+    key = id(x)
+
+    def forget(ref):
+        if _RANGES.get(key, (None,))[0] is ref:
+            _RANGES.pop(key, None)
+
+    _RANGES[key] = (weakref.ref(x, forget), x._version, low, high)
 
 
 def same_device(**tensors: torch.Tensor) -> None:
@@ -131,9 +159,10 @@ def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
     The compiled kernels index without bounds checks: out-of-range indices must stop here.
     """
     faces(faces_, num_verts)
-    if tri_id.numel() and int(tri_id.max()) > faces_.shape[0]:
-        raise ValueError(f"faces: the raster refers to face {int(tri_id.max()) - 1}, "
-                         f"but only {faces_.shape[0]} faces were given")
+    if tri_id.numel() and index_range(tri_id)[1] > faces_.shape[0]:
+        high = _scan(tri_id)[1]  # what is remembered may be a bound (rasterize's face count): look
+        if high > faces_.shape[0]:
+            raise ValueError(f"faces: the raster refers to face {high - 1}, but only {faces_.shape[0]} faces were given")
 
 
 def splat_clip(clip: torch.Tensor, faces_: torch.Tensor, rast) -> None:

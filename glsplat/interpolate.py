@@ -71,6 +71,13 @@ def interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.
     if attr.shape[0] not in (1, batch):
         raise ValueError(f"attr: batch of {attr.shape[0]} for a raster of {batch} images")
     checks.raster_faces(faces, rast.tri_id, attr.shape[1])
+    return _interpolate(attr, rast, faces)
+
+
+def _interpolate(attr: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+    """:func:`interpolate` after its checks: ``attr`` float ``[1 or B, V, C]`` on the raster's
+    device, ``faces`` integer ``[F, 3]`` in ``0..V - 1``, every face id of ``rast`` at most ``F``
+    (the compiled kernels index without bounds checks)."""
     if attr.device.type == "cpu" and cpu_kernels() is not None:
         faces = faces.to(device="cpu", dtype=torch.long).contiguous()
         return _InterpolateCPU.apply(attr.contiguous(), rast.tri_id.contiguous(), rast.bary.contiguous(), faces)

@@ -120,22 +120,42 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         x = j + 0.5, y = i + 0.5 in image coordinates (y down), which is
         ndc = (2 x / W - 1, 1 - 2 y / H).
     """
-    if not isinstance(ctx, Context):
-        raise TypeError(f"ctx: expected a glsplat.Context, got {type(ctx).__name__}")
-    border = checks.integer(border, "border")
-    if border < 0:
-        raise ValueError(f"border: must be at least 0, got {border}")
-    height, width = checks.image_size(size, limit=ctx.max_size, border=border)
-    layers = checks.positive_int(layers, "layers")
+    size, layers, border = _checked_arguments(ctx, size, layers, border, faces)
     checks.tensor(clip, "clip", dims=(2, 3), last=4, what="[B, V, 4] or [V, 4]")
     if clip.dim() == 2:
         clip = clip[None]
     if clip.shape[0] == 0:
         raise ValueError("clip: a batch of 0 views ([0, V, 4]); rasterize needs at least one")
     checks.faces(faces, clip.shape[1])
-    faces = faces.to(device="cpu", dtype=torch.long)
-    if faces.shape[0] > MAX_FACES:
+    return _rasterize(ctx, clip, faces, size, layers, cull_backfaces, border)
+
+
+def _checked_arguments(ctx: Context, size, layers, border, faces: torch.Tensor) -> tuple[tuple[int, int], int, int]:
+    """The checks of :func:`rasterize`'s arguments that need no look at the data, for it and for
+    :func:`glsplat.render`; ``(size, layers, border)`` as ints. ``faces``: only its shape is looked at."""
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx: expected a glsplat.Context, got {type(ctx).__name__}")
+    border = checks.integer(border, "border")
+    if border < 0:
+        raise ValueError(f"border: must be at least 0, got {border}")
+    size = checks.image_size(size, limit=ctx.max_size, border=border)
+    layers = checks.positive_int(layers, "layers")
+    if isinstance(faces, torch.Tensor) and faces.dim() == 2 and faces.shape[0] > MAX_FACES:
         raise ValueError(f"faces: at most {MAX_FACES} faces per mesh, got {faces.shape[0]}")
+    return size, layers, border
+
+
+def _rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple[int, int], layers: int,
+               cull_backfaces: bool, border: int) -> Raster:
+    """:func:`rasterize` after its checks: ``clip`` float ``[B, V, 4]`` (B >= 1), ``faces``
+    integer ``[F, 3]`` in ``0..V - 1`` and arguments as :func:`_checked_arguments` returns them.
+
+    What only the data can tell is checked here, once: the corners' clip-space coordinates are
+    finite (and within float32's reach for a float32 ``clip``). The raster's ``tri_id`` is
+    remembered to lie in ``0..F`` (:func:`glsplat.checks.remember`), so no later step scans it.
+    """
+    height, width = size
+    faces = faces.to(device="cpu", dtype=torch.long)
     # The gather runs in numpy on the V vertices made float32 first: torch's advanced indexing
     # is several times slower on the F x 3 corners of a large mesh.
     vertices = clip.detach().to(device="cpu", dtype=torch.float32).numpy()
@@ -152,7 +172,8 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         gbuffer = torch.empty((layers, math.ceil(clip.shape[0] / views) * views, height, width, 4),
                               dtype=torch.float32, device=clip.device)
         ctx._draw_gbuffers(corners, height, width, layers, cull_backfaces,
-                          read=lambda texture, layer, first: reader.copy(texture, gbuffer[layer, first:first + views]))
+                           read=lambda texture, layer, first: reader.copy(texture, gbuffer[layer, first:first + views]))
     gbuffer = gbuffer[:, :clip.shape[0]].to(clip.device).transpose(0, 1)  # [B, K, H, W, 4]
     tri_id = torch.empty(gbuffer.shape[:-1], dtype=torch.int32, device=clip.device).copy_(gbuffer[..., 3])
+    checks.remember(tri_id, 0, faces.shape[0])
     return Raster(tri_id=tri_id, bary=gbuffer[..., :2], depth=gbuffer[..., 2], border=border)

@@ -8,7 +8,7 @@ from .camera import Camera
 from .context import Context
 from .memory import check_render_fits
 from .mesh import Mesh
-from .raster import rasterize
+from .raster import _checked_arguments, _rasterize
 from .shading import Fragments, LambertShader
 from .splat import _splat
 
@@ -67,8 +67,10 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
     border, layers = (0, 1) if hard else (1, layers)
     check_render_fits(batch, camera.image_size, layers, border)
-    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, cull_backfaces=cull_backfaces,
-                     border=border)
+    # Checked once, here at the door (checks.mesh looked at the faces' range); the steps inside
+    # do not check again.
+    size, layers, border = _checked_arguments(ctx, camera.image_size, layers, border, mesh.faces)
+    rast = _rasterize(ctx, clip, mesh.faces, size, layers, cull_backfaces, border)
     frags = Fragments(rast, mesh, camera)
     colors = (LambertShader() if shader is None else shader)(frags)
     if not isinstance(colors, torch.Tensor) or tuple(colors.shape) != (frags.index.shape[0], 4):

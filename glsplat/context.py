@@ -101,6 +101,9 @@ class Context:
             raise RuntimeError(FORKED.format(what="cannot create a context", pid=os.getpid(), parent=_EGL_PID))
         kwargs = {} if device is None else {"device_index": device}
         self.gl = None
+        # Objects that hold GL objects of this context for another API (the CUDA reader of
+        # glsplat.cuda_gl), by name; see _helper. release() closes them: one owner, one release path.
+        self._helpers: dict[str, object] = {}
         with _callers_context_kept():
             self._create(device, kwargs)
 
@@ -124,9 +127,6 @@ class Context:
         self._program["prev_layer"].value = 0
         self._vertices = self._vao = None
         self._targets: OrderedDict[tuple[int, int, int], tuple] = OrderedDict()
-        # Objects that hold GL objects of this context for another API (the CUDA reader of
-        # glsplat.cuda_gl), by name; see _helper. release() closes them: one owner, one release path.
-        self._helpers: dict[str, object] = {}
         self._raw = _RawGL()
         self.max_size = min(self.gl.info["GL_MAX_TEXTURE_SIZE"], *self.gl.info["GL_MAX_VIEWPORT_DIMS"])
         # Views one draw may rasterize, one per layer of the targets (see gbuffer.vert).

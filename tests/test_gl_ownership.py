@@ -157,3 +157,22 @@ def test_each_pass_sets_all_of_its_gl_state(ctx):
     after = glsplat.rasterize(ctx, clip, faces, (16, 16), layers=2, cull_backfaces=False)
     for field in ("tri_id", "bary", "depth"):
         assert torch.equal(getattr(after, field), getattr(before, field)), field
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_real_cuda_reader_goes_with_its_context(spot):
+    """On a GPU machine: the reader a CUDA render made is the context's, and release frees it;
+    a new context then reads the same G-buffers."""
+    ctx = glsplat.Context()
+    if "NVIDIA" not in ctx.renderer:
+        ctx.release()
+        pytest.skip(f"CUDA-GL interop needs the GL context on the GPU, not {ctx.renderer}")
+    clip = CAMERA.project(spot.verts[None]).cuda()
+    first = glsplat.rasterize(ctx, clip, spot.faces.cuda(), (32, 32), layers=2)
+    reader = ctx._helpers["cuda_readback"]
+    assert reader is not None and reader._pbo is not None and first.tri_id.is_cuda
+    ctx.release()
+    assert reader._pbo is None and ctx._helpers == {}
+    with glsplat.Context() as again:
+        second = glsplat.rasterize(again, clip, spot.faces.cuda(), (32, 32), layers=2)
+    assert torch.equal(first.tri_id, second.tri_id) and torch.equal(first.bary, second.bary)

@@ -41,7 +41,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
             moving out from behind another) at ``K`` times the cost.
         background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
             ``[(B,) H, W, C]`` is composited under the render (alpha becomes 1).
-        cull_backfaces: see :func:`rasterize`.
+        cull_backfaces: see :func:`glsplat.rasterize`.
         hard: return the plain rasterized layer 0 instead of the splat: the same shading, but
             no gradients from visibility (silhouettes, occlusions). A baseline, and cheaper.
 

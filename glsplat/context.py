@@ -285,7 +285,7 @@ class Context:
 
     @_exclusive
     def _draw_gbuffers(self, corners: np.ndarray, height: int, width: int, layers: int,
-                      cull_backfaces: bool, read=None) -> np.ndarray | None:
+                       cull_backfaces: bool, read=None) -> np.ndarray | None:
         """Rasterize ``corners``, a chunk of :meth:`_pass_views` views per draw and per layer.
 
         Args:

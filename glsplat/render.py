@@ -67,8 +67,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
     border, layers = (0, 1) if hard else (1, layers)
     check_render_fits(batch, camera.image_size, layers, border)
-    # Checked once, here at the door (checks.mesh looked at the faces' range); the steps inside
-    # do not check again.
+    # Checked once, here at the door (checks.mesh found the faces' range); the steps inside do not
+    # check again, and the shader's interpolations find that range remembered (checks.index_range).
     size, layers, border = _checked_arguments(ctx, camera.image_size, layers, border, mesh.faces)
     rast = _rasterize(ctx, clip, mesh.faces, size, layers, cull_backfaces, border)
     frags = Fragments(rast, mesh, camera)

@@ -162,7 +162,8 @@ def raster_faces(faces_, tri_id: torch.Tensor, num_verts: int) -> None:
     if tri_id.numel() and index_range(tri_id)[1] > faces_.shape[0]:
         high = _scan(tri_id)[1]  # what is remembered may be a bound (rasterize's face count): look
         if high > faces_.shape[0]:
-            raise ValueError(f"faces: the raster refers to face {high - 1}, but only {faces_.shape[0]} faces were given")
+            raise ValueError(f"faces: the raster refers to face {high - 1}, "
+                             f"but only {faces_.shape[0]} faces were given")
 
 
 def splat_clip(clip: torch.Tensor, faces_: torch.Tensor, rast) -> None:

@@ -116,5 +116,6 @@ def cuda_readback(ctx: Context) -> CudaReadback | None:
         reader = ctx._helper("cuda_readback", make)
     if refused:
         warnings.warn(f"glsplat: CUDA-OpenGL interop is unavailable with the {ctx.renderer!r} context ({refused[0]}); "
-                      "G-buffers go through host memory", RuntimeWarning, stacklevel=3)
+                      "G-buffers go through host memory", RuntimeWarning,
+                      stacklevel=4)  # the caller of rasterize or render (-> _rasterize -> here)
     return reader

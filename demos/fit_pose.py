@@ -32,6 +32,8 @@ from tqdm import tqdm
 
 import glsplat
 from glsplat.fitting import fit_pose, posed
+from glsplat.images import to_uint8
+from glsplat.transforms import axis_angle_to_matrix, rotation_angle
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -62,12 +64,12 @@ def sample_trials(angles: list[float], per_angle: int, seed: int, offset: float 
     g = torch.Generator().manual_seed(seed)
     n = len(angles) * per_angle
     yaw = torch.rand(n, generator=g) * 2 * math.pi
-    spin = glsplat.axis_angle_to_matrix(torch.stack([torch.zeros(n), yaw, torch.zeros(n)], -1))
-    tilt = glsplat.axis_angle_to_matrix(random_axes(n, g) * math.radians(20) * torch.rand(n, 1, generator=g))
+    spin = axis_angle_to_matrix(torch.stack([torch.zeros(n), yaw, torch.zeros(n)], -1))
+    tilt = axis_angle_to_matrix(random_axes(n, g) * math.radians(20) * torch.rand(n, 1, generator=g))
     target_rotation = tilt @ spin
     target_translation = (torch.rand(n, 3, generator=g) - 0.5) * 2 * offset
     degrees = torch.tensor(angles, dtype=torch.float32).repeat_interleave(per_angle)
-    init_rotation = glsplat.axis_angle_to_matrix(random_axes(n, g) * torch.deg2rad(degrees)[:, None]) @ target_rotation
+    init_rotation = axis_angle_to_matrix(random_axes(n, g) * torch.deg2rad(degrees)[:, None]) @ target_rotation
     init_translation = target_translation + random_axes(n, g) * offset
     return Trials(target_rotation, target_translation, init_rotation, init_translation, degrees)
 
@@ -83,15 +85,13 @@ def scene(size: int):
 
 def to_rgb8(rgba: torch.Tensor) -> np.ndarray:
     """Premultiplied ``[H, W, 4]`` over white as ``uint8 [H, W, 3]``."""
-    rgb = glsplat.over_background(rgba[None], (1.0, 1.0, 1.0))[0, ..., :3]
-    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    return to_uint8(glsplat.over_background(rgba[None], (1.0, 1.0, 1.0))[0, ..., :3])
 
 
 def gif_frame(target: torch.Tensor, current: torch.Tensor, scale: int = 2) -> np.ndarray:
     """target | current | |difference| (amplified 2x, on black), side by side and enlarged."""
-    diff = ((current - target).abs()[..., :3] * 2).clamp(0, 1)
-    diff8 = (diff * 255 + 0.5).to(torch.uint8).numpy()
-    row = np.concatenate([to_rgb8(target), to_rgb8(current), diff8], 1)
+    diff = (current - target).abs()[..., :3] * 2
+    row = np.concatenate([to_rgb8(target), to_rgb8(current), to_uint8(diff)], 1)
     return row.repeat(scale, 0).repeat(scale, 1)
 
 
@@ -183,7 +183,7 @@ def main(argv=None, ctx: glsplat.Context | None = None) -> dict:
         fit = fit_pose(ctx, spot, target, camera, trials.init_rotation, trials.init_translation,
                        steps=args.steps, lr=args.lr, layers=layers, hard=hard, shader=shader,
                        start_sigma=args.start_sigma, callback=callback)
-        rot_err = glsplat.rotation_angle(fit.rotation, trials.target_rotation)
+        rot_err = rotation_angle(fit.rotation, trials.target_rotation)
         trans_err = (fit.translation - trials.target_translation).norm(dim=-1)
         results[name] = (rot_err, trans_err, fit.losses)
         tqdm.write(f"{name}: {time.perf_counter() - start:.1f} s for {len(rot_err)} trials x {args.steps} steps")

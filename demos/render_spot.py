@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import glsplat
 from glsplat.images import save_image
+from glsplat.transforms import axis_angle_to_matrix
 
 # Spot's +y is up and her head points toward -z; azimuth 0 looks at her face.
 AZIMUTHS = (0.0, 60.0, 180.0, 300.0)
@@ -34,7 +35,7 @@ def untextured_meshes() -> list[glsplat.Mesh]:
     import trimesh
 
     capsule = glsplat.load_example("capsule")  # along z: tilted, so that it reads as a capsule
-    capsule = capsule.replace(verts=capsule.verts @ glsplat.axis_angle_to_matrix(torch.tensor([0.9, 0.5, 0.0])).T)
+    capsule = capsule.replace(verts=capsule.verts @ axis_angle_to_matrix(torch.tensor([0.9, 0.5, 0.0])).T)
     box = trimesh.creation.box((1.0, 0.6, 0.4))
     box.unmerge_vertices()  # a vertex per face corner: flat faces, sharp edges
     box = glsplat.Mesh(torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces))

@@ -32,12 +32,13 @@ from tqdm import tqdm
 import glsplat
 from glsplat.fitting import posed
 from glsplat.fitting.pose import blur
+from glsplat.transforms import axis_angle_to_matrix, rotation_angle
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 # Spot's head points toward -z and the camera sits on -z: a 35-degree yaw shows face and flank.
-CANONICAL = glsplat.axis_angle_to_matrix(torch.tensor([0.0, math.radians(35.0), 0.0]))
+CANONICAL = axis_angle_to_matrix(torch.tensor([0.0, math.radians(35.0), 0.0]))
 NETWORKS = ("render loss", "supervised")
 
 
@@ -54,7 +55,7 @@ def sample_rotations(n: int, max_degrees: float, generator: torch.Generator) -> 
     """``[n, 3, 3]`` rotations ``exp(w) @ CANONICAL``, ``w`` uniform in the ball of radius ``max_degrees``."""
     direction = F.normalize(torch.randn(n, 3, generator=generator), dim=-1)
     radius = math.radians(max_degrees) * torch.rand(n, 1, generator=generator) ** (1 / 3)
-    return glsplat.axis_angle_to_matrix(direction * radius) @ CANONICAL
+    return axis_angle_to_matrix(direction * radius) @ CANONICAL
 
 
 def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ class PoseNet(torch.nn.Module):
 def held_out_error(net: PoseNet, images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     """``[N]`` rotation errors in degrees."""
     with torch.no_grad():
-        return glsplat.rotation_angle(net(images), rotations)
+        return rotation_angle(net(images), rotations)
 
 
 def plot(history: dict, examples: tuple, path: Path) -> None:

@@ -31,6 +31,7 @@ import torch
 import trimesh
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting.metrics import surface_distance
 from glsplat.images import save_image
@@ -73,9 +74,7 @@ def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> Non
             ax.plot(values, label=term, lw=2 if term == "total" else 1)
         ax.set(title=name, xlabel="step", ylabel="loss (terms unweighted, total weighted)", yscale="log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    demo_common.save_figure(fig, path)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -88,16 +87,13 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = demo_common.parser(__doc__, "fit_shape")
+    demo_common.add_training(parser, size=96, lr=0.01, lr_help="Adam's learning rate (decays to a tenth)")
     parser.add_argument("--mesh", nargs="+", default=["spot", "teapot"],
                         help=f"meshes to fit: {', '.join(EXAMPLES)} (shipped), {', '.join(NAMED)} (from the optional "
                         f"folder {MESHES}, skipped when absent), or mesh file paths")
-    parser.add_argument("--out", type=Path, default=Path("out/fit_shape"), help="output folder")
     parser.add_argument("--views", type=int, default=12, help="fitting views (cameras on a sphere)")
-    parser.add_argument("--size", type=int, default=96, help="image height and width in pixels")
     parser.add_argument("--steps", type=int, default=300, help="Adam steps")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (decays to a tenth)")
     parser.add_argument("--level", type=int, default=2, help="icosphere subdivision level of the template")
     parser.add_argument("--subdivide-at", type=int, nargs="*", default=None,
                         help="steps at which to subdivide the mesh (coarse to fine); default: half way; "

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting.metrics import surface_distance
 from glsplat.images import save_image
@@ -139,19 +140,15 @@ def picture(ctx, template, offsets, shapes: Shapes, indices: list[int], shader) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("out/mesh_net"), help="output folder")
-    parser.add_argument("--size", type=int, default=64, help="image height and width in pixels")
+    parser = demo_common.parser(__doc__, "mesh_net")
+    demo_common.add_training(parser, size=64, lr=1e-3, seed="the shapes and the network")
     parser.add_argument("--views", type=int, default=6, help="supervising views per shape")
     parser.add_argument("--level", type=int, default=2, help="icosphere subdivision level of the template")
     parser.add_argument("--train-per-mesh", type=int, default=24, help="training deformations of each mesh")
     parser.add_argument("--test-per-mesh", type=int, default=3, help="held-out deformations of each mesh")
-    parser.add_argument("--epochs", type=int, default=12, help="passes over the training shapes")
-    parser.add_argument("--batch", type=int, default=8, help="shapes per step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    demo_common.add_epochs(parser, epochs=12, epochs_help="passes over the training shapes", batch=8,
+                           batch_help="shapes per step")
     parser.add_argument("--samples", type=int, default=3000, help="surface samples per mesh for Chamfer")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the shapes and the network")
     names = [*EXAMPLES, *SHARED]
     parser.add_argument("--meshes", nargs="+", choices=names, default=["spot", "teapot", "suzanne", "bunny"],
                         help=f"training meshes; {', '.join(SHARED)} come from the optional folder {MESHES} and are "

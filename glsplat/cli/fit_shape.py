@@ -7,32 +7,30 @@ from pathlib import Path
 
 import torch
 
-from . import UsageError, check_output
+from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
 
+DESCRIPTION = """\
+Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on a sphere,
+deform an icosphere with Adam until its renders match (colour, silhouette and smoothness terms), and
+write the fitted mesh in MESH's own coordinates, plus OUT.png: target, sphere and fit from four other
+views. Prints the Chamfer distance (mean, as a fraction of the object's size) and the normal
+consistency to MESH before and after."""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "fit-shape", help="fit an icosphere to renders of a mesh",
-        description="Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on "
-                    "a sphere, deform an icosphere with Adam until its renders match (colour, silhouette and "
-                    "smoothness terms), and write the fitted mesh in MESH's own coordinates, plus OUT.png: target, "
-                    "sphere and fit from four other views. Prints the Chamfer distance (mean, as a fraction of "
-                    "the object's size) and the normal consistency to MESH before and after.")
-    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser = add_command(subparsers, "fit-shape", run, description=DESCRIPTION,
+                         help="fit an icosphere to renders of a mesh")
     parser.add_argument("--out", type=Path, required=True, help=f"fitted mesh file ({', '.join(FORMATS)})")
     parser.add_argument("--views", type=int, default=12, help="fitting views (default: 12)")
-    parser.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("H", "W"),
-                        help="image height and width in pixels (default: 96 96)")
-    parser.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
+    add_size(parser, (96, 96), "image height and width in pixels (default: 96 96)")
     parser.add_argument("--level", type=int, default=2,
                         help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    add_adam(parser, steps=300, lr=0.01)
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (shown on a terminal, with the loss): print only the results")
-    parser.set_defaults(func=run)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -41,12 +39,9 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--views must be at least 1")
     if min(args.size) < 8:
         raise UsageError("--size must be at least 8 pixels each way")
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
+    check_adam(args)
     if not 0 <= args.level <= 5:
         raise UsageError("--level must be between 0 and 5")
-    if not args.lr > 0:
-        raise UsageError("--lr must be positive")
     check_output(args.out)
     if args.out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out: cannot write {args.out.suffix or 'files without an extension'}; use one of {', '.join(FORMATS)}")
@@ -60,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from glsplat.fitting.metrics import surface_distance
     from glsplat.images import save_image
     from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
-
-    from .render import load
 
     check(args)
     loaded = load(args.mesh)

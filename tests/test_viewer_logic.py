@@ -243,3 +243,32 @@ def test_cli_help_lists_the_keys(capsys):
     for key in ("Tab", "Esc / Q", "left drag", "scroll", " O ", " P ", " R "):
         assert key in out
     assert all(f"panel '{panel.name}'" in out for panel in PANELS)
+
+
+def test_the_key_table_is_the_dispatch():
+    """Every key keys.COMMANDS documents reaches its Viewer method (Shift its shift_action), and the
+    window dispatches no key the table (or a panel) does not name. Without a window: the methods
+    are recorded, not run."""
+    import glfw
+
+    from glsplat.viewer.app import _KEY_NAMES, Viewer
+    from glsplat.viewer.keys import COMMANDS
+
+    assert set(_KEY_NAMES.values()) == {key for command in COMMANDS for key in command.keys} | {p.key for p in PANELS}
+    called = []
+    viewer = object.__new__(Viewer)  # no window, no worker
+    viewer.panel = 0
+    for command in COMMANDS:
+        for action in filter(None, (command.action, command.shift_action)):
+            assert callable(getattr(Viewer, action)), action
+            setattr(viewer, action, lambda action=action: called.append(action))
+    for command in COMMANDS:
+        for key in command.keys:
+            for shift in (0, glfw.MOD_SHIFT):
+                called.clear()
+                viewer._on_key(None, getattr(glfw, f"KEY_{key}"), 0, glfw.PRESS, shift)
+                assert called == [command.shift_action if shift and command.shift_action else command.action], key
+    called.clear()
+    viewer._on_key(None, glfw.KEY_KP_3, 0, glfw.PRESS, 0)
+    viewer._on_key(None, glfw.KEY_X, 0, glfw.PRESS, 0)  # bound to nothing
+    assert called == [] and PANELS[viewer.panel].key == "3"

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .. import kernels
 from .compose import compose, waiting
-from .keys import SCREENSHOT_PATTERN
+from .keys import COMMANDS, SCREENSHOT_PATTERN
 from .orbit import OrbitController, OrbitView
 from .panels import PANELS
 from .problem import MODES, FitProblem, Snapshot
@@ -270,23 +270,44 @@ class Viewer:
             if name == panel.key:
                 self.panel = index
                 return
-        if name == "TAB":
-            self.panel = (self.panel + (-1 if mods & glfw.MOD_SHIFT else 1)) % len(PANELS)
-        elif name == "O":
-            self.optimise = not self.optimise
-            self._submit()
-        elif name == "M":
-            self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
-            self._submit()
-        elif name == "R":
-            self.orbit.reset()
-            self.optimise = False
-            self.resets += 1
-            self._submit()
-        elif name == "P":
-            print(f"screenshot: {self.save_screenshot()}")
-        elif name in ("ESCAPE", "Q"):
-            glfw.set_window_should_close(self.window, True)
+        for command in COMMANDS:
+            if name in command.keys:
+                shifted = mods & glfw.MOD_SHIFT and command.shift_action is not None
+                getattr(self, command.shift_action if shifted else command.action)()
+                return
+
+    # -- what the keys do (keys.COMMANDS binds them) ----------------------------------------
+
+    def next_panel(self) -> None:
+        self.panel = (self.panel + 1) % len(PANELS)
+
+    def previous_panel(self) -> None:
+        self.panel = (self.panel - 1) % len(PANELS)
+
+    def toggle_optimise(self) -> None:
+        """Start or stop optimising."""
+        self.optimise = not self.optimise
+        self._submit()
+
+    def switch_mode(self) -> None:
+        """Optimise the next of :data:`MODES` (pose, vertices), from fresh parameters."""
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self._submit()
+
+    def reset(self) -> None:
+        """The home view, fresh parameters, an empty loss plot; not optimising."""
+        self.orbit.reset()
+        self.optimise = False
+        self.resets += 1
+        self._submit()
+
+    def report_screenshot(self) -> None:
+        """:meth:`save_screenshot`, saying where on stdout."""
+        print(f"screenshot: {self.save_screenshot()}")
+
+    def quit(self) -> None:
+        """Close the window at the end of this frame (``step`` returns False)."""
+        glfw.set_window_should_close(self.window, True)
 
     def save_screenshot(self) -> Path:
         """Write the window to the first free ``glsplat_view_NNN.png`` in ``screenshot_dir``."""
@@ -342,7 +363,8 @@ class Viewer:
         self._on_scroll(self.window, 0.0, notches)
 
 
-# glfw key codes to the names the bindings use (US layout positions, as glfw names them).
-_KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for name in ("O", "M", "R", "P", "Q", "TAB", "ESCAPE")},
-              **{getattr(glfw, f"KEY_{d}"): str(d) for d in range(10)},
-              **{getattr(glfw, f"KEY_KP_{d}"): str(d) for d in range(10)}}
+# glfw key codes to the names the bindings use (US layout positions, as glfw names them): the
+# commands' keys, and the panels' digits on the main row and the keypad.
+_KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for command in COMMANDS for name in command.keys},
+              **{getattr(glfw, f"KEY_{panel.key}"): panel.key for panel in PANELS},
+              **{getattr(glfw, f"KEY_KP_{panel.key}"): panel.key for panel in PANELS}}

@@ -191,16 +191,16 @@ class Viewer:
         now = time.monotonic()
         if snapshot is not None and now - self._title_at > 0.25:
             self._title_at = now
-            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | {self._timings(' | ')} | loss {snapshot.loss:.4g}")
+            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | {self.timings(' | ')} | loss {snapshot.loss:.4g}")
         return not glfw.window_should_close(self.window)
 
     def _compose(self, snapshot: Snapshot, losses: list[float], size: tuple[int, int]) -> np.ndarray:
         optimising = f"optimising {snapshot.mode}" if self.optimise else f"{snapshot.mode} (O: optimise)"
-        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self._timings("   ")]
+        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self.timings("   ")]
         return compose(PANELS[self.panel].make(snapshot), size, f"{self.panel_name} [{PANELS[self.panel].key}]",
                        status, losses)
 
-    def _timings(self, separator: str) -> str:
+    def timings(self, separator: str) -> str:
         """The last frame's and gradient's times; a frame not yet timed is not shown as 0 ms."""
         frame = "frame -" if self.frame_seconds is None else f"frame {1000 * self.frame_seconds:.1f} ms"
         return f"{frame}{separator}gradient {1000 * self.worker.seconds:.0f} ms"
@@ -265,7 +265,7 @@ class Viewer:
     def _on_key(self, window, key, scancode, action, mods) -> None:
         if action != glfw.PRESS:
             return
-        name = _KEY_NAMES.get(key)
+        name = KEY_NAMES.get(key)
         for index, panel in enumerate(PANELS):
             if name == panel.key:
                 self.panel = index
@@ -365,6 +365,6 @@ class Viewer:
 
 # glfw key codes to the names the bindings use (US layout positions, as glfw names them): the
 # commands' keys, and the panels' digits on the main row and the keypad.
-_KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for command in COMMANDS for name in command.keys},
+KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for command in COMMANDS for name in command.keys},
               **{getattr(glfw, f"KEY_{panel.key}"): panel.key for panel in PANELS},
               **{getattr(glfw, f"KEY_KP_{panel.key}"): panel.key for panel in PANELS}}

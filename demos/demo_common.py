@@ -2,7 +2,32 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+# The optional folder of larger meshes beside the repository (absent on most machines), its meshes by
+# short name, and glsplat.load_example's meshes.
+MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
+SHARED = {"teapot": MESHES / "teapot.obj", "suzanne": MESHES / "suzanne.obj", "bunny": MESHES / "stanford-bunny.obj",
+          "fandisk": MESHES / "fandisk.obj"}
+EXAMPLES = ("spot", "blob", "capsule", "torus")
+
+
+def load_geometry(name: str):
+    """A short name and the :class:`glsplat.Mesh` (one of ``EXAMPLES``, of ``SHARED``, or a file path),
+    normalized, geometry only; None, with a message, for a mesh of the shared folder that is absent."""
+    import glsplat
+
+    if name in EXAMPLES:
+        mesh = glsplat.load_example(name)
+    else:
+        path = SHARED.get(name, Path(name))
+        if name in SHARED and not path.is_file():
+            print(f"skipping {name}: {path} is absent (the optional shared mesh folder)", file=sys.stderr)
+            return None
+        mesh = glsplat.load_mesh(path)
+        name = name if name in SHARED else path.stem
+    return name, glsplat.Mesh(mesh.verts, mesh.faces).normalized()
 
 
 def parser(doc: str, out: str) -> argparse.ArgumentParser:

@@ -40,30 +40,8 @@ from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosp
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
-NAMED = {"teapot": MESHES / "teapot.obj", "bunny": MESHES / "stanford-bunny.obj",
-         "suzanne": MESHES / "suzanne.obj", "fandisk": MESHES / "fandisk.obj"}
 # The pictures show views between the fitting ones, 20 degrees up.
 NOVEL_AZIMUTHS = (30.0, 120.0, 210.0, 300.0)
-
-
-EXAMPLES = ("spot", "blob", "capsule", "torus")  # glsplat.load_example's meshes
-
-
-def load_target(name: str) -> tuple[str, glsplat.Mesh] | None:
-    """A short name and the mesh (an example, one of ``NAMED``, or a file path), normalized, geometry
-    only; None, with a message, for a mesh of the optional shared folder that is absent."""
-    if name in EXAMPLES:
-        mesh = glsplat.load_example(name)
-    else:
-        path = NAMED.get(name, Path(name))
-        if name in NAMED and not path.is_file():
-            print(f"skipping {name}: {path} is absent (the optional shared mesh folder)", file=sys.stderr)
-            return None
-        mesh = glsplat.load_mesh(path)
-        name = path.stem if name not in NAMED else name
-    mesh = mesh.normalized()
-    return name, glsplat.Mesh(mesh.verts, mesh.faces)
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -90,8 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = demo_common.parser(__doc__, "fit_shape")
     demo_common.add_training(parser, size=96, lr=0.01, lr_help="Adam's learning rate (decays to a tenth)")
     parser.add_argument("--mesh", nargs="+", default=["spot", "teapot"],
-                        help=f"meshes to fit: {', '.join(EXAMPLES)} (shipped), {', '.join(NAMED)} (from the optional "
-                        f"folder {MESHES}, skipped when absent), or mesh file paths")
+                        help=f"meshes to fit: {', '.join(demo_common.EXAMPLES)} (shipped), {', '.join(demo_common.SHARED)} "
+                        f"(from the optional folder {demo_common.MESHES}, skipped when absent), or mesh file paths")
     parser.add_argument("--views", type=int, default=12, help="fitting views (cameras on a sphere)")
     parser.add_argument("--steps", type=int, default=300, help="Adam steps")
     parser.add_argument("--level", type=int, default=2, help="icosphere subdivision level of the template")
@@ -139,7 +117,7 @@ def fit_one(ctx, name: str, target: glsplat.Mesh, args, bar: tqdm) -> tuple[dict
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    targets = [target for target in map(load_target, args.mesh) if target is not None]
+    targets = [target for target in map(demo_common.load_geometry, args.mesh) if target is not None]
     ctx = glsplat.Context()
     torch.manual_seed(0)
     rows, histories = [], {}

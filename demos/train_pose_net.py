@@ -33,7 +33,7 @@ import demo_common
 import glsplat
 from glsplat.fitting import posed
 from glsplat.fitting.pose import blur
-from glsplat.transforms import axis_angle_to_matrix, rotation_angle
+from glsplat.transforms import axis_angle_to_matrix, rotation_6d_to_matrix, rotation_angle
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -48,13 +48,6 @@ def sample_rotations(n: int, max_degrees: float, generator: torch.Generator) -> 
     direction = F.normalize(torch.randn(n, 3, generator=generator), dim=-1)
     radius = math.radians(max_degrees) * torch.rand(n, 1, generator=generator) ** (1 / 3)
     return axis_angle_to_matrix(direction * radius) @ CANONICAL
-
-
-def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
-    """``[B, 6]`` -> ``[B, 3, 3]``: Gram-Schmidt on two vectors; they become the matrix's first two rows."""
-    a = F.normalize(d6[:, :3], dim=-1)
-    b = F.normalize(d6[:, 3:] - (a * d6[:, 3:]).sum(-1, keepdim=True) * a, dim=-1)
-    return torch.stack([a, b, torch.cross(a, b, dim=-1)], -2)
 
 
 class PoseNet(torch.nn.Module):

@@ -35,13 +35,10 @@ import demo_common
 import glsplat
 from glsplat.fitting.metrics import surface_distance
 from glsplat.images import save_image
-from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
+from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosphere, novel_views, side_by_side, view_cameras
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-
-# The pictures show views between the fitting ones, 20 degrees up.
-NOVEL_AZIMUTHS = (30.0, 120.0, 210.0, 300.0)
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -126,7 +123,7 @@ def main(argv=None) -> list[dict]:
         row, history, meshes = fit_one(ctx, name, target, args, bar)
         rows.append(row)
         histories[name] = history
-        save_image(args.out / f"fit_shape_{name}.png", side_by_side(ctx, meshes, orbit_cameras(NOVEL_AZIMUTHS, 20.0, (128, 128))))
+        save_image(args.out / f"fit_shape_{name}.png", side_by_side(ctx, meshes, novel_views()))
         fitted = meshes[-1]
         trimesh.Trimesh(fitted.verts.numpy(), fitted.faces.numpy(), process=False).export(args.out / f"fit_shape_{name}.obj")
     bar.close()

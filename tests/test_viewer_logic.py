@@ -10,8 +10,7 @@ from PIL import Image
 
 import glsplat
 import glsplat.images
-from glsplat.cli import main
-from glsplat.cli.render import orbit_camera
+from glsplat.cli import main, orbit_camera
 from glsplat.viewer import (PANELS, FitProblem, ImageTarget, OrbitController, OrbitView, PoseTarget, Request,
                             Worker, compose, vertex_arrows)
 from glsplat.viewer.arrows import to_pixels

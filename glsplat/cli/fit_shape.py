@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import glsplat
     from glsplat.fitting.metrics import surface_distance
     from glsplat.images import save_image
-    from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
+    from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, novel_views, side_by_side, view_cameras
 
     check(args)
     loaded = load(args.mesh)
@@ -87,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     verts = fit.mesh.verts * scale + centre
     trimesh.Trimesh(verts.numpy(), fit.mesh.faces.numpy(), process=False).export(args.out)
-    views = orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, (128, 128))
-    grid = side_by_side(ctx, [target, template, fit.mesh], views, shader)
+    grid = side_by_side(ctx, [target, template, fit.mesh], novel_views(), shader)
     picture = args.out.with_suffix(".png")
     save_image(picture, grid)
     print(args.out)

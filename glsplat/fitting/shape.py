@@ -57,6 +57,12 @@ def orbit_cameras(azimuths, elevation, image_size: tuple[int, int], distance: fl
                         distance, fov_y=fov_y, image_size=image_size, near=0.1 * distance)
 
 
+def novel_views(image_size: tuple[int, int] = (128, 128)) -> Camera:
+    """Four views for pictures of a fit, between the fitting ones: azimuths 30, 120, 210 and 300
+    degrees, 20 degrees up."""
+    return orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, image_size)
+
+
 def fitting_shader(albedo=(0.8, 0.8, 0.8)) -> LambertShader:
     """Grey Lambert shading under two fixed world-space lights, so shading reveals the normals.
 

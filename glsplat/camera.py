@@ -30,14 +30,14 @@ def _projection(fx: torch.Tensor, fy: torch.Tensor, cx: torch.Tensor, cy: torch.
                 image_size: tuple[int, int], near: float, far: float) -> torch.Tensor:
     """``[B, 4, 4]`` OpenGL projection of the pinhole with intrinsics ``K = [[fx, skew, cx], [0, fy, cy], [0, 0, 1]]``.
 
-    ``fx, fy, cx, cy, skew`` are ``[B]`` and in pixels, with OpenCV's convention that the centre of the
+    ``fx, fy, cx, cy, skew`` are ``[B]`` and in pixels, with OpenCV's convention that the center of the
     top-left pixel is (0, 0); the projection maps OpenGL camera points (looking down -z, y up) to
     clip space with depth ``near .. far`` at NDC z ``-1 .. 1``. The one builder of both
     :meth:`Camera.look_at` and :meth:`Camera.from_intrinsics`.
     """
     height, width = image_size
     zero, one = torch.zeros_like(fx), torch.ones_like(fx)
-    # OpenCV's pixel centres sit half a pixel before ours (ours: pixel (i, j) is centred at x = j + 0.5).
+    # OpenCV's pixel centers sit half a pixel before ours (ours: pixel (i, j) is centered at x = j + 0.5).
     return torch.stack([
         torch.stack([2 * fx / width, -2 * skew / width, 1 - 2 * (cx + 0.5) / width, zero], -1),
         torch.stack([zero, 2 * fy / height, 2 * (cy + 0.5) / height - 1, zero], -1),
@@ -102,8 +102,8 @@ class Camera:
         R = torch.stack([right, true_up, back], dim=-2)
         t = -(R @ eye[..., None])[..., 0]
         height, width = image_size
-        # The pinhole whose vertical field of view is fov_y, centred: K's focal length in pixels and
-        # principal point (OpenCV's pixel centres, as in from_intrinsics).
+        # The pinhole whose vertical field of view is fov_y, centered: K's focal length in pixels and
+        # principal point (OpenCV's pixel centers, as in from_intrinsics).
         focal = torch.full((1,), height / (2 * math.tan(math.radians(fov_y) / 2)), dtype=eye.dtype, device=eye.device)
         zero = torch.zeros_like(focal)
         projection = _projection(focal, focal, (width - 1) / 2 + zero, (height - 1) / 2 + zero, zero, image_size, near, far)

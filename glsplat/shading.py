@@ -272,7 +272,7 @@ class PointLight:
     """Light from a point, without falloff with distance.
 
     Attributes:
-        position: ``[3]`` world-space position; ``None`` puts it at each camera's centre (a headlight).
+        position: ``[3]`` world-space position; ``None`` puts it at each camera's center (a headlight).
         color: ``[3]`` RGB intensity, linear.
     """
 
@@ -296,8 +296,8 @@ class UnlitShader:
     """The albedo as it is (texture, vertex colours or a constant colour), clamped to [0, 1].
 
     Args:
-        albedo: ``None`` takes the mesh's own colour: its texture (with uvs), else its vertex
-            colours, else :data:`DEFAULT_ALBEDO`; or an RGB colour ``[3]`` for every sample.
+        albedo: ``None`` takes the mesh's own color: its texture (with uvs), else its vertex
+            colors, else :data:`DEFAULT_ALBEDO`; or an RGB color ``[3]`` for every sample.
 
     Called on :class:`Fragments` it returns straight RGBA ``[N, 4]`` (alpha 1), as :func:`glsplat.render`
     expects of a shader.
@@ -318,8 +318,8 @@ class LambertShader:
             (:class:`PointLight` at the camera) of 0.7, so that with the default ambient the
             weights sum to 1.
         ambient: light reaching every surface, a scalar (white) in [0, 1] for usual scenes.
-        albedo: as in :class:`UnlitShader`: ``None`` for the mesh's texture or vertex colours,
-            or an RGB colour ``[3]``.
+        albedo: as in :class:`UnlitShader`: ``None`` for the mesh's texture or vertex colors,
+            or an RGB color ``[3]``.
 
     Normals are the area-weighted vertex normals (:func:`glsplat.vertex_normals`), interpolated
     (:attr:`Fragments.normals`). Returns straight RGBA ``[N, 4]`` (alpha 1) for the ``N`` samples.

@@ -57,7 +57,7 @@ def test_cat_index_and_len_round_trip(ctx):
 
 
 @pytest.mark.parametrize("size", [(24, 28), (30, 20)])
-def test_look_at_is_the_centred_pinhole_of_from_intrinsics(size):
+def test_look_at_is_the_centered_pinhole_of_from_intrinsics(size):
     """look_at's projection is from_intrinsics' for K with focal H / (2 tan(fov_y / 2)) and the image
     centre; and it is the textbook perspective matrix (cot(fov/2) / aspect, cot(fov/2), near/far terms)."""
     height, width = size

@@ -284,18 +284,18 @@ class Viewer:
     def previous_panel(self) -> None:
         self.panel = (self.panel - 1) % len(PANELS)
 
-    def toggle_optimise(self) -> None:
-        """Start or stop optimising."""
+    def toggle_optimize(self) -> None:
+        """Start or stop optimizing."""
         self.optimise = not self.optimise
         self._submit()
 
     def switch_mode(self) -> None:
-        """Optimise the next of :data:`MODES` (pose, vertices), from fresh parameters."""
+        """Optimize the next of :data:`MODES` (pose, vertices), from fresh parameters."""
         self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
         self._submit()
 
     def reset(self) -> None:
-        """The home view, fresh parameters, an empty loss plot; not optimising."""
+        """The home view, fresh parameters, an empty loss plot; not optimizing."""
         self.orbit.reset()
         self.optimise = False
         self.resets += 1

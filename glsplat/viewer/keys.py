@@ -24,7 +24,7 @@ class Command:
 # Every key besides the panels' digits; nothing else reaches the window's dispatch.
 COMMANDS = (
     Command(("TAB",), "Tab / Shift+Tab", "next / previous panel", "next_panel", shift_action="previous_panel"),
-    Command(("O",), "O", "start / stop optimising (Adam on the pose or on the vertex positions)", "toggle_optimise"),
+    Command(("O",), "O", "start / stop optimising (Adam on the pose or on the vertex positions)", "toggle_optimize"),
     Command(("M",), "M", "switch what is optimised: pose <-> vertex positions (resets the parameters)", "switch_mode"),
     Command(("R",), "R", "reset the view, the parameters and the loss plot; stops optimising", "reset"),
     Command(("P",), "P", f"screenshot of the window to {SCREENSHOT_PATTERN.format(0).replace('000', 'NNN')}",

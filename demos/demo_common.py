@@ -49,6 +49,12 @@ def add_training(parser: argparse.ArgumentParser, *, size: int, lr: float, lr_he
         parser.add_argument("--seed", type=int, default=0, help=f"seed for {seed}")
 
 
+def add_epochs(parser: argparse.ArgumentParser, *, epochs: int, epochs_help: str, batch: int, batch_help: str) -> None:
+    """``--epochs`` and ``--batch`` of a network's training."""
+    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    parser.add_argument("--batch", type=int, default=batch, help=batch_help)
+
+
 def pose_scene(size: int):
     """The pose demos' camera (looking at the origin from 2.5 units, slightly above, at Spot's face)
     for ``size`` x ``size`` images, and their Phong shader."""
@@ -59,12 +65,6 @@ def pose_scene(size: int):
     lights = [glsplat.DirectionalLight(direction=(0.4, 0.8, -0.6), color=(0.6, 0.6, 0.6)),
               glsplat.PointLight(color=(0.35, 0.35, 0.35))]
     return camera, glsplat.PhongShader(lights=lights, ambient=0.25, specular=0.2)
-
-
-def add_epochs(parser: argparse.ArgumentParser, *, epochs: int, epochs_help: str, batch: int, batch_help: str) -> None:
-    """``--epochs`` and ``--batch`` of a network's training."""
-    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
-    parser.add_argument("--batch", type=int, default=batch, help=batch_help)
 
 
 def save_figure(fig, path: Path) -> None:

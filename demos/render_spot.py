@@ -11,11 +11,11 @@ Writes, into the output folder (default out/demo/):
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
+
+import demo_common
 import glsplat
 from glsplat.images import save_image
 from glsplat.transforms import axis_angle_to_matrix
@@ -54,10 +54,9 @@ def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    parser.add_argument("--size", type=int, default=512, help="image height and width in pixels (default: 512)")
-    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel (default: 1)")
+    parser = demo_common.parser(__doc__, "demo")
+    parser.add_argument("--size", type=int, default=512, help="image height and width in pixels")
+    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -134,6 +134,14 @@ def load(path: Path):
     return load_mesh(path)
 
 
+def progress(args: argparse.Namespace, name: str):
+    """A progress bar on stderr for ``args.steps`` steps of command ``name``; shown on a terminal unless
+    --quiet. Use as a context manager; ``bar.set_postfix(loss=...)`` and ``bar.update()`` per step."""
+    from tqdm import tqdm
+
+    return tqdm(total=args.steps, desc=name, unit="step", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glsplat", description="Differentiable mesh rendering: render, fit and view meshes.")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import (DISTANCE, FOV_Y, UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
-               check_layers, check_orbit, check_output, check_size, load, orbit_camera, read_target)
+               check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress, read_target)
 
 DEFAULT_SIZE = (128, 128)
 # A fit whose silhouette overlaps the target's less than this (intersection over union) did not converge.
@@ -165,8 +164,7 @@ def run(args: argparse.Namespace) -> int:
                                    camera=camera, shader=shader)
         warn_if_mesh_matches_background(start, background)
 
-    with tqdm(total=args.steps, desc="fit-pose", unit="step", file=sys.stderr,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress(args, "fit-pose") as bar:
         def progress(step, image, losses):
             bar.set_postfix(loss=f"{losses.sum().item():.4g}", refresh=False)
             bar.update()

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load
+from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load, progress
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
@@ -49,7 +48,6 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import trimesh
-    from tqdm import tqdm
 
     import glsplat
     from glsplat.fitting.metrics import surface_distance
@@ -70,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         targets = glsplat.render(ctx, target, camera=cameras, shader=shader)
     template = icosphere(args.level)
-    with tqdm(total=args.steps, desc="fit-shape", unit="step", file=sys.stderr,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress(args, "fit-shape") as bar:
         def progress(step, mesh, losses):
             bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
             bar.update()

@@ -134,7 +134,7 @@ def load(path: Path):
     return load_mesh(path)
 
 
-def progress(args: argparse.Namespace, name: str):
+def progress_bar(args: argparse.Namespace, name: str):
     """A progress bar on stderr for ``args.steps`` steps of command ``name``; shown on a terminal unless
     --quiet. Use as a context manager; ``bar.set_postfix(loss=...)`` and ``bar.update()`` per step."""
     from tqdm import tqdm

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import (DISTANCE, FOV_Y, UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
-               check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress, read_target)
+               check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress_bar, read_target)
 
 DEFAULT_SIZE = (128, 128)
 # A fit whose silhouette overlaps the target's less than this (intersection over union) did not converge.
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                                    camera=camera, shader=shader)
         warn_if_mesh_matches_background(start, background)
 
-    with progress(args, "fit-pose") as bar:
+    with progress_bar(args, "fit-pose") as bar:
         def progress(step, image, losses):
             bar.set_postfix(loss=f"{losses.sum().item():.4g}", refresh=False)
             bar.update()

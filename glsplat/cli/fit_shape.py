@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load, progress
+from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load, progress_bar
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         targets = glsplat.render(ctx, target, camera=cameras, shader=shader)
     template = icosphere(args.level)
-    with progress(args, "fit-shape") as bar:
+    with progress_bar(args, "fit-shape") as bar:
         def progress(step, mesh, losses):
             bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
             bar.update()

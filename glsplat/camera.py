@@ -7,6 +7,10 @@ import torch
 
 from . import checks
 
+# Camera.orbit's default framing (distance from the target, vertical field of view in degrees): a mesh
+# normalized to a longest side of 1 fills most of the image. The command line and the viewer use it.
+ORBIT_DISTANCE, ORBIT_FOV_Y = 2.5, 40.0
+
 # OpenCV's camera looks down +z with y down; OpenGL's looks down -z with y up.
 _CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
 
@@ -110,14 +114,14 @@ class Camera:
         return cls(R, t, projection.expand(R.shape[0], 4, 4), image_size)
 
     @classmethod
-    def orbit(cls, azimuth=0.0, elevation=0.0, distance=2.5, *, target=(0.0, 0.0, 0.0),
-              fov_y: float = 40.0, image_size: tuple[int, int] = (256, 256), near: float | None = None,
+    def orbit(cls, azimuth=0.0, elevation=0.0, distance=ORBIT_DISTANCE, *, target=(0.0, 0.0, 0.0),
+              fov_y: float = ORBIT_FOV_Y, image_size: tuple[int, int] = (256, 256), near: float | None = None,
               far: float | None = None) -> "Camera":
         """Cameras on a sphere around ``target``, looking at it with world +y up.
 
         Azimuth turns about +y: 0 looks from -z towards +z, 90 from +x. Elevation is above the
-        xz plane. The defaults frame a mesh normalized to a longest side of 1
-        (:meth:`glsplat.Mesh.normalized`).
+        xz plane. The defaults (:data:`ORBIT_DISTANCE`, :data:`ORBIT_FOV_Y`) frame a mesh normalized
+        to a longest side of 1 (:meth:`glsplat.Mesh.normalized`).
 
         Args:
             azimuth, elevation: degrees, scalars or ``[B]`` (broadcast against each other);

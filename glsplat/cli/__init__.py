@@ -96,11 +96,6 @@ def check_layers(args: argparse.Namespace) -> None:
         raise UsageError("--layers must be at least 1")
 
 
-# The command line's camera (render, fit-pose; the viewer's home view is the same): Camera.orbit's
-# default distance and field of view, which frame a mesh normalized to a longest side of 1.
-DISTANCE, FOV_Y = 2.5, 40.0
-
-
 def add_orbit(parser: argparse.ArgumentParser, azimuth_help: str = "camera azimuth in degrees about +y; 0 looks "
               "from -z") -> None:
     """--azimuth and --elevation of :func:`orbit_camera` (checked by :func:`check_orbit`)."""
@@ -117,10 +112,11 @@ def check_orbit(args: argparse.Namespace) -> None:
 
 
 def orbit_camera(azimuth: float, elevation: float, size: tuple[int, int]):
-    """The command line's camera at ``azimuth`` and ``elevation`` (degrees) for images of ``size`` (H, W)."""
+    """The command line's camera (render, fit-pose; the viewer's home view is the same) at ``azimuth``
+    and ``elevation`` (degrees) for images of ``size`` (H, W): :meth:`Camera.orbit`'s default framing."""
     from ..camera import Camera
 
-    return Camera.orbit(azimuth, elevation, DISTANCE, fov_y=FOV_Y, image_size=size)
+    return Camera.orbit(azimuth, elevation, image_size=size)
 
 
 def load(path: Path):

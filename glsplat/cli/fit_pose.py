@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from . import (DISTANCE, FOV_Y, UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
+from ..camera import ORBIT_DISTANCE, ORBIT_FOV_Y
+from . import (UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
                check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress_bar, read_target)
 
 DEFAULT_SIZE = (128, 128)
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         "converged": iou >= CONVERGED_IOU,
         "steps": args.steps,
         "image_size": list(size),
-        "camera": {"azimuth": args.azimuth, "elevation": args.elevation, "distance": DISTANCE, "fov_y": FOV_Y},
+        "camera": {"azimuth": args.azimuth, "elevation": args.elevation, "distance": ORBIT_DISTANCE, "fov_y": ORBIT_FOV_Y},
     }
     if args.target is None:
         result["rotation_error_degrees"] = rotation_angle(fit.rotation, target_rotation)[0].item()

@@ -77,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (tensors on CUDA; default: cpu)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc as it is; by default the workers call "
-                             "glsplat.keep_freed_memory(), as the README advises for CPU batches")
+                             "glsplat.memory.keep_freed_memory(), as the README advises for CPU batches")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads in the workers (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=None,
@@ -118,13 +118,14 @@ def worker(config: dict) -> dict:
     import torch
 
     import glsplat
+    import glsplat.memory
 
     device = torch.device(config["device"])
     cuda = device.type == "cuda"
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     if config["keep_freed_memory"]:
-        glsplat.keep_freed_memory()
+        glsplat.memory.keep_freed_memory()
 
     def sync():
         if cuda:
@@ -498,7 +499,7 @@ def machine_lines(info: dict, args) -> list[str]:
              f"{' (' + info['device_name'] + ')' if info.get('device_name') else ''}; "
              f"glsplat from {info.get('glsplat_file', '?')}{git_state(info.get('glsplat_file'))}"]
     lines.append("- malloc: glibc's defaults" if args.default_malloc else
-                 "- malloc: freed memory kept for reuse (glsplat.keep_freed_memory())")
+                 "- malloc: freed memory kept for reuse (glsplat.memory.keep_freed_memory())")
     if args.label:
         lines.append(f"- Note: {args.label}")
     return lines

@@ -17,6 +17,7 @@ import time
 import torch
 
 import glsplat
+import glsplat.memory
 import glsplat.nvdiffrast as dr
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    glsplat.keep_freed_memory()
+    glsplat.memory.keep_freed_memory()
 
     mesh = glsplat.load_example("spot").normalized()
     camera = glsplat.Camera.orbit(30.0, 15.0, 2.5, image_size=(args.size, args.size))

@@ -30,8 +30,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting import fit_pose, posed
+from glsplat.images import to_uint8
+from glsplat.transforms import axis_angle_to_matrix, rotation_angle
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -62,36 +65,25 @@ def sample_trials(angles: list[float], per_angle: int, seed: int, offset: float 
     g = torch.Generator().manual_seed(seed)
     n = len(angles) * per_angle
     yaw = torch.rand(n, generator=g) * 2 * math.pi
-    spin = glsplat.axis_angle_to_matrix(torch.stack([torch.zeros(n), yaw, torch.zeros(n)], -1))
-    tilt = glsplat.axis_angle_to_matrix(random_axes(n, g) * math.radians(20) * torch.rand(n, 1, generator=g))
+    spin = axis_angle_to_matrix(torch.stack([torch.zeros(n), yaw, torch.zeros(n)], -1))
+    tilt = axis_angle_to_matrix(random_axes(n, g) * math.radians(20) * torch.rand(n, 1, generator=g))
     target_rotation = tilt @ spin
     target_translation = (torch.rand(n, 3, generator=g) - 0.5) * 2 * offset
     degrees = torch.tensor(angles, dtype=torch.float32).repeat_interleave(per_angle)
-    init_rotation = glsplat.axis_angle_to_matrix(random_axes(n, g) * torch.deg2rad(degrees)[:, None]) @ target_rotation
+    init_rotation = axis_angle_to_matrix(random_axes(n, g) * torch.deg2rad(degrees)[:, None]) @ target_rotation
     init_translation = target_translation + random_axes(n, g) * offset
     return Trials(target_rotation, target_translation, init_rotation, init_translation, degrees)
 
 
-def scene(size: int):
-    """The camera (looking at the origin from 2.5 units, slightly above) and the Phong shader."""
-    camera = glsplat.Camera.look_at((0.0, 0.5, -2.5), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=30.0,
-                                    image_size=(size, size), near=0.5, far=5.0)
-    lights = [glsplat.DirectionalLight(direction=(0.4, 0.8, -0.6), color=(0.6, 0.6, 0.6)),
-              glsplat.PointLight(color=(0.35, 0.35, 0.35))]
-    return camera, glsplat.PhongShader(lights=lights, ambient=0.25, specular=0.2)
-
-
 def to_rgb8(rgba: torch.Tensor) -> np.ndarray:
     """Premultiplied ``[H, W, 4]`` over white as ``uint8 [H, W, 3]``."""
-    rgb = glsplat.over_background(rgba[None], (1.0, 1.0, 1.0))[0, ..., :3]
-    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    return to_uint8(glsplat.over_background(rgba[None], (1.0, 1.0, 1.0))[0, ..., :3])
 
 
 def gif_frame(target: torch.Tensor, current: torch.Tensor, scale: int = 2) -> np.ndarray:
     """target | current | |difference| (amplified 2x, on black), side by side and enlarged."""
-    diff = ((current - target).abs()[..., :3] * 2).clamp(0, 1)
-    diff8 = (diff * 255 + 0.5).to(torch.uint8).numpy()
-    row = np.concatenate([to_rgb8(target), to_rgb8(current), diff8], 1)
+    diff = (current - target).abs()[..., :3] * 2
+    row = np.concatenate([to_rgb8(target), to_rgb8(current), to_uint8(diff)], 1)
     return row.repeat(scale, 0).repeat(scale, 1)
 
 
@@ -122,25 +114,20 @@ def plot_curves(results: dict, trials: Trials, angles: list[float], path: Path) 
     handles = [plt.Line2D([], [], color=c, label=f"{a:g}° start") for a, c in zip(angles, colours)]
     handles.append(plt.Line2D([], [], color="k", ls=":", label="failed (≥ 2°)"))
     axes[0, -1].legend(handles=handles, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    demo_common.save_figure(fig, path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/fit_pose"), help="output folder (default: out/fit_pose)")
-    parser.add_argument("--size", type=int, default=64, help="image height and width in pixels (default: 64)")
-    parser.add_argument("--steps", type=int, default=150, help="Adam steps per fit (default: 150)")
-    parser.add_argument("--trials", type=int, default=4, help="trials per initial error (default: 4)")
+    parser = demo_common.parser(__doc__, "fit_pose")
+    demo_common.add_training(parser, size=64, lr=0.03, lr_help="Adam's initial learning rate", seed="targets and starts")
+    parser.add_argument("--steps", type=int, default=150, help="Adam steps per fit")
+    parser.add_argument("--trials", type=int, default=4, help="trials per initial error")
     parser.add_argument("--angles", type=float, nargs="+", default=[15.0, 30.0, 45.0, 60.0],
-                        help="initial rotation errors in degrees (default: 15 30 45 60)")
+                        help="initial rotation errors in degrees")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
-                        help="which renderers to fit with (default: all three)")
-    parser.add_argument("--lr", type=float, default=0.03, help="Adam's initial learning rate (default: 0.03)")
+                        help="which renderers to fit with")
     parser.add_argument("--start-sigma", type=float, default=2.0,
-                        help="blur (px) at the first step, falling to 0 by mid-run; 0 = no coarse-to-fine (default: 2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for targets and starts (default: 0)")
+                        help="blur (px) at the first step, falling to 0 by mid-run; 0 = no coarse-to-fine")
     parser.add_argument("--quick", action="store_true", help="smoke run: 48 px, 60 steps, 2 trials per angle")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     args = parser.parse_args(argv)
@@ -159,7 +146,7 @@ def main(argv=None, ctx: glsplat.Context | None = None) -> dict:
     # One OpenGL context per process: callers that hold one (tests) pass it in.
     ctx = glsplat.Context() if ctx is None else ctx
     spot = glsplat.load_example("spot").normalized()
-    camera, shader = scene(args.size)
+    camera, shader = demo_common.pose_scene(args.size)
     trials = sample_trials(args.angles, args.trials, args.seed)
     with torch.no_grad():
         target = glsplat.render(ctx, posed(spot, trials.target_rotation, trials.target_translation),
@@ -183,7 +170,7 @@ def main(argv=None, ctx: glsplat.Context | None = None) -> dict:
         fit = fit_pose(ctx, spot, target, camera, trials.init_rotation, trials.init_translation,
                        steps=args.steps, lr=args.lr, layers=layers, hard=hard, shader=shader,
                        start_sigma=args.start_sigma, callback=callback)
-        rot_err = glsplat.rotation_angle(fit.rotation, trials.target_rotation)
+        rot_err = rotation_angle(fit.rotation, trials.target_rotation)
         trans_err = (fit.translation - trials.target_translation).norm(dim=-1)
         results[name] = (rot_err, trans_err, fit.losses)
         tqdm.write(f"{name}: {time.perf_counter() - start:.1f} s for {len(rot_err)} trials x {args.steps} steps")

@@ -31,38 +31,14 @@ import torch
 import trimesh
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting.metrics import surface_distance
 from glsplat.images import save_image
-from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
+from glsplat.fitting.shape import ShapeWeights, fit_shape, fitting_shader, icosphere, novel_views, side_by_side, view_cameras
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-
-MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
-NAMED = {"teapot": MESHES / "teapot.obj", "bunny": MESHES / "stanford-bunny.obj",
-         "suzanne": MESHES / "suzanne.obj", "fandisk": MESHES / "fandisk.obj"}
-# The pictures show views between the fitting ones, 20 degrees up.
-NOVEL_AZIMUTHS = (30.0, 120.0, 210.0, 300.0)
-
-
-EXAMPLES = ("spot", "blob", "capsule", "torus")  # glsplat.load_example's meshes
-
-
-def load_target(name: str) -> tuple[str, glsplat.Mesh] | None:
-    """A short name and the mesh (an example, one of ``NAMED``, or a file path), normalized, geometry
-    only; None, with a message, for a mesh of the optional shared folder that is absent."""
-    if name in EXAMPLES:
-        mesh = glsplat.load_example(name)
-    else:
-        path = NAMED.get(name, Path(name))
-        if name in NAMED and not path.is_file():
-            print(f"skipping {name}: {path} is absent (the optional shared mesh folder)", file=sys.stderr)
-            return None
-        mesh = glsplat.load_mesh(path)
-        name = path.stem if name not in NAMED else name
-    mesh = mesh.normalized()
-    return name, glsplat.Mesh(mesh.verts, mesh.faces)
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -73,9 +49,7 @@ def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> Non
             ax.plot(values, label=term, lw=2 if term == "total" else 1)
         ax.set(title=name, xlabel="step", ylabel="loss (terms unweighted, total weighted)", yscale="log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    demo_common.save_figure(fig, path)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -88,16 +62,13 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = demo_common.parser(__doc__, "fit_shape")
+    demo_common.add_training(parser, size=96, lr=0.01, lr_help="Adam's learning rate (decays to a tenth)")
     parser.add_argument("--mesh", nargs="+", default=["spot", "teapot"],
-                        help=f"meshes to fit: {', '.join(EXAMPLES)} (shipped), {', '.join(NAMED)} (from the optional "
-                        f"folder {MESHES}, skipped when absent), or mesh file paths")
-    parser.add_argument("--out", type=Path, default=Path("out/fit_shape"), help="output folder")
+                        help=f"meshes to fit: {', '.join(demo_common.EXAMPLES)} (shipped), {', '.join(demo_common.SHARED)} "
+                        f"(from the optional folder {demo_common.MESHES}, skipped when absent), or mesh file paths")
     parser.add_argument("--views", type=int, default=12, help="fitting views (cameras on a sphere)")
-    parser.add_argument("--size", type=int, default=96, help="image height and width in pixels")
     parser.add_argument("--steps", type=int, default=300, help="Adam steps")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (decays to a tenth)")
     parser.add_argument("--level", type=int, default=2, help="icosphere subdivision level of the template")
     parser.add_argument("--subdivide-at", type=int, nargs="*", default=None,
                         help="steps at which to subdivide the mesh (coarse to fine); default: half way; "
@@ -143,7 +114,7 @@ def fit_one(ctx, name: str, target: glsplat.Mesh, args, bar: tqdm) -> tuple[dict
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    targets = [target for target in map(load_target, args.mesh) if target is not None]
+    targets = [target for target in map(demo_common.load_geometry, args.mesh) if target is not None]
     ctx = glsplat.Context()
     torch.manual_seed(0)
     rows, histories = [], {}
@@ -152,7 +123,7 @@ def main(argv=None) -> list[dict]:
         row, history, meshes = fit_one(ctx, name, target, args, bar)
         rows.append(row)
         histories[name] = history
-        save_image(args.out / f"fit_shape_{name}.png", side_by_side(ctx, meshes, orbit_cameras(NOVEL_AZIMUTHS, 20.0, (128, 128))))
+        save_image(args.out / f"fit_shape_{name}.png", side_by_side(ctx, meshes, novel_views()))
         fitted = meshes[-1]
         trimesh.Trimesh(fitted.verts.numpy(), fitted.faces.numpy(), process=False).export(args.out / f"fit_shape_{name}.obj")
     bar.close()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 import glsplat
+from glsplat.images import to_uint8
 
 SUPER = 4  # supersampling factor per axis for the finite-difference reference
 
@@ -28,7 +29,7 @@ def diverging(values: np.ndarray, scale: float) -> np.ndarray:
     v = np.clip(values / scale, -1, 1)[..., None]
     white, red, blue = np.ones(3), np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.25, 0.8])
     rgb = np.where(v > 0, white + v * (red - white), white - v * (blue - white))
-    return (rgb * 255).astype(np.uint8)
+    return to_uint8(torch.from_numpy(rgb))
 
 
 def main() -> None:
@@ -88,7 +89,7 @@ def main() -> None:
     magnitude = np.abs(fd_d)
     scale = np.percentile(magnitude[magnitude > 1e-6], 90)  # saturate the strongest edges
     cosine = float((splat_d * fd_d).sum() / (np.linalg.norm(splat_d) * np.linalg.norm(fd_d)))
-    panels = [(render.clamp(0, 1).numpy() * 255).astype(np.uint8), diverging(splat_d, scale),
+    panels = [to_uint8(render), diverging(splat_d, scale),
               diverging(fd_d, scale), diverging(plain_d, scale)]
     titles = ["render", "splat d/dx", "finite diff. (16x SS)", "plain raster d/dx"]
     label = 16

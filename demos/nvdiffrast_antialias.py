@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 import glsplat
 import glsplat.nvdiffrast as dr
+from glsplat.images import save_image
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         crops.append(np.kron(crop, np.ones((10, 10, 1))))
     gap = np.ones((240, 8, 3))
     picture = np.concatenate([crops[0], gap, crops[1]], 1)
-    Image.fromarray((picture * 255).round().astype(np.uint8)).save(args.out)
+    save_image(args.out, torch.from_numpy(picture))
     print(f"wrote {args.out}")
 
 

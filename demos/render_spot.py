@@ -11,13 +11,14 @@ Writes, into the output folder (default out/demo/):
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
+
+import demo_common
 import glsplat
 from glsplat.images import save_image
+from glsplat.transforms import axis_angle_to_matrix
 
 # Spot's +y is up and her head points toward -z; azimuth 0 looks at her face.
 AZIMUTHS = (0.0, 60.0, 180.0, 300.0)
@@ -34,7 +35,7 @@ def untextured_meshes() -> list[glsplat.Mesh]:
     import trimesh
 
     capsule = glsplat.load_example("capsule")  # along z: tilted, so that it reads as a capsule
-    capsule = capsule.replace(verts=capsule.verts @ glsplat.axis_angle_to_matrix(torch.tensor([0.9, 0.5, 0.0])).T)
+    capsule = capsule.replace(verts=capsule.verts @ axis_angle_to_matrix(torch.tensor([0.9, 0.5, 0.0])).T)
     box = trimesh.creation.box((1.0, 0.6, 0.4))
     box.unmerge_vertices()  # a vertex per face corner: flat faces, sharp edges
     box = glsplat.Mesh(torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces))
@@ -53,10 +54,9 @@ def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    parser.add_argument("--size", type=int, default=512, help="image height and width in pixels (default: 512)")
-    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel (default: 1)")
+    parser = demo_common.parser(__doc__, "demo")
+    parser.add_argument("--size", type=int, default=512, help="image height and width in pixels")
+    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 
 import torch
@@ -40,10 +39,8 @@ class VertexColors(torch.nn.Module):
 
 def cameras(first: int, count: int, total: int, size: int) -> glsplat.Camera:
     """Views ``first .. first + count - 1`` of ``total`` around Spot, 20 degrees up."""
-    angles = 2 * math.pi * (torch.arange(first, first + count) + 0.5) / total
-    eyes = 2.5 * torch.stack([angles.sin() * math.cos(0.35), torch.full_like(angles, math.sin(0.35)),
-                              angles.cos() * math.cos(0.35)], -1)
-    return glsplat.Camera.look_at(eye=eyes, image_size=(size, size), fov_y=30.0, near=1.0, far=5.0)
+    azimuth = 360.0 * (torch.arange(first, first + count) + 0.5) / total
+    return glsplat.Camera.orbit(azimuth, 20.0, 2.5, fov_y=30.0, image_size=(size, size), near=1.0, far=5.0)
 
 
 def context_for(local_rank: int) -> glsplat.Context:

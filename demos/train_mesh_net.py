@@ -27,36 +27,25 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting.metrics import surface_distance
 from glsplat.images import save_image
 from glsplat.fitting.shape import ShapeWeights, Topology, fitting_shader, icosphere, orbit_cameras, regularizers, view_cameras
 
-MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
-SHARED = {"teapot": MESHES / "teapot.obj", "suzanne": MESHES / "suzanne.obj", "bunny": MESHES / "stanford-bunny.obj",
-          "fandisk": MESHES / "fandisk.obj"}
-EXAMPLES = ("spot", "blob", "capsule", "torus")  # glsplat.load_example's meshes
 INPUT_VIEW = (30.0, 20.0)  # azimuth, elevation of the input image (degrees)
 FIGURE_VIEW = (-60.0, 25.0)  # a view that is neither the input nor a supervising one
 
 
 def load(name: str) -> glsplat.Mesh | None:
-    """An example or a mesh of the optional shared folder (None, with a message, when absent), normalized,
-    geometry only."""
-    if name in EXAMPLES:
-        mesh = glsplat.load_example(name)
-    elif SHARED[name].is_file():
-        mesh = glsplat.load_mesh(SHARED[name])
-    else:
-        print(f"skipping {name}: {SHARED[name]} is absent (the optional shared mesh folder)", file=sys.stderr)
-        return None
-    return glsplat.Mesh(mesh.verts, mesh.faces).normalized()
+    """:func:`demo_common.load_geometry`'s mesh, or None when absent."""
+    loaded = demo_common.load_geometry(name)
+    return None if loaded is None else loaded[1]
 
 
 def deform(mesh: glsplat.Mesh, generator: torch.Generator) -> glsplat.Mesh:
@@ -139,23 +128,19 @@ def picture(ctx, template, offsets, shapes: Shapes, indices: list[int], shader) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("out/mesh_net"), help="output folder")
-    parser.add_argument("--size", type=int, default=64, help="image height and width in pixels")
+    parser = demo_common.parser(__doc__, "mesh_net")
+    demo_common.add_training(parser, size=64, lr=1e-3, seed="the shapes and the network")
     parser.add_argument("--views", type=int, default=6, help="supervising views per shape")
     parser.add_argument("--level", type=int, default=2, help="icosphere subdivision level of the template")
     parser.add_argument("--train-per-mesh", type=int, default=24, help="training deformations of each mesh")
     parser.add_argument("--test-per-mesh", type=int, default=3, help="held-out deformations of each mesh")
-    parser.add_argument("--epochs", type=int, default=12, help="passes over the training shapes")
-    parser.add_argument("--batch", type=int, default=8, help="shapes per step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    demo_common.add_epochs(parser, epochs=12, epochs_help="passes over the training shapes", batch=8,
+                           batch_help="shapes per step")
     parser.add_argument("--samples", type=int, default=3000, help="surface samples per mesh for Chamfer")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the shapes and the network")
-    names = [*EXAMPLES, *SHARED]
+    names = [*demo_common.EXAMPLES, *demo_common.SHARED]
     parser.add_argument("--meshes", nargs="+", choices=names, default=["spot", "teapot", "suzanne", "bunny"],
-                        help=f"training meshes; {', '.join(SHARED)} come from the optional folder {MESHES} and are "
-                             "skipped when absent")
+                        help=f"training meshes; {', '.join(demo_common.SHARED)} come from the optional folder "
+                             f"{demo_common.MESHES} and are skipped when absent")
     parser.add_argument("--unseen-mesh", choices=names, default="fandisk",
                         help="a mesh never trained on, for a second test set")
     parser.add_argument("--no-unseen-mesh", action="store_true", help="skip the unseen-mesh test set")

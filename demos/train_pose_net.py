@@ -29,39 +29,25 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import demo_common
 import glsplat
 from glsplat.fitting import posed
 from glsplat.fitting.pose import blur
+from glsplat.transforms import axis_angle_to_matrix, rotation_6d_to_matrix, rotation_angle
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 # Spot's head points toward -z and the camera sits on -z: a 35-degree yaw shows face and flank.
-CANONICAL = glsplat.axis_angle_to_matrix(torch.tensor([0.0, math.radians(35.0), 0.0]))
+CANONICAL = axis_angle_to_matrix(torch.tensor([0.0, math.radians(35.0), 0.0]))
 NETWORKS = ("render loss", "supervised")
-
-
-def scene(size: int):
-    """The fixed camera and the Phong shader (the same as demos/fit_pose.py)."""
-    camera = glsplat.Camera.look_at((0.0, 0.5, -2.5), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), fov_y=30.0,
-                                    image_size=(size, size), near=0.5, far=5.0)
-    lights = [glsplat.DirectionalLight(direction=(0.4, 0.8, -0.6), color=(0.6, 0.6, 0.6)),
-              glsplat.PointLight(color=(0.35, 0.35, 0.35))]
-    return camera, glsplat.PhongShader(lights=lights, ambient=0.25, specular=0.2)
 
 
 def sample_rotations(n: int, max_degrees: float, generator: torch.Generator) -> torch.Tensor:
     """``[n, 3, 3]`` rotations ``exp(w) @ CANONICAL``, ``w`` uniform in the ball of radius ``max_degrees``."""
     direction = F.normalize(torch.randn(n, 3, generator=generator), dim=-1)
     radius = math.radians(max_degrees) * torch.rand(n, 1, generator=generator) ** (1 / 3)
-    return glsplat.axis_angle_to_matrix(direction * radius) @ CANONICAL
-
-
-def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
-    """``[B, 6]`` -> ``[B, 3, 3]``: Gram-Schmidt on two vectors; they become the matrix's first two rows."""
-    a = F.normalize(d6[:, :3], dim=-1)
-    b = F.normalize(d6[:, 3:] - (a * d6[:, 3:]).sum(-1, keepdim=True) * a, dim=-1)
-    return torch.stack([a, b, torch.cross(a, b, dim=-1)], -2)
+    return axis_angle_to_matrix(direction * radius) @ CANONICAL
 
 
 class PoseNet(torch.nn.Module):
@@ -93,7 +79,7 @@ class PoseNet(torch.nn.Module):
 def held_out_error(net: PoseNet, images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     """``[N]`` rotation errors in degrees."""
     with torch.no_grad():
-        return glsplat.rotation_angle(net(images), rotations)
+        return rotation_angle(net(images), rotations)
 
 
 def plot(history: dict, examples: tuple, path: Path) -> None:
@@ -113,25 +99,19 @@ def plot(history: dict, examples: tuple, path: Path) -> None:
     ax.imshow(glsplat.over_background(grid[None], (1.0, 1.0, 1.0))[0, ..., :3].clamp(0, 1).numpy())
     ax.set_title("held-out inputs (top), renders of label-free predictions (bottom)", fontsize=9)
     ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    demo_common.save_figure(fig, path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/pose_net"), help="output folder (default: out/pose_net)")
-    parser.add_argument("--size", type=int, default=40, help="image height and width in pixels (default: 40)")
-    parser.add_argument("--train", type=int, default=320, help="training images (default: 320)")
-    parser.add_argument("--test", type=int, default=64, help="held-out images (default: 64)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
-    parser.add_argument("--batch", type=int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default: 2e-3)")
+    parser = demo_common.parser(__doc__, "pose_net")
+    demo_common.add_training(parser, size=40, lr=2e-3, seed="data, initial weights and batches")
+    parser.add_argument("--train", type=int, default=320, help="training images")
+    parser.add_argument("--test", type=int, default=64, help="held-out images")
+    demo_common.add_epochs(parser, epochs=10, epochs_help="epochs", batch=16, batch_help="batch size")
     parser.add_argument("--max-angle", type=float, default=45.0,
-                        help="rotations within this many degrees of the canonical view (default: 45)")
+                        help="rotations within this many degrees of the canonical view")
     parser.add_argument("--sigma", type=float, default=1.0,
-                        help="blur (px) of the rendering loss in epoch 1, falling to 0 by mid-run (default: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data, initial weights and batches (default: 0)")
+                        help="blur (px) of the rendering loss in epoch 1, falling to 0 by mid-run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 px, 128 training images, 3 epochs")
     args = parser.parse_args(argv)
     if args.quick:
@@ -150,7 +130,7 @@ def main(argv=None, ctx: glsplat.Context | None = None) -> dict:
     # One OpenGL context per process: callers that hold one (tests) pass it in.
     ctx = glsplat.Context() if ctx is None else ctx
     spot = glsplat.load_example("spot").normalized()
-    camera, shader = scene(args.size)
+    camera, shader = demo_common.pose_scene(args.size)
     zero = torch.zeros(1, 3)
 
     def render(rotations: torch.Tensor) -> torch.Tensor:

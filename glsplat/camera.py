@@ -1,10 +1,15 @@
 """Cameras: world space to OpenGL clip space, differentiably."""
 from __future__ import annotations
 
-import pyrr
+import math
+
 import torch
 
 from . import checks
+
+# Camera.orbit's default framing (distance from the target, vertical field of view in degrees): a mesh
+# normalized to a longest side of 1 fills most of the image. The command line and the viewer use it.
+ORBIT_DISTANCE, ORBIT_FOV_Y = 2.5, 40.0
 
 # OpenCV's camera looks down +z with y down; OpenGL's looks down -z with y up.
 _CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
@@ -23,6 +28,26 @@ def _shaped(x: torch.Tensor, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         dims = ", ".join(map(str, shape))
         raise ValueError(f"{name}: expected [{dims}] or [B, {dims}], got {list(x.shape)}")
     return x
+
+
+def _projection(fx: torch.Tensor, fy: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, skew: torch.Tensor,
+                image_size: tuple[int, int], near: float, far: float) -> torch.Tensor:
+    """``[B, 4, 4]`` OpenGL projection of the pinhole with intrinsics ``K = [[fx, skew, cx], [0, fy, cy], [0, 0, 1]]``.
+
+    ``fx, fy, cx, cy, skew`` are ``[B]`` and in pixels, with OpenCV's convention that the center of the
+    top-left pixel is (0, 0); the projection maps OpenGL camera points (looking down -z, y up) to
+    clip space with depth ``near .. far`` at NDC z ``-1 .. 1``. The one builder of both
+    :meth:`Camera.look_at` and :meth:`Camera.from_intrinsics`.
+    """
+    height, width = image_size
+    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
+    # OpenCV's pixel centers sit half a pixel before ours (ours: pixel (i, j) is centered at x = j + 0.5).
+    return torch.stack([
+        torch.stack([2 * fx / width, -2 * skew / width, 1 - 2 * (cx + 0.5) / width, zero], -1),
+        torch.stack([zero, 2 * fy / height, 2 * (cy + 0.5) / height - 1, zero], -1),
+        torch.stack([zero, zero, -(far + near) / (far - near) * one, -2 * far * near / (far - near) * one], -1),
+        torch.stack([zero, zero, -one, zero], -1),
+    ], -2)
 
 
 class Camera:
@@ -81,20 +106,22 @@ class Camera:
         R = torch.stack([right, true_up, back], dim=-2)
         t = -(R @ eye[..., None])[..., 0]
         height, width = image_size
-        # pyrr builds matrices for row vectors (p @ M); OpenGL's is the transpose.
-        proj = pyrr.matrix44.create_perspective_projection(fov_y, width / height, near, far).T
-        projection = torch.as_tensor(proj, dtype=eye.dtype, device=eye.device)
+        # The pinhole whose vertical field of view is fov_y, centered: K's focal length in pixels and
+        # principal point (OpenCV's pixel centers, as in from_intrinsics).
+        focal = torch.full((1,), height / (2 * math.tan(math.radians(fov_y) / 2)), dtype=eye.dtype, device=eye.device)
+        zero = torch.zeros_like(focal)
+        projection = _projection(focal, focal, (width - 1) / 2 + zero, (height - 1) / 2 + zero, zero, image_size, near, far)
         return cls(R, t, projection.expand(R.shape[0], 4, 4), image_size)
 
     @classmethod
-    def orbit(cls, azimuth=0.0, elevation=0.0, distance=2.5, *, target=(0.0, 0.0, 0.0),
-              fov_y: float = 40.0, image_size: tuple[int, int] = (256, 256), near: float | None = None,
+    def orbit(cls, azimuth=0.0, elevation=0.0, distance=ORBIT_DISTANCE, *, target=(0.0, 0.0, 0.0),
+              fov_y: float = ORBIT_FOV_Y, image_size: tuple[int, int] = (256, 256), near: float | None = None,
               far: float | None = None) -> "Camera":
         """Cameras on a sphere around ``target``, looking at it with world +y up.
 
         Azimuth turns about +y: 0 looks from -z towards +z, 90 from +x. Elevation is above the
-        xz plane. The defaults frame a mesh normalized to a longest side of 1
-        (:meth:`glsplat.Mesh.normalized`).
+        xz plane. The defaults (:data:`ORBIT_DISTANCE`, :data:`ORBIT_FOV_Y`) frame a mesh normalized
+        to a longest side of 1 (:meth:`glsplat.Mesh.normalized`).
 
         Args:
             azimuth, elevation: degrees, scalars or ``[B]`` (broadcast against each other);
@@ -150,18 +177,7 @@ class Camera:
         flip = _CV_TO_GL.to(dtype=K.dtype, device=K.device)
         R = torch.eye(3, dtype=K.dtype, device=K.device)[None] if R is None else _shaped(_batched(R, 2), "R", (3, 3))
         t = torch.zeros(1, 3, dtype=K.dtype, device=K.device) if t is None else _shaped(_batched(t, 1), "t", (3,))
-        height, width = image_size
-        fx, skew, cx = K[:, 0, 0], K[:, 0, 1], K[:, 0, 2]
-        fy, cy = K[:, 1, 1], K[:, 1, 2]
-        zero, one = torch.zeros_like(fx), torch.ones_like(fx)
-        # Clip coordinates of an OpenGL camera point; OpenCV's pixel centres sit half a pixel
-        # before ours (ours: pixel (i, j) is centred at x = j + 0.5).
-        projection = torch.stack([
-            torch.stack([2 * fx / width, -2 * skew / width, 1 - 2 * (cx + 0.5) / width, zero], -1),
-            torch.stack([zero, 2 * fy / height, 2 * (cy + 0.5) / height - 1, zero], -1),
-            torch.stack([zero, zero, -(far + near) / (far - near) * one, -2 * far * near / (far - near) * one], -1),
-            torch.stack([zero, zero, -one, zero], -1),
-        ], -2)
+        projection = _projection(K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 0, 1], image_size, near, far)
         return cls(flip @ R, (flip @ t[..., None])[..., 0], projection, image_size)
 
     @classmethod
@@ -213,10 +229,6 @@ class Camera:
     def full_matrix(self) -> torch.Tensor:
         """``[B, 4, 4]`` world-to-clip matrix, ``projection @ view``."""
         return self.projection @ self.view_matrix()
-
-    def transform(self, verts: torch.Tensor) -> torch.Tensor:
-        """``[B, V, 3]`` world points in the camera frame."""
-        return verts @ self.R.transpose(-1, -2) + self.t[:, None]
 
     def project(self, verts: torch.Tensor) -> torch.Tensor:
         """World points ``[B, V, 3]`` or ``[V, 3]`` to clip space ``[B, V, 4]``, differentiably.

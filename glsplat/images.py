@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 # PIL format names whose files keep an alpha channel.
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF", "TGA")
@@ -71,20 +71,29 @@ def save_image(path: Path | str, image: torch.Tensor, background=None) -> None:
         Image.fromarray(to_uint8(rgb + (1 - alpha) * background), "RGB").save(path)
 
 
+def read_pixels(path: Path | str, mode: str, what: str = "image") -> tuple[np.ndarray, bool]:
+    """An image file's pixels converted to PIL ``mode`` ("RGB", "RGBA"), ``uint8 [H, W, C]`` row 0 at
+    the top, and whether the file had alpha. ``FileNotFoundError`` for a missing file (naming it a
+    ``what`` file), ``ValueError`` naming the file for one PIL cannot read (empty, truncated, foreign,
+    or a decompression bomb)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such {what} file: {path}")
+    try:
+        with Image.open(path) as image:
+            has_alpha = "A" in image.getbands() or "transparency" in image.info
+            return np.array(image.convert(mode)), has_alpha
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        # PIL's messages for empty, truncated or foreign files do not all name the file.
+        raise ValueError(f"{path}: could not read an image ({error})") from error
+
+
 def load_image(path: Path | str) -> tuple[torch.Tensor, bool]:
     """An image file as premultiplied RGBA ``[H, W, 4]`` float32, and whether it had alpha.
 
     Without alpha (RGB, greyscale, JPEG) the image is opaque: alpha 1. ``FileNotFoundError``
     for a missing file, ``ValueError`` for one PIL cannot read.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        with Image.open(path) as image:
-            has_alpha = "A" in image.getbands() or "transparency" in image.info
-            array = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: could not read an image ({error})") from error
-    rgba = torch.from_numpy(array)
+    pixels, has_alpha = read_pixels(path, "RGBA")
+    rgba = torch.from_numpy(pixels.astype(np.float32) / 255)
     return torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1), has_alpha

@@ -10,6 +10,8 @@ import torch
 import trimesh
 from PIL import Image
 
+from .images import read_pixels
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -98,21 +100,14 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return normalize(normals).view(verts.shape)
 
 
-def _texture(image: Image.Image, dtype) -> torch.Tensor:
-    return torch.from_numpy(np.array(image.convert("RGB"))).to(dtype) / 255
+def _texture(pixels: np.ndarray, dtype) -> torch.Tensor:
+    """``uint8 [H, W, 3]`` pixels as a float texture in [0, 1]."""
+    return torch.from_numpy(pixels).to(dtype) / 255
 
 
 def load_texture(path, dtype=torch.float32) -> torch.Tensor:
     """An image file as a float ``[H, W, 3]`` texture in [0, 1], row 0 at the top."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"texture file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return _texture(image, dtype)
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        # PIL's messages for empty, truncated or foreign files do not all name the file.
-        raise ValueError(f"{path}: could not read an image ({error})") from error
+    return _texture(read_pixels(path, "RGB", "texture")[0], dtype)
 
 
 def _check_obj(path: Path, text: str, materials: bool) -> bool:
@@ -218,7 +213,7 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
         if image is None:
             image = getattr(visual.material, "baseColorTexture", None)
         if image is not None and textured:
-            texture = _texture(image, dtype)
+            texture = _texture(np.array(image.convert("RGB")), dtype)
     elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind == "vertex":
         per_split = np.asarray(visual.vertex_colors, dtype=np.float64)[:, :3] / 255
         colors = np.zeros((len(verts), 3))

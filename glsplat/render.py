@@ -87,8 +87,15 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
 class Renderer(torch.nn.Module):
     """:func:`render` with its settings held, as a module for training loops.
 
-    ``Renderer(camera, shader=..., layers=...)(mesh)`` renders ``mesh``. The context is created
-    on first use unless given.
+    ``Renderer(camera, shader=..., layers=...)(mesh)`` renders ``mesh``: ``forward(mesh, faces=None)``
+    takes what :func:`render` takes as ``mesh`` and ``faces`` and returns its ``[B, H, W, 4]``
+    premultiplied RGBA. The module has no parameters of its own; change the attributes (the
+    arguments, by the same names) between calls to move the camera or change the shading.
+
+    Args:
+        camera, shader, layers, background, cull_backfaces: as in :func:`render`.
+        ctx: the OpenGL :class:`Context`; ``None`` creates one on the first call (in the calling
+            thread; a process should hold one context, so pass it where one exists).
     """
 
     def __init__(self, camera: Camera, shader=None, layers: int = 1, background=None,

@@ -250,7 +250,13 @@ def _dot_cf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class DirectionalLight:
-    """Light arriving from ``direction`` (pointing from the surface towards the light, world space)."""
+    """Light arriving from ``direction`` (pointing from the surface towards the light, world space).
+
+    Attributes:
+        direction: ``[3]`` world-space direction towards the light (normalized when used); a
+            tensor may require grad.
+        color: ``[3]`` RGB intensity, linear (1 = the albedo at normal incidence).
+    """
 
     direction: Sequence[float] | torch.Tensor = (0.0, 0.0, 1.0)
     color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
@@ -263,7 +269,12 @@ class DirectionalLight:
 
 @dataclass
 class PointLight:
-    """Light from a point (world space; ``None`` = the camera centre, a headlight). No falloff."""
+    """Light from a point, without falloff with distance.
+
+    Attributes:
+        position: ``[3]`` world-space position; ``None`` puts it at each camera's center (a headlight).
+        color: ``[3]`` RGB intensity, linear.
+    """
 
     position: Sequence[float] | torch.Tensor | None = None
     color: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)
@@ -282,7 +293,15 @@ def _light_color(light, frags: Fragments) -> torch.Tensor:
 
 
 class UnlitShader:
-    """The albedo as it is (texture, vertex colours or a constant colour), clamped to [0, 1]."""
+    """The albedo as it is (texture, vertex colours or a constant colour), clamped to [0, 1].
+
+    Args:
+        albedo: ``None`` takes the mesh's own color: its texture (with uvs), else its vertex
+            colors, else :data:`DEFAULT_ALBEDO`; or an RGB color ``[3]`` for every sample.
+
+    Called on :class:`Fragments` it returns straight RGBA ``[N, 4]`` (alpha 1), as :func:`glsplat.render`
+    expects of a shader.
+    """
 
     def __init__(self, albedo=None):
         self.albedo = albedo
@@ -294,8 +313,16 @@ class UnlitShader:
 class LambertShader:
     """Diffuse shading: ``albedo * (ambient + sum_lights color * max(n . l, 0))``, through :func:`soft_clamp`.
 
-    The default light is a headlight (:class:`PointLight` at the camera) of 0.7: with the
-    ambient 0.3 the weights sum to 1.
+    Args:
+        lights: :class:`DirectionalLight` and :class:`PointLight` objects; ``None`` is one headlight
+            (:class:`PointLight` at the camera) of 0.7, so that with the default ambient the
+            weights sum to 1.
+        ambient: light reaching every surface, a scalar (white) in [0, 1] for usual scenes.
+        albedo: as in :class:`UnlitShader`: ``None`` for the mesh's texture or vertex colors,
+            or an RGB color ``[3]``.
+
+    Normals are the area-weighted vertex normals (:func:`glsplat.vertex_normals`), interpolated
+    (:attr:`Fragments.normals`). Returns straight RGBA ``[N, 4]`` (alpha 1) for the ``N`` samples.
     """
 
     def __init__(self, lights=None, ambient: float = 0.3, albedo=None):
@@ -317,7 +344,12 @@ class LambertShader:
 class PhongShader(LambertShader):
     """Lambert plus a white Phong highlight: ``specular * color * max(r . v, 0) ** shininess``.
 
-    Defaults: ambient 0.25, a headlight of 0.65 and specular 0.1, which sum to 1.
+    Args:
+        lights, albedo: as in :class:`LambertShader`; ``lights=None`` is one headlight of 0.65.
+        ambient: as in :class:`LambertShader`.
+        specular: weight of the highlight; the defaults (ambient 0.25, headlight 0.65, specular
+            0.1) sum to 1.
+        shininess: the Phong exponent: larger is a smaller, sharper highlight.
     """
 
     def __init__(self, lights=None, ambient: float = 0.25, specular: float = 0.1,

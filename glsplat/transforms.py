@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -21,6 +22,19 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     return eye + a * cross + b * (cross @ cross)
+
+
+def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``[..., 3, 3]`` from the 6D representation ``[..., 6]`` (Zhou et al. 2019),
+    continuous and so suited to a network's output.
+
+    Gram-Schmidt on the two 3-vectors ``d6[..., :3]`` and ``d6[..., 3:]``: they become the matrix's
+    first two rows (normalized, the second made orthogonal to the first), and the third is their
+    cross product. ``R[..., :2, :].reshape(..., 6)`` gives ``R`` back.
+    """
+    a = F.normalize(d6[..., :3], dim=-1)
+    b = F.normalize(d6[..., 3:] - (a * d6[..., 3:]).sum(-1, keepdim=True) * a, dim=-1)
+    return torch.stack([a, b, torch.cross(a, b, dim=-1)], -2)
 
 
 def rotation_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:

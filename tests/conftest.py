@@ -1,4 +1,5 @@
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,11 @@ def shared_mesh(name: str) -> Path:
 
 
 def load_script(path: str):
-    """A script of the repository (``demos/fit_pose.py``, ...) imported as a module, for its functions."""
+    """A script of the repository (``demos/fit_pose.py``, ...) imported as a module, for its functions;
+    its folder goes on ``sys.path``, as for a script that Python runs (the demos import ``demo_common``)."""
+    folder = str((ROOT / path).parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

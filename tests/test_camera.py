@@ -54,3 +54,25 @@ def test_cat_index_and_len_round_trip(ctx):
     with pytest.raises(ValueError, match="one image size"):
         glsplat.Camera.cat([one, glsplat.Camera.orbit(image_size=(8, 8))])
     assert "batch_size=3" in repr(both)
+
+
+@pytest.mark.parametrize("size", [(24, 28), (30, 20)])
+def test_look_at_is_the_centered_pinhole_of_from_intrinsics(size):
+    """look_at's projection is from_intrinsics' for K with focal H / (2 tan(fov_y / 2)) and the image
+    centre; and it is the textbook perspective matrix (cot(fov/2) / aspect, cot(fov/2), near/far terms)."""
+    height, width = size
+    fov_y, near, far = 40.0, 0.3, 7.0
+    eye = torch.tensor([0.4, 0.3, 2.0], dtype=torch.float64)
+    look = glsplat.Camera.look_at(eye, fov_y=fov_y, image_size=size, near=near, far=far)
+    focal = height / (2 * math.tan(math.radians(fov_y) / 2))
+    K = torch.tensor([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    # The same camera pose, in OpenCV's frame (y down, looking down +z).
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    pinhole = glsplat.Camera.from_intrinsics(K, size, flip @ look.R, (flip @ look.t[..., None])[..., 0], near=near, far=far)
+    torch.testing.assert_close(look.projection, pinhole.projection, rtol=0, atol=1e-12)
+    torch.testing.assert_close(look.full_matrix(), pinhole.full_matrix(), rtol=0, atol=1e-12)
+    cot = 1 / math.tan(math.radians(fov_y) / 2)
+    expected = torch.tensor([[cot * height / width, 0, 0, 0], [0, cot, 0, 0],
+                             [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(look.projection[0], expected, rtol=0, atol=1e-12)

@@ -6,6 +6,7 @@ import torch
 import glsplat
 from glsplat.fitting import fit_pose, posed
 from glsplat.fitting.pose import blur
+from glsplat.transforms import axis_angle_to_matrix, rotation_angle
 from conftest import load_script
 
 
@@ -23,7 +24,7 @@ def test_blur_keeps_flat_regions_and_mass():
 def test_batched_fits_are_independent(ctx, spot):
     """A fit in a batch of two ends where the same fit run alone ends."""
     camera = glsplat.Camera.look_at((0.0, 0.5, -2.5), fov_y=30, image_size=(32, 32), near=0.5, far=5.0)
-    rotations = glsplat.axis_angle_to_matrix(torch.tensor([[0.0, 0.3, 0.0], [0.2, -0.1, 0.1]]))
+    rotations = axis_angle_to_matrix(torch.tensor([[0.0, 0.3, 0.0], [0.2, -0.1, 0.1]]))
     translations = torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0]])
     with torch.no_grad():
         target = glsplat.render(ctx, posed(spot, torch.eye(3)[None].expand(2, 3, 3), torch.zeros(2, 3)), camera=camera)
@@ -32,7 +33,7 @@ def test_batched_fits_are_independent(ctx, spot):
     assert torch.allclose(both.rotation[1], alone.rotation[0], atol=1e-4)
     assert torch.allclose(both.translation[1], alone.translation[0], atol=1e-4)
     # Started apart, they did move.
-    assert glsplat.rotation_angle(both.rotation[1], rotations[1]) > 1.0
+    assert rotation_angle(both.rotation[1], rotations[1]) > 1.0
 
 
 def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(ctx, tmp_path):
@@ -41,7 +42,7 @@ def test_demo_recovers_30_degrees_where_the_plain_raster_does_not(ctx, tmp_path)
     results = demo.main(ctx=ctx, argv=["--out", str(tmp_path), "--size", "48", "--steps", "60", "--trials", "2",
                          "--angles", "30", "--methods", "layers=1", "plain raster", "--no-gif"])
     trials = results["trials"]
-    start = glsplat.rotation_angle(trials.init_rotation, trials.target_rotation)
+    start = rotation_angle(trials.init_rotation, trials.target_rotation)
     assert torch.allclose(start, torch.full_like(start, 30.0), atol=0.01)
     splat_error, _, losses = results["layers=1"]
     assert (splat_error < 5.0).all(), splat_error

@@ -63,6 +63,15 @@ def test_laplacian_of_an_octahedron_is_its_radius():
         assert laplacian_loss(verts + shift, faces, method).item() == pytest.approx(0.7, rel=1e-5)
 
 
+def test_squared_laplacian_of_a_triangle():
+    """Each corner's neighbours are the other two: offsets from their midpoints, squared, are
+    0.5, 1.25 and 1.25 for the unit right triangle."""
+    verts = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    faces = torch.tensor([[0, 1, 2]])
+    assert laplacian_loss(verts, faces, squared=True).item() == pytest.approx(1.0, rel=1e-6)
+    assert laplacian_loss(verts, faces).item() == pytest.approx((0.5 ** 0.5 + 2 * 1.25 ** 0.5) / 3, rel=1e-6)
+
+
 def test_laplacian_smoothing_removes_noise():
     verts, faces = as_tensors(trimesh.creation.icosphere(subdivisions=3))
     noisy = (verts + 0.05 * torch.randn_like(verts)).requires_grad_()

@@ -1,4 +1,4 @@
-"""glsplat.keep_freed_memory: large tensors come from the heap, not from a fresh mmap each."""
+"""glsplat.memory.keep_freed_memory: large tensors come from the heap, not from a fresh mmap each."""
 import platform
 import re
 import subprocess
@@ -8,10 +8,12 @@ import textwrap
 import pytest
 
 import glsplat
+from glsplat.memory import keep_freed_memory
 
 # In a fresh interpreter: the call is process-wide and would change the allocator of the tests.
 PROBE = textwrap.dedent("""
-    import ctypes, torch, glsplat
+    import ctypes, torch
+    from glsplat.memory import keep_freed_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in
@@ -29,7 +31,7 @@ PROBE = textwrap.dedent("""
         return grown
 
     default = mmapped_by_a_large_tensor()
-    took = glsplat.keep_freed_memory()
+    took = keep_freed_memory()
     print(default, took, mmapped_by_a_large_tensor(), mmapped_by_a_large_tensor())
 """)
 
@@ -45,7 +47,7 @@ def test_keep_freed_memory_serves_large_tensors_from_the_heap():
 
 def test_keep_freed_memory_checks_top_pad():
     with pytest.raises(ValueError, match="top_pad"):
-        glsplat.keep_freed_memory(top_pad=-1)
+        keep_freed_memory(top_pad=-1)
 
 
 LIMITED_RENDER = """

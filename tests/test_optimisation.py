@@ -4,6 +4,7 @@ import math
 import torch
 
 import glsplat
+from glsplat.transforms import axis_angle_to_matrix, rotation_angle
 
 
 def test_triangle_translation_plain_gradient_descent(ctx):
@@ -40,7 +41,7 @@ def test_spot_pose(ctx, spot):
     shader = glsplat.LambertShader([glsplat.DirectionalLight((1.0, 1.0, 1.0))], ambient=0.4)
 
     def image(axis_angle, t):
-        R = glsplat.axis_angle_to_matrix(axis_angle)
+        R = axis_angle_to_matrix(axis_angle)
         return glsplat.render(ctx, spot.replace(verts=spot.verts @ R.T + t), camera=camera, shader=shader)
 
     with torch.no_grad():
@@ -54,6 +55,6 @@ def test_spot_pose(ctx, spot):
         loss = ((image(axis_angle, t) - target) ** 2).mean()
         loss.backward()
         optimizer.step()
-    error = glsplat.rotation_angle(glsplat.axis_angle_to_matrix(axis_angle.detach()), torch.eye(3))
+    error = rotation_angle(axis_angle_to_matrix(axis_angle.detach()), torch.eye(3))
     assert error < 2.0
     assert t.detach().norm() < 0.01

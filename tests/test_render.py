@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import glsplat
+from glsplat.transforms import axis_angle_to_matrix
 
 SPOT_EYES = torch.tensor([[0.0, 0.5, -2.5], [2.0, 0.5, 1.0], [-1.0, 1.0, 2.0]])
 
@@ -41,7 +42,7 @@ def test_batch_of_cameras_equals_single_renders(ctx, spot):
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_batch_of_meshes_equals_single_renders(ctx, spot, layers):
-    turn = glsplat.axis_angle_to_matrix(torch.tensor([0.0, 0.7, 0.0]))
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.7, 0.0]))
     verts = torch.stack([spot.verts, spot.verts @ turn.T + torch.tensor([0.1, 0.0, 0.0])])
     camera = spot_camera(SPOT_EYES[0])
     shader = glsplat.PhongShader()
@@ -447,7 +448,7 @@ def test_user_shader_shows_normals(ctx):
     def normal_shader(frags: glsplat.Fragments) -> torch.Tensor:
         return torch.cat([(frags.normals * 0.5 + 0.5) * frags.mask, frags.mask], -1)
 
-    turn = glsplat.axis_angle_to_matrix(torch.tensor([0.0, math.radians(30.0), 0.0]))
+    turn = axis_angle_to_matrix(torch.tensor([0.0, math.radians(30.0), 0.0]))
     quad = make_quad()
     mesh = quad.replace(verts=quad.verts @ turn.T)
     img = render_quad(ctx, normal_shader, mesh)

@@ -10,8 +10,7 @@ from PIL import Image
 
 import glsplat
 import glsplat.images
-from glsplat.cli import main
-from glsplat.cli.render import orbit_camera
+from glsplat.cli import main, orbit_camera
 from glsplat.viewer import (PANELS, FitProblem, ImageTarget, OrbitController, OrbitView, PoseTarget, Request,
                             Worker, compose, vertex_arrows)
 from glsplat.viewer.arrows import to_pixels
@@ -249,3 +248,30 @@ def test_cli_help_lists_the_keys(capsys):
     for key in ("Tab", "Esc / Q", "left drag", "scroll", " O ", " P ", " R "):
         assert key in out
     assert all(f"panel '{panel.name}'" in out for panel in PANELS)
+
+
+def test_the_key_table_is_the_dispatch():
+    """Every key keys.COMMANDS documents reaches its Viewer method (Shift its shift_action), and the
+    window dispatches no key the table (or a panel) does not name. Without a window: the methods
+    are recorded, not run."""
+    from glsplat.viewer.app import KEY_NAMES, Viewer
+    from glsplat.viewer.keys import COMMANDS
+
+    assert set(KEY_NAMES.values()) == {key for command in COMMANDS for key in command.keys} | {p.key for p in PANELS}
+    called = []
+    viewer = object.__new__(Viewer)  # no window, no worker
+    viewer.panel, viewer.window = 0, None
+    for command in COMMANDS:
+        for action in filter(None, (command.action, command.shift_action)):
+            assert callable(getattr(Viewer, action)), action
+            setattr(viewer, action, lambda action=action: called.append(action))
+    for command in COMMANDS:
+        for key in command.keys:
+            for shift in (False, True):
+                called.clear()
+                viewer.press(key, shift=shift)
+                assert called == [command.shift_action if shift and command.shift_action else command.action], key
+    called.clear()
+    viewer.press("KP_3")
+    viewer.press("X")  # bound to nothing
+    assert called == [] and PANELS[viewer.panel].key == "3"

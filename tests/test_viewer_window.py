@@ -220,11 +220,11 @@ with virtual_display():
         shot = view.screenshot()
         assert view.snapshot() is None
         assert (shot.max(-1) > 200).sum() > 50  # light text on black
-        assert view._timings(" ").startswith("frame - ")  # no frame timed yet: not "0.0 ms"
+        assert view.timings(" ").startswith("frame - ")  # no frame timed yet: not "0.0 ms"
         go.set()
         view.sync()
         assert view.snapshot() is not None
-        assert view.frame_seconds > 0 and view._timings(" ").startswith("frame ") and " ms " in view._timings(" ")
+        assert view.frame_seconds > 0 and view.timings(" ").startswith("frame ") and " ms " in view.timings(" ")
     finally:
         go.set()
         view.close()

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from . import UsageError, check_output, check_size, read_target
-from .render import check_view, load, orbit_camera
+from ..camera import ORBIT_DISTANCE, ORBIT_FOV_Y
+from . import (UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
+               check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress_bar, read_target)
 
 DEFAULT_SIZE = (128, 128)
 # A fit whose silhouette overlaps the target's less than this (intersection over union) did not converge.
@@ -31,18 +31,18 @@ NOT_CONVERGED = 3
 # the silhouette is hard to see, and fit-pose warns.
 CLOSE_COLOUR = 0.15
 
+DESCRIPTION = f"""\
+Fit the rotation and translation of MESH so that its render (Phong-lit, the camera of 'glsplat render')
+matches a target: an image file (RGBA: alpha is the silhouette; RGB: composited over --background), or
+a render at --target-rotation/--target-translation. Writes the fitted pose as JSON and a
+target | fit | difference PNG, and prints the loss and the silhouette overlap (IoU) of fit and target.
+Exit status 3: the fit did not converge (IoU below {CONVERGED_IOU}; start nearer with --init-rotation,
+or raise --steps); 2: a mistake in the options. A progress bar with the loss shows on a terminal."""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "fit-pose", help="fit a mesh's pose (rotation + translation) to a target image",
-        description="Fit the rotation and translation of MESH so that its render (Phong-lit, the camera of "
-                    "'glsplat render') matches a target: an image file (RGBA: alpha is the silhouette; RGB: "
-                    "composited over --background), or a render at --target-rotation/--target-translation. "
-                    "Writes the fitted pose as JSON and a target | fit | difference PNG, and prints the loss "
-                    "and the silhouette overlap (IoU) of fit and target. Exit status 3: the fit did not "
-                    f"converge (IoU below {CONVERGED_IOU}; start nearer with --init-rotation, or raise --steps); "
-                    "2: a mistake in the options. A progress bar with the loss shows on a terminal.")
-    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser = add_command(subparsers, "fit-pose", run, description=DESCRIPTION,
+                         help="fit a mesh's pose (rotation + translation) to a target image")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--target", type=Path, metavar="IMAGE", help="target image (PNG, JPEG, ...)")
     target.add_argument("--target-rotation", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
@@ -55,26 +55,22 @@ def register(subparsers) -> None:
                         help="starting translation (default: 0 0 0)")
     parser.add_argument("--out", type=Path, required=True, help="output JSON with the fitted pose")
     parser.add_argument("--image", type=Path, help="comparison PNG (default: --out with the suffix .png)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                        help="image size (default: the target image's, or 128 128 for a target pose)")
-    parser.add_argument("--steps", type=int, default=150, help="Adam steps (default: 150)")
-    parser.add_argument("--lr", type=float, default=0.03, help="Adam's initial learning rate (default: 0.03)")
-    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel (default: 1)")
+    add_size(parser, None, "image size (default: the target image's, or 128 128 for a target pose)")
+    add_adam(parser, steps=150, lr=0.03, lr_help="Adam's initial learning rate")
+    add_layers(parser, 1)
     parser.add_argument("--blur", type=float, default=2.0,
                         help="loss blur in pixels at the first step, falling to 0 by mid-run (default: 2)")
     parser.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
                         help="background colour in [0, 1] behind an RGB target (default: 1 1 1)")
-    parser.add_argument("--azimuth", type=float, default=0.0, help="camera azimuth in degrees (default: 0)")
-    parser.add_argument("--elevation", type=float, default=15.0, help="camera elevation in degrees (default: 15)")
+    add_orbit(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar: print only the results")
-    parser.set_defaults(func=run)
 
 
 def rotation(degrees) -> torch.Tensor:
     """``[1, 3, 3]`` from an axis-angle vector given in degrees."""
-    import glsplat
+    from glsplat.transforms import axis_angle_to_matrix
 
-    return glsplat.axis_angle_to_matrix(torch.tensor([[math.radians(d) for d in degrees]]))
+    return axis_angle_to_matrix(torch.tensor([[math.radians(d) for d in degrees]]))
 
 
 def load_target(path: Path, size) -> tuple[torch.Tensor, bool]:
@@ -89,17 +85,13 @@ def load_target(path: Path, size) -> tuple[torch.Tensor, bool]:
 def check(args: argparse.Namespace) -> None:
     if args.size is not None:
         check_size(args.size)
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
-    if not args.lr > 0:
-        raise UsageError("--lr must be positive")
-    if args.layers < 1:
-        raise UsageError("--layers must be at least 1")
+    check_adam(args)
+    check_layers(args)
     if args.blur < 0:
         raise UsageError("--blur must not be negative")
     if not all(0 <= c <= 1 for c in args.background):
         raise UsageError("--background colours must be in [0, 1]")
-    check_view(args)
+    check_orbit(args)
     check_output(args.out)
     if args.image is not None:
         check_output(args.image, "--image", image=True)
@@ -147,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     import glsplat
     from glsplat.fitting import fit_pose, posed
     from glsplat.images import save_image
+    from glsplat.transforms import rotation_angle
 
     check(args)
     image_path = args.image if args.image is not None else args.out.with_suffix(".png")
@@ -172,8 +165,7 @@ def run(args: argparse.Namespace) -> int:
                                    camera=camera, shader=shader)
         warn_if_mesh_matches_background(start, background)
 
-    with tqdm(total=args.steps, desc="fit-pose", unit="step", file=sys.stderr,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress_bar(args, "fit-pose") as bar:
         def progress(step, image, losses):
             bar.set_postfix(loss=f"{losses.sum().item():.4g}", refresh=False)
             bar.update()
@@ -196,10 +188,10 @@ def run(args: argparse.Namespace) -> int:
         "converged": iou >= CONVERGED_IOU,
         "steps": args.steps,
         "image_size": list(size),
-        "camera": {"azimuth": args.azimuth, "elevation": args.elevation, "distance": 2.5, "fov_y": 40.0},
+        "camera": {"azimuth": args.azimuth, "elevation": args.elevation, "distance": ORBIT_DISTANCE, "fov_y": ORBIT_FOV_Y},
     }
     if args.target is None:
-        result["rotation_error_degrees"] = glsplat.rotation_angle(fit.rotation, target_rotation)[0].item()
+        result["rotation_error_degrees"] = rotation_angle(fit.rotation, target_rotation)[0].item()
         result["translation_error"] = (fit.translation - target_translation).norm().item()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,37 +2,34 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-from . import UsageError, check_output
+from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load, progress_bar
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
 
+DESCRIPTION = """\
+Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on a sphere,
+deform an icosphere with Adam until its renders match (colour, silhouette and smoothness terms), and
+write the fitted mesh in MESH's own coordinates, plus OUT.png: target, sphere and fit from four other
+views. Prints the Chamfer distance (mean, as a fraction of the object's size) and the normal
+consistency to MESH before and after."""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "fit-shape", help="fit an icosphere to renders of a mesh",
-        description="Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on "
-                    "a sphere, deform an icosphere with Adam until its renders match (colour, silhouette and "
-                    "smoothness terms), and write the fitted mesh in MESH's own coordinates, plus OUT.png: target, "
-                    "sphere and fit from four other views. Prints the Chamfer distance (mean, as a fraction of "
-                    "the object's size) and the normal consistency to MESH before and after.")
-    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser = add_command(subparsers, "fit-shape", run, description=DESCRIPTION,
+                         help="fit an icosphere to renders of a mesh")
     parser.add_argument("--out", type=Path, required=True, help=f"fitted mesh file ({', '.join(FORMATS)})")
     parser.add_argument("--views", type=int, default=12, help="fitting views (default: 12)")
-    parser.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("H", "W"),
-                        help="image height and width in pixels (default: 96 96)")
-    parser.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
+    add_size(parser, (96, 96), "image height and width in pixels (default: 96 96)")
     parser.add_argument("--level", type=int, default=2,
                         help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    add_adam(parser, steps=300, lr=0.01)
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (shown on a terminal, with the loss): print only the results")
-    parser.set_defaults(func=run)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -41,12 +38,9 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--views must be at least 1")
     if min(args.size) < 8:
         raise UsageError("--size must be at least 8 pixels each way")
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
+    check_adam(args)
     if not 0 <= args.level <= 5:
         raise UsageError("--level must be between 0 and 5")
-    if not args.lr > 0:
-        raise UsageError("--lr must be positive")
     check_output(args.out)
     if args.out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out: cannot write {args.out.suffix or 'files without an extension'}; use one of {', '.join(FORMATS)}")
@@ -54,14 +48,11 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import trimesh
-    from tqdm import tqdm
 
     import glsplat
     from glsplat.fitting.metrics import surface_distance
     from glsplat.images import save_image
-    from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, orbit_cameras, side_by_side, view_cameras
-
-    from .render import load
+    from glsplat.fitting.shape import fit_shape, fitting_shader, icosphere, novel_views, side_by_side, view_cameras
 
     check(args)
     loaded = load(args.mesh)
@@ -77,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         targets = glsplat.render(ctx, target, camera=cameras, shader=shader)
     template = icosphere(args.level)
-    with tqdm(total=args.steps, desc="fit-shape", unit="step", file=sys.stderr,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress_bar(args, "fit-shape") as bar:
         def progress(step, mesh, losses):
             bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
             bar.update()
@@ -94,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     verts = fit.mesh.verts * scale + centre
     trimesh.Trimesh(verts.numpy(), fit.mesh.faces.numpy(), process=False).export(args.out)
-    views = orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, (128, 128))
-    grid = side_by_side(ctx, [target, template, fit.mesh], views, shader)
+    grid = side_by_side(ctx, [target, template, fit.mesh], novel_views(), shader)
     picture = args.out.with_suffix(".png")
     save_image(picture, grid)
     print(args.out)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
 
-from . import UsageError, check_output
+from . import (UsageError, add_command, add_layers, add_orbit, add_size, check_layers, check_orbit, check_output, load,
+               orbit_camera)
 
 
 BACKGROUND_HELP = (
@@ -18,34 +18,20 @@ BACKGROUND_HELP = (
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("render", help="render a mesh file to PNG",
-                                   description="Render MESH (any format trimesh reads; textured OBJ keeps its texture; "
-                                               "untextured meshes are grey) Phong-lit by a headlight, orbiting it for "
-                                               "--views > 1. PNGs keep alpha (--background transparent), so a "
-                                               "render is a ready target for 'glsplat fit-pose' and 'glsplat view'.")
-    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser = add_command(subparsers, "render", run, help="render a mesh file to PNG",
+                         description="Render MESH (any format trimesh reads; textured OBJ keeps its texture; "
+                                     "untextured meshes are grey) Phong-lit by a headlight, orbiting it for "
+                                     "--views > 1. PNGs keep alpha (--background transparent), so a "
+                                     "render is a ready target for 'glsplat fit-pose' and 'glsplat view'.")
     parser.add_argument("--out", type=Path, required=True,
                         help="output image (.png, .jpg, ...); with --views N > 1, view i goes to STEM_i.SUFFIX")
     parser.add_argument("--views", type=int, default=1, help="views on a circle around the mesh (default: 1)")
-    parser.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
-                        help="image height and width in pixels (default: 512 512)")
-    parser.add_argument("--layers", type=int, default=1, help="depth layers to peel (default: 1)")
-    parser.add_argument("--azimuth", type=float, default=0.0,
-                        help="the first view's azimuth in degrees about +y; 0 looks from -z (default: 0)")
-    parser.add_argument("--elevation", type=float, default=15.0, help="camera elevation in degrees (default: 15)")
+    add_size(parser, (512, 512), "image height and width in pixels (default: 512 512)")
+    add_layers(parser, 1)
+    add_orbit(parser, "the first view's azimuth in degrees about +y; 0 looks from -z")
     parser.add_argument("--background", metavar="COLOUR", help=BACKGROUND_HELP)
     parser.add_argument("--no-cull", dest="cull", action="store_false",
                         help="draw back faces too (for open or inconsistently wound meshes)")
-    parser.set_defaults(func=run)
-
-
-def check_view(args: argparse.Namespace) -> None:
-    """--azimuth and --elevation of the command line's orbit camera."""
-    if not math.isfinite(args.azimuth):
-        raise UsageError("--azimuth must be a finite number of degrees")
-    if not -90 < args.elevation < 90:
-        raise UsageError(f"--elevation must be strictly between -90 and 90 degrees (the camera's up is +y), "
-                         f"got {args.elevation:g}")
 
 
 def background_colour(name: str | None, out: Path) -> tuple[float, float, float] | None:
@@ -67,35 +53,16 @@ def background_colour(name: str | None, out: Path) -> tuple[float, float, float]
         raise UsageError(f"--background: 'transparent', a colour name or #rrggbb, got {name!r}") from None
 
 
-def orbit_camera(azimuth: float, elevation: float, size: tuple[int, int]):
-    """The command line's camera: 2.5 units from the origin, 40 degrees field of view, which
-    frames a mesh normalized to a longest side of 1."""
-    import glsplat
-
-    return glsplat.Camera.orbit(azimuth, elevation, 2.5, fov_y=40.0, image_size=size)
-
-
-def load(path: Path):
-    import glsplat
-
-    if str(path) == "spot":
-        return glsplat.load_example("spot")
-    if not path.is_file():
-        raise UsageError(f"no such mesh file: {path}")
-    return glsplat.load_mesh(path)
-
-
 def run(args: argparse.Namespace) -> int:
     import glsplat
     from glsplat.images import save_image
 
     if args.views < 1:
         raise UsageError("--views must be at least 1")
-    if args.layers < 1:
-        raise UsageError("--layers must be at least 1")
+    check_layers(args)
     if min(args.size) < 1:
         raise UsageError("--size must be positive")
-    check_view(args)
+    check_orbit(args)
     check_output(args.out, image=True)
     background = background_colour(args.background, args.out)
     mesh = load(args.mesh).normalized()

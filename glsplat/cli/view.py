@@ -5,7 +5,7 @@ import argparse
 import math
 from pathlib import Path
 
-from . import MAX_SIZE, MIN_SIZE, UsageError, check_size, read_target
+from . import MAX_SIZE, MIN_SIZE, UsageError, add_command, add_layers, add_size, check_layers, check_size, load, read_target
 
 DESCRIPTION = """\
 Open a window on MESH (normalized to unit size), rendered by glsplat's differentiable renderer,
@@ -21,10 +21,9 @@ Needs a display: on a server, run under xvfb-run."""
 def register(subparsers) -> None:
     from ..viewer.keys import help_text
 
-    parser = subparsers.add_parser("view", help="interactive viewer with a live gradient overlay",
-                                   description=DESCRIPTION, epilog=f"keys and mouse:\n{help_text()}",
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mesh", type=Path, help="mesh file, or 'spot' for the built-in example")
+    parser = add_command(subparsers, "view", run, help="interactive viewer with a live gradient overlay",
+                         description=DESCRIPTION, epilog=f"keys and mouse:\n{help_text()}",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--target", type=Path, metavar="IMAGE",
                         help="target image (PNG/JPEG; with alpha it is compared as premultiplied RGBA, "
@@ -32,18 +31,16 @@ def register(subparsers) -> None:
     target.add_argument("--target-pose", type=float, nargs="+", metavar="V",
                         help="target = the mesh turned AZ degrees about +y and EL about +x, then moved by "
                              "TX TY TZ: give AZ EL or AZ EL TX TY TZ (default: 20 0 0.08 0 0)")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
-                        help=f"render height and width in pixels, {MIN_SIZE} to {MAX_SIZE} (default: 256 256); the window is larger")
+    add_size(parser, (256, 256), f"render height and width in pixels, {MIN_SIZE} to {MAX_SIZE} (default: 256 256); "
+             "the window is larger")
     parser.add_argument("--init-rotation", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("RX", "RY", "RZ"),
                         help="start (and key R's reset) with the mesh at this axis-angle rotation, in degrees "
                              "(default: 0 0 0, the pose glsplat render draws)")
-    parser.add_argument("--layers", type=int, default=2,
-                        help="depth layers to peel (default: 2, so S+ and S- show occlusion edges)")
+    add_layers(parser, 2, ", so S+ and S- show occlusion edges")
     parser.add_argument("--optimise", choices=("pose", "vertices"), default="pose",
                         help="what key O optimises at first (key M switches; default: pose)")
     parser.add_argument("--screenshots", type=Path, default=Path("."), metavar="DIR",
                         help="where key P writes glsplat_view_NNN.png (default: the current directory)")
-    parser.set_defaults(func=run)
 
 
 def pose_target(values: list[float] | None):
@@ -73,11 +70,9 @@ def image_target(path: Path, size: tuple[int, int]):
 def run(args: argparse.Namespace) -> int:
     from ..viewer import FitProblem
     from ..viewer.app import NoDisplayError, Viewer
-    from .render import load
 
     check_size(args.size)
-    if args.layers < 1:
-        raise UsageError("--layers must be at least 1")
+    check_layers(args)
     if not all(math.isfinite(v) for v in args.init_rotation):
         raise UsageError("--init-rotation takes finite degrees")
     size = tuple(args.size)

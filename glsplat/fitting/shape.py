@@ -44,18 +44,23 @@ def view_cameras(count: int, image_size: tuple[int, int], distance: float = 2.5,
     The default distance and field of view frame a mesh normalized to a longest side of 1.
     """
     index = torch.arange(count, dtype=torch.float64) + 0.5
-    height = math.sin(math.radians(60)) * (1 - 2 * index / count)
-    azimuth = index * math.pi * (3 - math.sqrt(5))
-    ring = torch.sqrt(1 - height ** 2)
-    eye = distance * torch.stack([ring * torch.sin(azimuth), height, ring * torch.cos(azimuth)], -1)
-    return Camera.look_at(eye.float(), fov_y=fov_y, image_size=image_size, near=0.1 * distance, far=2 * distance)
+    elevation = torch.rad2deg(torch.asin(math.sin(math.radians(60)) * (1 - 2 * index / count)))
+    azimuth = 180.0 - torch.rad2deg(index * math.pi * (3 - math.sqrt(5)))  # the golden angle per view
+    return orbit_cameras(azimuth, elevation, image_size, distance, fov_y)
 
 
-def orbit_cameras(azimuths, elevation: float, image_size: tuple[int, int], distance: float = 2.5,
+def orbit_cameras(azimuths, elevation, image_size: tuple[int, int], distance: float = 2.5,
                   fov_y: float = 35.0) -> Camera:
-    """Cameras at ``azimuths`` (degrees; 0 looks from -z, 90 from +x) and one ``elevation`` (degrees)."""
-    return Camera.orbit(torch.as_tensor(azimuths, dtype=torch.float32), elevation, distance, fov_y=fov_y,
-                        image_size=image_size, near=0.1 * distance)
+    """The fitting's framing: :meth:`Camera.orbit` at ``azimuths`` (degrees; 0 looks from -z, 90 from
+    +x) and ``elevation`` (degrees, one or one per azimuth), clipping from 0.1 to 2 ``distance``."""
+    return Camera.orbit(torch.as_tensor(azimuths, dtype=torch.float32), torch.as_tensor(elevation, dtype=torch.float32),
+                        distance, fov_y=fov_y, image_size=image_size, near=0.1 * distance)
+
+
+def novel_views(image_size: tuple[int, int] = (128, 128)) -> Camera:
+    """Four views for pictures of a fit, between the fitting ones: azimuths 30, 120, 210 and 300
+    degrees, 20 degrees up."""
+    return orbit_cameras((30.0, 120.0, 210.0, 300.0), 20.0, image_size)
 
 
 def fitting_shader(albedo=(0.8, 0.8, 0.8)) -> LambertShader:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .. import kernels
 from .compose import compose, waiting
-from .keys import SCREENSHOT_PATTERN
+from .keys import COMMANDS, SCREENSHOT_PATTERN
 from .orbit import OrbitController, OrbitView
 from .panels import PANELS
 from .problem import MODES, FitProblem, Snapshot
@@ -191,16 +191,16 @@ class Viewer:
         now = time.monotonic()
         if snapshot is not None and now - self._title_at > 0.25:
             self._title_at = now
-            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | {self._timings(' | ')} | loss {snapshot.loss:.4g}")
+            glfw.set_window_title(self.window, f"{self.title}: {self.panel_name} | {self.timings(' | ')} | loss {snapshot.loss:.4g}")
         return not glfw.window_should_close(self.window)
 
     def _compose(self, snapshot: Snapshot, losses: list[float], size: tuple[int, int]) -> np.ndarray:
         optimising = f"optimising {snapshot.mode}" if self.optimise else f"{snapshot.mode} (O: optimise)"
-        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self._timings("   ")]
+        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self.timings("   ")]
         return compose(PANELS[self.panel].make(snapshot), size, f"{self.panel_name} [{PANELS[self.panel].key}]",
                        status, losses)
 
-    def _timings(self, separator: str) -> str:
+    def timings(self, separator: str) -> str:
         """The last frame's and gradient's times; a frame not yet timed is not shown as 0 ms."""
         frame = "frame -" if self.frame_seconds is None else f"frame {1000 * self.frame_seconds:.1f} ms"
         return f"{frame}{separator}gradient {1000 * self.worker.seconds:.0f} ms"
@@ -265,28 +265,49 @@ class Viewer:
     def _on_key(self, window, key, scancode, action, mods) -> None:
         if action != glfw.PRESS:
             return
-        name = _KEY_NAMES.get(key)
+        name = KEY_NAMES.get(key)
         for index, panel in enumerate(PANELS):
             if name == panel.key:
                 self.panel = index
                 return
-        if name == "TAB":
-            self.panel = (self.panel + (-1 if mods & glfw.MOD_SHIFT else 1)) % len(PANELS)
-        elif name == "O":
-            self.optimise = not self.optimise
-            self._submit()
-        elif name == "M":
-            self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
-            self._submit()
-        elif name == "R":
-            self.orbit.reset()
-            self.optimise = False
-            self.resets += 1
-            self._submit()
-        elif name == "P":
-            print(f"screenshot: {self.save_screenshot()}")
-        elif name in ("ESCAPE", "Q"):
-            glfw.set_window_should_close(self.window, True)
+        for command in COMMANDS:
+            if name in command.keys:
+                shifted = mods & glfw.MOD_SHIFT and command.shift_action is not None
+                getattr(self, command.shift_action if shifted else command.action)()
+                return
+
+    # -- what the keys do (keys.COMMANDS binds them) ----------------------------------------
+
+    def next_panel(self) -> None:
+        self.panel = (self.panel + 1) % len(PANELS)
+
+    def previous_panel(self) -> None:
+        self.panel = (self.panel - 1) % len(PANELS)
+
+    def toggle_optimize(self) -> None:
+        """Start or stop optimizing."""
+        self.optimise = not self.optimise
+        self._submit()
+
+    def switch_mode(self) -> None:
+        """Optimize the next of :data:`MODES` (pose, vertices), from fresh parameters."""
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self._submit()
+
+    def reset(self) -> None:
+        """The home view, fresh parameters, an empty loss plot; not optimizing."""
+        self.orbit.reset()
+        self.optimise = False
+        self.resets += 1
+        self._submit()
+
+    def report_screenshot(self) -> None:
+        """:meth:`save_screenshot`, saying where on stdout."""
+        print(f"screenshot: {self.save_screenshot()}")
+
+    def quit(self) -> None:
+        """Close the window at the end of this frame (``step`` returns False)."""
+        glfw.set_window_should_close(self.window, True)
 
     def save_screenshot(self) -> Path:
         """Write the window to the first free ``glsplat_view_NNN.png`` in ``screenshot_dir``."""
@@ -342,7 +363,8 @@ class Viewer:
         self._on_scroll(self.window, 0.0, notches)
 
 
-# glfw key codes to the names the bindings use (US layout positions, as glfw names them).
-_KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for name in ("O", "M", "R", "P", "Q", "TAB", "ESCAPE")},
-              **{getattr(glfw, f"KEY_{d}"): str(d) for d in range(10)},
-              **{getattr(glfw, f"KEY_KP_{d}"): str(d) for d in range(10)}}
+# glfw key codes to the names the bindings use (US layout positions, as glfw names them): the
+# commands' keys, and the panels' digits on the main row and the keypad.
+KEY_NAMES = {**{getattr(glfw, f"KEY_{name}"): name for command in COMMANDS for name in command.keys},
+              **{getattr(glfw, f"KEY_{panel.key}"): panel.key for panel in PANELS},
+              **{getattr(glfw, f"KEY_KP_{panel.key}"): panel.key for panel in PANELS}}

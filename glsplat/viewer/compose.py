@@ -5,8 +5,10 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..images import to_uint8
 from .arrows import Arrows
 from .panels import COOL_HOT, PanelImage, colormap
 
@@ -89,7 +91,7 @@ def compose(panel: PanelImage, size: tuple[int, int], title: str, status: list[s
             whose corner holds content, ``panel.loss_plot`` False).
     """
     height, width = size
-    pixels = (np.clip(panel.pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    pixels = to_uint8(torch.from_numpy(panel.pixels))
     resample = Image.BICUBIC if panel.smooth else Image.NEAREST
     canvas = Image.fromarray(pixels).resize((width, height), resample).convert("RGBA")
     draw = ImageDraw.Draw(canvas)

@@ -11,9 +11,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..camera import Camera
+from ..camera import ORBIT_DISTANCE, ORBIT_FOV_Y, Camera
 
-HOME_DISTANCE = 2.5
 # Radians of orbit per pixel of mouse drag: half the window's width turns the mesh ~90 degrees.
 ORBIT_PER_PIXEL = math.radians(0.4)
 # Each scroll notch moves the camera this factor closer.
@@ -29,9 +28,9 @@ class OrbitView:
 
     azimuth: float = 0.0  # radians, about world +y; 0 looks from -z towards +z
     elevation: float = math.radians(15.0)  # radians above the xz plane
-    distance: float = HOME_DISTANCE
+    distance: float = ORBIT_DISTANCE
     target: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    fov_y: float = 40.0  # degrees
+    fov_y: float = ORBIT_FOV_Y  # degrees
 
     def eye(self) -> torch.Tensor:
         """``[3]`` camera position in world space."""

@@ -11,6 +11,7 @@ import torch
 
 from ..camera import Camera
 from ..context import Context
+from ..fitting.metrics import laplacian_loss, mesh_edges
 from ..mesh import Mesh
 from ..shading import PhongShader
 from ..splat import SplatBuffers
@@ -46,14 +47,6 @@ class Snapshot:
     layers: int
 
 
-def _umbrella(faces: torch.Tensor, count: int):
-    """Neighbour lists as (vertex, neighbour) pairs and each vertex's degree."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
-    degree = torch.zeros(count).index_add_(0, edges[:, 0], torch.ones(len(edges)))
-    return edges, degree.clamp(min=1)
-
-
 class FitProblem:
     """A mesh fitted to a target by a pose (axis-angle + translation) or per-vertex offsets.
 
@@ -82,7 +75,7 @@ class FitProblem:
         self.mode = mode
         self.ctx = ctx
         self._owns_ctx = ctx is None
-        self._edges, self._degree = _umbrella(mesh.faces.long(), mesh.verts.shape[0])
+        self._edges = mesh_edges(mesh.faces.long())
         self._target_cache: tuple | None = None
         self.init_rotation = torch.as_tensor(init_rotation, dtype=torch.float32).reshape(3)
         self.reset()
@@ -126,11 +119,6 @@ class FitProblem:
             self.ctx = Context()
         return self.ctx
 
-    def _smoothness(self) -> torch.Tensor:
-        offsets = self.params[0]
-        neighbours = torch.zeros_like(offsets).index_add(0, self._edges[:, 0], offsets[self._edges[:, 1]])
-        return ((offsets - neighbours / self._degree[:, None]) ** 2).sum(-1).mean()
-
     def evaluate(self, camera: Camera) -> Snapshot:
         """Loss and gradients for ``camera``; leaves the parameters' gradients for :meth:`step`."""
         if tuple(camera.image_size) != self.image_size:
@@ -145,7 +133,10 @@ class FitProblem:
             loss = ((self.target.comparable(probe.image) - self.target.image) ** 2).mean()
         else:
             loss = ((probe.image - target) ** 2).mean()
-        total = loss + SMOOTHNESS * self._smoothness() if self.mode == VERTICES else loss
+        if self.mode == VERTICES:  # the umbrella term of the vertex offsets
+            total = loss + SMOOTHNESS * laplacian_loss(self.params[0], self.mesh.faces, edges=self._edges, squared=True)
+        else:
+            total = loss
         total.backward()
         return Snapshot(
             step=self.steps, mode=self.mode, loss=loss.item(), camera=camera,

@@ -283,7 +283,7 @@ def test_bad_inputs(glctx):
 def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
     """Samples move (carry coverage gradients) near empty pixels and where the neighbour's triangle
     shares no vertex index (nvdiffrast's silhouette rule); elsewhere they stay put."""
-    from glsplat.nvdiffrast.ops import _interior
+    from glsplat.nvdiffrast.ops import _moving, _neighbours
     quad = torch.tensor([[-0.9, -0.9, 0, 1], [0.9, -0.9, 0, 1], [0.9, 0.9, 0, 1], [-0.9, 0.9, 0, 1]])
     shared_tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
     split_pos = quad[[0, 1, 2, 0, 2, 3]]
@@ -291,7 +291,10 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
     for pos, tri, seam_moves in ((quad, shared_tri, False), (split_pos, split_tri, True)):
         rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
         tri_id = rast[..., 3].flip(1).int()
-        inner = _interior(tri_id, tri)
+        index = tri_id.reshape(-1).nonzero().squeeze(1)
+        moving = _moving(_neighbours(tri_id, index), tri_id.reshape(-1)[index].long() - 1, tri)
+        inner = torch.zeros_like(tri_id, dtype=torch.bool)
+        inner.view(-1)[index[~moving]] = True
         ring = torch.zeros(20, 20, dtype=torch.bool)
         ring[3:-3, 3:-3] = True  # 2 px or more inside the quad's edge (which covers rows/columns 1..18)
         narrow, wide = torch.zeros(20, 20, dtype=torch.bool), torch.zeros(20, 20, dtype=torch.bool)

@@ -520,7 +520,7 @@ def _neighbours(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     row = width + 4
     offsets = torch.tensor([dy * row + dx for dy, dx in _RING_2], device=index.device)
     at = (index // (height * width)) * ((height + 4) * row) + ((index // width) % height + 2) * row + index % width + 2
-    return padded.reshape(-1)[at[:, None] + offsets]
+    return padded.reshape(-1).index_select(0, (at[:, None] + offsets).reshape(-1)).view(-1, len(_RING_2))
 
 
 def _moving(ids: torch.Tensor, face: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
@@ -535,14 +535,13 @@ def _moving(ids: torch.Tensor, face: torch.Tensor, tri: torch.Tensor) -> torch.T
     """
     moving = (ids == 0).any(1)
     near = ids[:, :8]
-    other = (near > 0) & (near != (face + 1)[:, None].to(near.dtype))
-    look = (other.any(1) & ~moving).nonzero().squeeze(1)  # the few pixels to look at closer
-    if look.numel():
-        faces = tri.to(device=ids.device, dtype=torch.long)
-        mine = faces.index_select(0, face.index_select(0, look))  # [M, 3]
-        theirs = faces.index_select(0, (near.index_select(0, look).long() - 1).clamp(min=0).reshape(-1)).view(-1, 8, 3)
-        shared = (mine[:, None, :, None] == theirs[:, :, None, :]).flatten(2).any(2)  # [M, 8]
-        moving[look] = (other.index_select(0, look) & ~shared).any(1)
+    pixel, step = ((near > 0) & (near != (face + 1)[:, None].to(near.dtype)) & ~moving[:, None]).nonzero(as_tuple=True)
+    if pixel.numel():  # pairs of neighbours on different triangles: do these share a vertex index?
+        corners = tri.to(device=ids.device, dtype=torch.int32).T.contiguous()  # [3, F]
+        mine = corners.index_select(1, face.index_select(0, pixel))  # [3, P]
+        theirs = corners.index_select(1, near[pixel, step].long() - 1)
+        foreign = ~(mine[:, None] == theirs[None, :]).flatten(0, 1).any(0)
+        moving[pixel[foreign]] = True
     return moving
 
 

@@ -281,25 +281,25 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
     py = (index // width) % height
     px = index % width
     dtype = pos.dtype
-    fx = ((2 * px + 1).to(dtype) / width - 1)[:, None]  # the pixel centre in NDC, [N, 1]
-    fy = ((2 * py + 1).to(dtype) / height - 1)[:, None]
+    fx = (2 * px + 1).to(dtype) / width - 1  # the pixel centre in NDC, [N]
+    fy = (2 * py + 1).to(dtype) / height - 1
 
     corner = tri.to(device=pos.device, dtype=torch.long).index_select(0, face)  # [N, 3]
     if pos.dim() == 3:
         corner = corner + image[:, None] * pos.shape[1]
     p = pos.reshape(-1, 4).index_select(0, corner.reshape(-1)).view(-1, 3, 4)  # [N, corner, xyzw]
-    x, y, z, w = p.unbind(-1)  # each [N, 3]
+    # One [N] vector per corner and component (unbind: its backward is one stack, not a full
+    # zero tensor per indexed column).
+    (x0, y0, z0, w0), (x1, y1, z1, w1), (x2, y2, z2, w2) = (c.unbind(-1) for c in p.unbind(1))
     # 2D homogeneous edge functions at the pixel centre: a_k is the area opposite corner k.
-    ex, ey = x - fx * w, y - fy * w
-    a = torch.stack([ex[:, 1] * ey[:, 2] - ey[:, 1] * ex[:, 2],
-                     ex[:, 2] * ey[:, 0] - ey[:, 2] * ex[:, 0],
-                     ex[:, 0] * ey[:, 1] - ey[:, 0] * ex[:, 1]], -1)
-    inv_area = 1 / a.sum(-1)
-    b0, b1 = a[:, 0] * inv_area, a[:, 1] * inv_area
+    ex0, ex1, ex2 = x0 - fx * w0, x1 - fx * w1, x2 - fx * w2
+    ey0, ey1, ey2 = y0 - fy * w0, y1 - fy * w1, y2 - fy * w2
+    a0, a1, a2 = ex1 * ey2 - ey1 * ex2, ex2 * ey0 - ey2 * ex0, ex0 * ey1 - ey0 * ex1
+    inv_area = 1 / (a0 + a1 + a2)
     with torch.no_grad():
-        zw = ((z * a).sum(-1) / (w * a).sum(-1)).clamp(-1, 1)
+        zw = ((z0 * a0 + z1 * a1 + z2 * a2) / (w0 * a0 + w1 * a1 + w2 * a2)).clamp(-1, 1)
     # nvdiffrast clamps each barycentric to [0, 1], then their sum to 1.
-    u, v = _straight_through_clamp(b0, 0, 1), _straight_through_clamp(b1, 0, 1)
+    u, v = _straight_through_clamp(a0 * inv_area, 0, 1), _straight_through_clamp(a1 * inv_area, 0, 1)
     over = (1 / torch.clamp(u + v, min=1)).detach()
     u, v = u * over, v * over
     values = torch.stack([u, v, zw, (face + 1).to(dtype)], -1)
@@ -308,19 +308,15 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
         return rast, values.new_zeros(batch, height, width, 0)
 
     # d(a_k)/dX and d(a_k)/dY per unit NDC, then per pixel (NDC spans 2 / W per pixel).
-    pd = p if grad_db else p.detach()
-    x, y, w = pd[..., 0], pd[..., 1], pd[..., 3]
-    da_dx = torch.stack([y[:, 2] * w[:, 1] - y[:, 1] * w[:, 2],
-                         y[:, 0] * w[:, 2] - y[:, 2] * w[:, 0],
-                         y[:, 1] * w[:, 0] - y[:, 0] * w[:, 1]], -1)
-    da_dy = torch.stack([x[:, 1] * w[:, 2] - x[:, 2] * w[:, 1],
-                         x[:, 2] * w[:, 0] - x[:, 0] * w[:, 2],
-                         x[:, 0] * w[:, 1] - x[:, 1] * w[:, 0]], -1)
-    uv = torch.stack([u, v], -1) if grad_db else torch.stack([u, v], -1).detach()
-    scale = inv_area if grad_db else inv_area.detach()
-    dx = (2 / width) * scale[:, None] * (uv * da_dx.sum(-1, keepdim=True) - da_dx[:, :2])  # (du/dX, dv/dX)
-    dy = (2 / height) * scale[:, None] * (uv * da_dy.sum(-1, keepdim=True) - da_dy[:, :2])  # (du/dY, dv/dY)
-    db = torch.stack([dx[:, 0], dy[:, 0], dx[:, 1], dy[:, 1]], -1)
+    if not grad_db:
+        x0, y0, w0, x1, y1, w1, x2, y2, w2, u, v, inv_area = (
+            t.detach() for t in (x0, y0, w0, x1, y1, w1, x2, y2, w2, u, v, inv_area))
+    ax0, ax1, ax2 = y2 * w1 - y1 * w2, y0 * w2 - y2 * w0, y1 * w0 - y0 * w1
+    ay0, ay1, ay2 = x1 * w2 - x2 * w1, x2 * w0 - x0 * w2, x0 * w1 - x1 * w0
+    sx, sy = (ax0 + ax1 + ax2) * (2 / width), (ay0 + ay1 + ay2) * (2 / height)
+    kx, ky = inv_area * (2 / width), inv_area * (2 / height)
+    db = torch.stack([u * sx * inv_area - kx * ax0, u * sy * inv_area - ky * ay0,  # du/dX, du/dY
+                      v * sx * inv_area - kx * ax1, v * sy * inv_area - ky * ay1], -1)  # dv/dX, dv/dY
     rast_db = db.new_zeros(batch * height * width, 4).index_copy_(0, index, db).view(batch, height, width, 4)
     return rast, rast_db
 

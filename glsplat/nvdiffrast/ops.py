@@ -32,7 +32,6 @@ from .. import checks
 from ..context import Context
 from ..raster import Raster
 from ..raster import rasterize as gl_rasterize
-from ..interpolate import interpolate as gl_interpolate
 from ..splat import splat
 
 # ----------------------------------------------------------------------------------------------

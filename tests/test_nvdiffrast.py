@@ -292,7 +292,7 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
         rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
         tri_id = rast[..., 3].flip(1).int()
         index = tri_id.reshape(-1).nonzero().squeeze(1)
-        moving = _moving(_neighbours(tri_id, index), tri_id.reshape(-1)[index].long() - 1, tri)
+        moving = _moving(_neighbours(tri_id, index), index, tri_id.reshape(-1)[index].long() - 1, tri, 20)
         inner = torch.zeros_like(tri_id, dtype=torch.bool)
         inner.view(-1)[index[~moving]] = True
         ring = torch.zeros(20, 20, dtype=torch.bool)

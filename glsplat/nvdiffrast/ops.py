@@ -518,25 +518,31 @@ def _neighbours(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return padded.reshape(-1).index_select(0, (at[:, None] + offsets).reshape(-1)).view(-1, len(_RING_2))
 
 
-def _moving(ids: torch.Tensor, face: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+def _moving(ids: torch.Tensor, index: torch.Tensor, face: torch.Tensor, tri: torch.Tensor, width: int) -> torch.Tensor:
     """bool ``[N]``: the covered pixels whose splat samples move with their triangle (edge pixels).
 
-    ``ids`` ``[N, 24]`` from :func:`_neighbours`, ``face`` int64 ``[N]`` each pixel's triangle. A
-    pixel is at an edge when an empty pixel lies within 2 px (the pixels its splat reaches are then
-    not all saturated), or when one of its 8 neighbours shows a triangle that shares no vertex index
-    with its own: a silhouette over other geometry, or a seam where the mesh's vertices are split
-    (as nvdiffrast's antialias, which finds silhouettes from vertex indices, treats such seams).
-    The image's frame is no edge.
+    ``ids`` ``[N, 24]`` from :func:`_neighbours`, ``index`` the pixels' flat indices, ``face``
+    int64 ``[N]`` their triangles, ``width`` the image's. A pixel is at an edge when an empty pixel
+    lies within 2 px (the pixels its splat reaches are then not all saturated), or when one of its
+    8 neighbours shows a triangle that shares no vertex index with its own: a silhouette over other
+    geometry, or a seam where the mesh's vertices are split (as nvdiffrast's antialias, which finds
+    silhouettes from vertex indices, treats such seams). The image's frame is no edge.
     """
     moving = (ids == 0).any(1)
-    near = ids[:, :8]
-    pixel, step = ((near > 0) & (near != (face + 1)[:, None].to(near.dtype)) & ~moving[:, None]).nonzero(as_tuple=True)
-    if pixel.numel():  # pairs of neighbours on different triangles: do these share a vertex index?
+    # Pairs of neighbours on different triangles, each pair once (the last 4 of _RING_1: the next
+    # column, and three of the next row): do their triangles share a vertex index?
+    after = ids[:, 4:8]
+    pixel, step = ((after > 0) & (after != (face + 1)[:, None].to(after.dtype))).nonzero(as_tuple=True)
+    if pixel.numel():
         corners = tri.to(device=ids.device, dtype=torch.int32).T.contiguous()  # [3, F]
         mine = corners.index_select(1, face.index_select(0, pixel))  # [3, P]
-        theirs = corners.index_select(1, near[pixel, step].long() - 1)
+        theirs = corners.index_select(1, after[pixel, step].long() - 1)
         foreign = ~(mine[:, None] == theirs[None, :]).flatten(0, 1).any(0)
-        moving[pixel[foreign]] = True
+        pixel, step = pixel[foreign], step[foreign]
+        shift = torch.tensor([dy * width + dx for dy, dx in _RING_1[4:]], device=index.device)
+        other = torch.searchsorted(index, index.index_select(0, pixel) + shift.index_select(0, step))
+        moving[pixel] = True
+        moving[other] = True
     return moving
 
 
@@ -600,7 +606,7 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     index = tri_id.reshape(-1).nonzero().squeeze(1)  # the covered pixels, glsplat.Raster.index's order
     face = tri_id.reshape(-1).index_select(0, index).long() - 1
     ids = _neighbours(tri_id, index)
-    moving = _moving(ids, face, tri)
+    moving = _moving(ids, index, face, tri, rast.shape[2])
     # Samples that do not move take their corners from a detached copy of the vertices (faces
     # F..2F-1): one splat, whose gradient reaches pos through the moving samples only.
     still = index[~moving]

@@ -65,7 +65,8 @@ def main(argv=None) -> None:
 
     def glsplat_render(verts, times):
         textured = glsplat.Mesh(verts, mesh.faces, uvs=mesh.uvs, uv_faces=mesh.uv_faces, texture=mesh.texture)
-        return glsplat.render(glctx.context, textured, camera, shader=glsplat.UnlitShader(), background=(0, 0, 0))[..., :3]
+        image = glsplat.render(glctx.context, textured, camera, shader=glsplat.UnlitShader(), background=(0, 0, 0))
+        return image[..., :3]
 
     pipelines = {"glsplat.nvdiffrast: rasterize, interpolate, texture, antialias": nvdiffrast_style,
                  "glsplat.render (UnlitShader, textured)": glsplat_render}

@@ -18,8 +18,8 @@ torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, t
 // with its straight RGBA colour. colors and offset are packed over the N covered samples in
 // raster order (Raster.index's order), in clip's dtype. Returns the composited image
 // [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty unless with_buffers),
-// then the state the backward pass takes: on the CPU with one layer the image and the weights
-// [B, H, W], otherwise the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
+// then the state the backward pass takes: with one layer the image and the weights [B, H, W],
+// with more the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
 std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
                                          torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
                                          torch::Tensor offset, double scale, double sigma, bool with_buffers);
@@ -30,5 +30,16 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
                                           torch::Tensor bary, torch::Tensor colors, torch::Tensor tri_id,
                                           torch::Tensor depth, torch::Tensor offset, double scale, double sigma,
                                           bool want_clip, bool want_offset);
+
+// CUDA (splat_cuda.cu): the same arguments and outputs; the state is always the sums, then each
+// sample's packed index (int64 [B * K * H * W], -1 on background).
+std::vector<torch::Tensor> splat_forward_cuda(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
+                                              torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                              torch::Tensor offset, double scale, double sigma, bool with_buffers);
+std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                               std::vector<torch::Tensor> state, torch::Tensor clip,
+                                               torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
+                                               torch::Tensor tri_id, torch::Tensor depth, torch::Tensor offset,
+                                               double scale, double sigma, bool want_clip, bool want_offset);
 
 }  // namespace glsplat

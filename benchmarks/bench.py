@@ -86,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     parser.add_argument("--label", default="", help="a note for the header, e.g. 'baseline, pure-torch splat'")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target fails")
+    parser.add_argument("--no-nvdiffrast", dest="nvdiffrast", action="store_false",
+                        help="leave out the nvdiffrast-style row (benchmarks/nvdiffrast_bench.py: glsplat.nvdiffrast's "
+                             "rasterize, interpolate, texture, antialias against glsplat.render on Spot); by default it "
+                             "runs on the CPU when Spot is in the grid, at 512x512 (or the grid's size nearest it)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:
@@ -521,6 +525,30 @@ def git_state(path) -> str:
         return ""
 
 
+def nvdiffrast_section(args, configs) -> list[str]:
+    """The markdown lines of benchmarks/nvdiffrast_bench.py's table (issue 15), run in a process of its own.
+
+    CPU only (glsplat.nvdiffrast's ops run on the tensors' device, but the script puts them on the
+    CPU), when Spot is in the grid, at the grid's size nearest 512. Empty when left out; a failure
+    is reported in the section, not raised.
+    """
+    sizes = sorted({size for mesh, size, _, _ in configs if mesh == "spot"})
+    if not args.nvdiffrast or not args.device == "cpu" or not sizes:
+        return []
+    size = min(sizes, key=lambda s: abs(s - 512))
+    command = [sys.executable, str(HERE / "nvdiffrast_bench.py"), "--size", str(size),
+               "--repeats", str(max(args.repeats, args.min_repeats))]
+    print(f"benchmarking the nvdiffrast-style pipeline at {size}x{size}", flush=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+        table = done.stdout.strip() if done.returncode == 0 else f"failed (exit {done.returncode}): {done.stderr[-500:]}"
+    except subprocess.TimeoutExpired:
+        table = f"failed: no result within --timeout {args.timeout:g} s"
+    return ["## nvdiffrast-style pipeline (issue 15)", "",
+            "`benchmarks/nvdiffrast_bench.py`: the same textured Spot through glsplat.nvdiffrast's rasterize, "
+            "interpolate, texture and antialias, and through glsplat.render; wall-clock ms.", "", table, ""]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -591,6 +619,8 @@ def main(argv=None) -> int:
                   f"{ms(median(result, 'backward'))}) [{time.perf_counter() - t0:.0f} s]", flush=True)
         else:
             print(f"  {label}: {result['error']}", flush=True)
+    failed = [r for r in results if "error" in r]
+    nvdiffrast = nvdiffrast_section(args, configs) if not failed else []
     elapsed = time.perf_counter() - started
 
     results.sort(key=key)
@@ -607,11 +637,10 @@ def main(argv=None) -> int:
              "Minimums over the same runs (ms):", "",
              MIN_HEAD, "|" + "---|" * 4 + "--:|" * 7, *filter(None, (min_row(r) for r in results)), "",
              f"Splat peak memory: {info.get('memory_method', 'n/a')}; see benchmarks/README.md.", "",
-             "## Targets (issue 5)", "", *targets(results, args.device), ""]
+             "## Targets (issue 5)", "", *targets(results, args.device), "", *nvdiffrast]
     text = "\n".join(lines)
     print()
     print(text)
-    failed = [r for r in results if "error" in r]
     if failed:
         # A table with failed rows is no result: the last good one stays.
         print(f"{len(failed)} row(s) failed; {args.out} is left as it was", file=sys.stderr)

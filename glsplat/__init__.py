@@ -9,11 +9,11 @@ from .raster import Raster, rasterize
 from .render import Renderer, over_background, render
 from .shading import (DirectionalLight, Fragments, LambertShader, PhongShader, PointLight,
                       UnlitShader, sample_texture)
-from .splat import SplatBuffers, splat, splat_buffers, splat_points
+from .splat import SplatBuffers, splat, splat_buffers
 
 __all__ = [
     "Camera", "Context", "DirectionalLight", "Fragments", "LambertShader", "Mesh", "PhongShader",
     "PointLight", "Raster", "Renderer", "SplatBuffers", "UnlitShader", "interpolate",
     "load_example", "load_mesh", "load_texture", "over_background", "rasterize", "render",
-    "sample_texture", "splat", "splat_buffers", "splat_points", "vertex_normals",
+    "sample_texture", "splat", "splat_buffers", "vertex_normals",
 ]

@@ -283,7 +283,7 @@ def test_bad_inputs(glctx):
 def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
     """Samples move (carry coverage gradients) near empty pixels and where the neighbour's triangle
     shares no vertex index (nvdiffrast's silhouette rule); elsewhere they stay put."""
-    from glsplat.nvdiffrast.ops import _interior
+    from glsplat.nvdiffrast.ops import _moving, _neighbours
     quad = torch.tensor([[-0.9, -0.9, 0, 1], [0.9, -0.9, 0, 1], [0.9, 0.9, 0, 1], [-0.9, 0.9, 0, 1]])
     shared_tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
     split_pos = quad[[0, 1, 2, 0, 2, 3]]
@@ -291,7 +291,10 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
     for pos, tri, seam_moves in ((quad, shared_tri, False), (split_pos, split_tri, True)):
         rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
         tri_id = rast[..., 3].flip(1).int()
-        inner = _interior(tri_id, tri)
+        index = tri_id.reshape(-1).nonzero().squeeze(1)
+        moving = _moving(_neighbours(tri_id, index), index, tri_id.reshape(-1)[index].long() - 1, tri, 20)
+        inner = torch.zeros_like(tri_id, dtype=torch.bool)
+        inner.view(-1)[index[~moving]] = True
         ring = torch.zeros(20, 20, dtype=torch.bool)
         ring[3:-3, 3:-3] = True  # 2 px or more inside the quad's edge (which covers rows/columns 1..18)
         narrow, wide = torch.zeros(20, 20, dtype=torch.bool), torch.zeros(20, 20, dtype=torch.bool)
@@ -301,3 +304,27 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
         assert not inner[0][~ring].any()
         assert bool(inner[0][ring & ~wide].all())
         assert bool(inner[0][ring & narrow].all()) if not seam_moves else not inner[0][ring & narrow].any()
+
+
+def test_antialias_keeps_a_flat_colour_where_a_surface_crosses_the_frame(glctx):
+    """A surface that fills the image's edge: the splat lacks the taps from outside the frame there,
+    and what shows through is the pixel's own colour, so a flat colour stays flat (no dark frame);
+    at the silhouette inside the image the colour fades to the background over ~1 px."""
+    quad = torch.tensor([[[-1.5, -1.5, 0, 1], [0.5, -1.5, 0, 1], [0.5, 1.5, 0, 1], [-1.5, 1.5, 0, 1]]])
+    tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
+    rast, _ = dr.rasterize(glctx, quad, tri, (10, 12))
+    covered = rast[..., 3:] > 0  # columns 0..8 (centres up to x = 0.375 in NDC)
+    assert covered[0, :, :9].all() and not covered[0, :, 9:].any()
+    color = torch.where(covered, torch.tensor([0.2, 0.6, 1.0]), torch.tensor([1.0, 0.0, 0.0]))
+    out = dr.antialias(color, rast, quad, tri)
+    torch.testing.assert_close(out[0, :, :7], color[0, :, :7], atol=1e-6, rtol=0)  # more than 1 px from the edge
+    torch.testing.assert_close(out[0, :, 10:], color[0, :, 10:], atol=1e-6, rtol=0)  # the splat reaches 1 px out
+    # Next to the edge: a mix, the same in every row but the frame's two, which lack the taps of the
+    # samples outside the image and so show a little more of the background.
+    for column in (8, 9):
+        mix = out[0, :, column]
+        assert (mix[1:-1] - mix[1]).abs().max() < 1e-6
+        assert 0.05 < mix[1, 0] < 0.95 and 0.05 < mix[1, 2] < 0.95
+        assert (mix[[0, -1]] - mix[1]).abs().max() < 0.15
+    # (Before: the frame's covered pixels showed 0.94 of their colour, 0.84 in its corners.)
+    torch.testing.assert_close(out[0, :, :8], color[0, :, :8], atol=0.1, rtol=0)

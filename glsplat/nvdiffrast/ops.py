@@ -15,7 +15,7 @@ with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the value
 ``rast_db`` are then recomputed in torch at the pixel centres from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
-glsplat's splat (:func:`glsplat.splat_points`), whose samples at silhouettes move with their
+glsplat's splat (:func:`glsplat.splat`), whose samples at silhouettes move with their
 triangles: that is where silhouette gradients come from. Its image is a sigma 0.5 px blur of the
 edges, not nvdiffrast's analytic edge coverage.
 
@@ -32,8 +32,7 @@ from .. import checks
 from ..context import Context
 from ..raster import Raster
 from ..raster import rasterize as gl_rasterize
-from ..interpolate import interpolate as gl_interpolate
-from ..splat import splat_points
+from ..splat import splat
 
 # ----------------------------------------------------------------------------------------------
 # Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
@@ -281,47 +280,43 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
     py = (index // width) % height
     px = index % width
     dtype = pos.dtype
-    fx = ((2 * px + 1).to(dtype) / width - 1)[:, None]  # the pixel centre in NDC, [N, 1]
-    fy = ((2 * py + 1).to(dtype) / height - 1)[:, None]
+    fx = (2 * px + 1).to(dtype) / width - 1  # the pixel centre in NDC, [N]
+    fy = (2 * py + 1).to(dtype) / height - 1
 
     corner = tri.to(device=pos.device, dtype=torch.long).index_select(0, face)  # [N, 3]
     if pos.dim() == 3:
         corner = corner + image[:, None] * pos.shape[1]
     p = pos.reshape(-1, 4).index_select(0, corner.reshape(-1)).view(-1, 3, 4)  # [N, corner, xyzw]
-    x, y, z, w = p.unbind(-1)  # each [N, 3]
+    # One [N] vector per corner and component (unbind: its backward is one stack, not a full
+    # zero tensor per indexed column).
+    (x0, y0, z0, w0), (x1, y1, z1, w1), (x2, y2, z2, w2) = (c.unbind(-1) for c in p.unbind(1))
     # 2D homogeneous edge functions at the pixel centre: a_k is the area opposite corner k.
-    ex, ey = x - fx * w, y - fy * w
-    a = torch.stack([ex[:, 1] * ey[:, 2] - ey[:, 1] * ex[:, 2],
-                     ex[:, 2] * ey[:, 0] - ey[:, 2] * ex[:, 0],
-                     ex[:, 0] * ey[:, 1] - ey[:, 0] * ex[:, 1]], -1)
-    inv_area = 1 / a.sum(-1)
-    b0, b1 = a[:, 0] * inv_area, a[:, 1] * inv_area
+    ex0, ex1, ex2 = x0 - fx * w0, x1 - fx * w1, x2 - fx * w2
+    ey0, ey1, ey2 = y0 - fy * w0, y1 - fy * w1, y2 - fy * w2
+    a0, a1, a2 = ex1 * ey2 - ey1 * ex2, ex2 * ey0 - ey2 * ex0, ex0 * ey1 - ey0 * ex1
+    inv_area = 1 / (a0 + a1 + a2)
     with torch.no_grad():
-        zw = ((z * a).sum(-1) / (w * a).sum(-1)).clamp(-1, 1)
+        zw = ((z0 * a0 + z1 * a1 + z2 * a2) / (w0 * a0 + w1 * a1 + w2 * a2)).clamp(-1, 1)
     # nvdiffrast clamps each barycentric to [0, 1], then their sum to 1.
-    u, v = _straight_through_clamp(b0, 0, 1), _straight_through_clamp(b1, 0, 1)
+    u, v = _straight_through_clamp(a0 * inv_area, 0, 1), _straight_through_clamp(a1 * inv_area, 0, 1)
     over = (1 / torch.clamp(u + v, min=1)).detach()
     u, v = u * over, v * over
     values = torch.stack([u, v, zw, (face + 1).to(dtype)], -1)
-    rast = values.new_zeros(batch * height * width, 4).index_copy(0, index, values).view(batch, height, width, 4)
+    rast = values.new_zeros(batch * height * width, 4).index_copy_(0, index, values).view(batch, height, width, 4)
     if not with_db:
         return rast, values.new_zeros(batch, height, width, 0)
 
     # d(a_k)/dX and d(a_k)/dY per unit NDC, then per pixel (NDC spans 2 / W per pixel).
-    pd = p if grad_db else p.detach()
-    x, y, w = pd[..., 0], pd[..., 1], pd[..., 3]
-    da_dx = torch.stack([y[:, 2] * w[:, 1] - y[:, 1] * w[:, 2],
-                         y[:, 0] * w[:, 2] - y[:, 2] * w[:, 0],
-                         y[:, 1] * w[:, 0] - y[:, 0] * w[:, 1]], -1)
-    da_dy = torch.stack([x[:, 1] * w[:, 2] - x[:, 2] * w[:, 1],
-                         x[:, 2] * w[:, 0] - x[:, 0] * w[:, 2],
-                         x[:, 0] * w[:, 1] - x[:, 1] * w[:, 0]], -1)
-    uv = torch.stack([u, v], -1) if grad_db else torch.stack([u, v], -1).detach()
-    scale = inv_area if grad_db else inv_area.detach()
-    dx = (2 / width) * scale[:, None] * (uv * da_dx.sum(-1, keepdim=True) - da_dx[:, :2])  # (du/dX, dv/dX)
-    dy = (2 / height) * scale[:, None] * (uv * da_dy.sum(-1, keepdim=True) - da_dy[:, :2])  # (du/dY, dv/dY)
-    db = torch.stack([dx[:, 0], dy[:, 0], dx[:, 1], dy[:, 1]], -1)
-    rast_db = db.new_zeros(batch * height * width, 4).index_copy(0, index, db).view(batch, height, width, 4)
+    if not grad_db:
+        x0, y0, w0, x1, y1, w1, x2, y2, w2, u, v, inv_area = (
+            t.detach() for t in (x0, y0, w0, x1, y1, w1, x2, y2, w2, u, v, inv_area))
+    ax0, ax1, ax2 = y2 * w1 - y1 * w2, y0 * w2 - y2 * w0, y1 * w0 - y0 * w1
+    ay0, ay1, ay2 = x1 * w2 - x2 * w1, x2 * w0 - x0 * w2, x0 * w1 - x1 * w0
+    sx, sy = (ax0 + ax1 + ax2) * (2 / width), (ay0 + ay1 + ay2) * (2 / height)
+    kx, ky = inv_area * (2 / width), inv_area * (2 / height)
+    db = torch.stack([u * sx * inv_area - kx * ax0, u * sy * inv_area - ky * ay0,  # du/dX, du/dY
+                      v * sx * inv_area - kx * ax1, v * sy * inv_area - ky * ay1], -1)  # dv/dX, dv/dY
+    rast_db = db.new_zeros(batch * height * width, 4).index_copy_(0, index, db).view(batch, height, width, 4)
     return rast, rast_db
 
 
@@ -464,21 +459,27 @@ def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
     if tri_id.numel() and int(tri_id.max()) > tri.shape[0]:
         raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {tri.shape[0]}")
 
+    # Over the covered pixels only, then scattered into zero frames.
+    index = tri_id.reshape(-1).nonzero().squeeze(1)
+    face = tri_id.reshape(-1).index_select(0, index) - 1
     attr = attr if attr.dim() == 3 else attr[None]
-    covered = (tri_id > 0)[..., None]
-    corner = tri.long().index_select(0, (tri_id - 1).clamp(min=0).reshape(-1)).view(*tri_id.shape, 3)
+    corner = tri.to(device=attr.device, dtype=torch.long).index_select(0, face)  # [N, 3]
     if attr.shape[0] > 1:
-        corner = corner + torch.arange(batch, device=corner.device).view(batch, 1, 1, 1) * attr.shape[1]
-    c = attr.reshape(-1, attr.shape[-1]).index_select(0, corner.reshape(-1)).view(*tri_id.shape, 3, -1)
-    e0, e1 = c[..., 0, :] - c[..., 2, :], c[..., 1, :] - c[..., 2, :]  # [B, H, W, A]
-    u, v = rast[..., 0:1], rast[..., 1:2]
-    out = torch.where(covered, c[..., 2, :] + u * e0 + v * e1, 0.0)
+        corner = corner + (index // (rast.shape[1] * rast.shape[2]))[:, None] * attr.shape[1]
+    c = attr.reshape(-1, attr.shape[-1]).index_select(0, corner.reshape(-1)).view(-1, 3, attr.shape[-1])
+    e0, e1 = c[:, 0] - c[:, 2], c[:, 1] - c[:, 2]  # [N, A]
+    uv = rast.reshape(-1, 4).index_select(0, index)
+    packed = c[:, 2] + uv[:, 0:1] * e0 + uv[:, 1:2] * e1
+    pixels = tri_id.numel()
+    out = packed.new_zeros(pixels, packed.shape[-1]).index_copy_(0, index, packed).view(*tri_id.shape, -1)
     if not diff:
         return out, out.new_zeros(*tri_id.shape, 0)
-    e0, e1 = e0[..., diff], e1[..., diff]
-    d_dx = e0 * rast_db[..., 0:1] + e1 * rast_db[..., 2:3]
-    d_dy = e0 * rast_db[..., 1:2] + e1 * rast_db[..., 3:4]
-    out_da = torch.where(covered, torch.stack([d_dx, d_dy], -1).flatten(-2), 0.0)
+    e0, e1 = e0[:, diff], e1[:, diff]
+    db = rast_db.reshape(-1, 4).index_select(0, index)
+    d_dx = e0 * db[:, 0:1] + e1 * db[:, 2:3]
+    d_dy = e0 * db[:, 1:2] + e1 * db[:, 3:4]
+    packed = torch.stack([d_dx, d_dy], -1).flatten(1)
+    out_da = packed.new_zeros(pixels, packed.shape[-1]).index_copy_(0, index, packed).view(*tri_id.shape, -1)
     return out, out_da
 
 
@@ -499,64 +500,66 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def _box(x: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """Sum over each pixel's ``size x size`` neighbourhood of ``x`` ``[B, H, W, C]`` (zero outside the image).
+_RING_1 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 neighbours
+_RING_2 = _RING_1 + [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
 
-    Separable shifted adds: torch's CPU pooling with stride 1 is several times slower.
+
+def _neighbours(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """int32 ``[N, 24]``: the triangle id + 1 of each covered pixel's neighbours within 2 px.
+
+    ``tri_id`` int32 ``[B, H, W]``; ``index`` int64 ``[N]`` the covered pixels' flat indices. Columns
+    follow ``_RING_2`` (the 8 nearest first); 0 is an empty pixel, -1 a place outside the image.
     """
-    height, width, r = x.shape[1], x.shape[2], size // 2
-    rows = F.pad(x, (0, 0, 0, 0, r, r))
-    x = sum(rows[:, d:d + height] for d in range(size))
-    cols = F.pad(x, (0, 0, r, r))
-    return sum(cols[:, :, d:d + width] for d in range(size))
+    height, width = tri_id.shape[1:]
+    padded = F.pad(tri_id, (2, 2, 2, 2), value=-1)
+    row = width + 4
+    offsets = torch.tensor([dy * row + dx for dy, dx in _RING_2], device=index.device)
+    at = (index // (height * width)) * ((height + 4) * row) + ((index // width) % height + 2) * row + index % width + 2
+    return padded.reshape(-1).index_select(0, (at[:, None] + offsets).reshape(-1)).view(-1, len(_RING_2))
 
 
-def _interior(tri_id: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
-    """bool ``[B, H, W]``: covered pixels away from every edge, whose splat samples need not move.
+def _moving(ids: torch.Tensor, index: torch.Tensor, face: torch.Tensor, tri: torch.Tensor, width: int) -> torch.Tensor:
+    """bool ``[N]``: the covered pixels whose splat samples move with their triangle (edge pixels).
 
-    ``tri_id`` int32 ``[B, H, W]`` triangle index + 1, glsplat's row order. A pixel is at an edge when
-    an empty pixel lies within 2 px (the pixels its splat reaches are then not all saturated), or
-    when one of its 8 neighbours shows a triangle that shares no vertex index with its own: a
-    silhouette over other geometry, or a seam where the mesh's vertices are split (as nvdiffrast's
-    antialias, which finds silhouettes from vertex indices, treats such seams).
+    ``ids`` ``[N, 24]`` from :func:`_neighbours`, ``index`` the pixels' flat indices, ``face``
+    int64 ``[N]`` their triangles, ``width`` the image's. A pixel is at an edge when an empty pixel
+    lies within 2 px (the pixels its splat reaches are then not all saturated), or when one of its
+    8 neighbours shows a triangle that shares no vertex index with its own: a silhouette over other
+    geometry, or a seam where the mesh's vertices are split (as nvdiffrast's antialias, which finds
+    silhouettes from vertex indices, treats such seams). The image's frame is no edge.
     """
-    covered = tri_id > 0
-    inner = covered & (_box((~covered)[..., None].float(), 5)[..., 0] == 0)
-    ids = tri_id.long()
-    height, width = ids.shape[1:]
-    padded = F.pad(ids, (1, 1, 1, 1))
-    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-    borders = torch.zeros_like(inner)  # next to a covered pixel of another triangle
-    for dy, dx in steps:
-        other = padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-        borders |= (other > 0) & (other != ids)
-    b, i, j = (inner & borders).nonzero(as_tuple=True)  # the few pixels to look at closer
-    faces = tri.to(device=ids.device, dtype=torch.long)
-    mine = faces[ids[b, i, j] - 1]  # [N, 3]
-    foreign = torch.zeros_like(b, dtype=torch.bool)
-    for dy, dx in steps:
-        other = padded[b, i + 1 + dy, j + 1 + dx]
-        theirs = faces[(other - 1).clamp(min=0)]
-        shared = (mine[:, :, None] == theirs[:, None, :]).flatten(1).any(1)
-        foreign |= (other > 0) & ~shared
-    inner[b[foreign], i[foreign], j[foreign]] = False
-    return inner
+    moving = (ids == 0).any(1)
+    # Pairs of neighbours on different triangles, each pair once (the last 4 of _RING_1: the next
+    # column, and three of the next row): do their triangles share a vertex index?
+    after = ids[:, 4:8]
+    pixel, step = ((after > 0) & (after != (face + 1)[:, None].to(after.dtype))).nonzero(as_tuple=True)
+    if pixel.numel():
+        corners = tri.to(device=ids.device, dtype=torch.int32).T.contiguous()  # [3, F]
+        mine = corners.index_select(1, face.index_select(0, pixel))  # [3, P]
+        theirs = corners.index_select(1, after[pixel, step].long() - 1)
+        foreign = ~(mine[:, None] == theirs[None, :]).flatten(0, 1).any(0)
+        pixel, step = pixel[foreign], step[foreign]
+        shift = torch.tensor([dy * width + dx for dy, dx in _RING_1[4:]], device=index.device)
+        other = torch.searchsorted(index, index.index_select(0, pixel) + shift.index_select(0, step))
+        moving[pixel] = True
+        moving[other] = True
+    return moving
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
-    The covered pixels' colours are splatted (:func:`glsplat.splat_points`) from their points on their
+    The covered pixels' colours are splatted (:func:`glsplat.splat`) from their points on their
     triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples at
     edges (an empty pixel within 2 px, or a neighbour showing a triangle that shares no vertex index
     with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
     the gradient to ``pos``, which nvdiffrast's antialias also gives only at such edges. The other
     samples do not move (their colour's dependence on ``pos`` already flows through ``rast``'s
-    (u, v), as in nvdiffrast). The result goes over the
-    background: the input's own colour on empty pixels (``rast`` id 0) and, on covered pixels at an
-    edge, the mean colour of their empty neighbours. Interior pixels keep their colour exactly (when
-    it is affine over their 3x3 window); edges get a ~1 px soft ramp, where nvdiffrast gives the
-    analytic coverage of the edge within the pixel.
+    (u, v), as in nvdiffrast). The result goes over the background: the input's own colour on
+    empty pixels (``rast`` id 0) and, on covered pixels next to empty ones, the mean colour of those
+    empty neighbours (on covered pixels at the image's frame with none, their own colour). Interior
+    pixels keep their colour exactly (when it is affine over their 3x3 window); edges get a ~1 px
+    soft ramp, where nvdiffrast gives the analytic coverage of the edge within the pixel.
 
     Args:
         color: float32 (or float64) ``[B, H, W, C]`` image to antialias, any ``C``. Differentiable.
@@ -593,41 +596,51 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     except (TypeError, ValueError):
         raise NvdiffrastArgumentError(f"pos_gradient_boost: expected a number, got {pos_gradient_boost!r}") from None
 
-    # glsplat's raster of this one layer, in glsplat's row order (row 0 at the top).
-    top = rast.detach().flip(1)
-    tri_id = top[..., 3].to(torch.int32)
-    if tri_id.numel() and int(tri_id.max()) > tri.shape[0]:
-        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {tri.shape[0]}")
+    # glsplat's raster of this one layer, kept in nvdiffrast's row order (row 0 at the bottom): the
+    # splat then sees the image upside down, which is right for y flipped in clip space.
+    rast = rast.detach()
+    tri_id = rast[..., 3].to(torch.int32)
+    num_faces = tri.shape[0]
+    if tri_id.numel() and int(tri_id.max()) > num_faces:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {num_faces}")
+    index = tri_id.reshape(-1).nonzero().squeeze(1)  # the covered pixels, glsplat.Raster.index's order
+    face = tri_id.reshape(-1).index_select(0, index).long() - 1
+    ids = _neighbours(tri_id, index)
+    moving = _moving(ids, index, face, tri, rast.shape[2])
+    # Samples that do not move take their corners from a detached copy of the vertices (faces
+    # F..2F-1): one splat, whose gradient reaches pos through the moving samples only.
+    still = index[~moving]
+    tri_id.view(-1)[still] += num_faces
     covered = tri_id > 0
-    depth = torch.where(covered, (top[..., 2].float() + 1) / 2, 1.0)
-    raster = Raster(tri_id=tri_id[:, None], bary=top[..., :2].float()[:, None].contiguous(), depth=depth[:, None])
+    depth = torch.where(covered, (rast[..., 2].float() + 1) / 2, 1.0)
+    raster = Raster(tri_id=tri_id[:, None], bary=rast[..., None, :, :, :2].float(), depth=depth[:, None])
 
-    color_top = color.flip(1)
-    channels = color.shape[-1]
     dtype = torch.promote_types(color.dtype, pos.dtype)
-    samples = color_top.reshape(-1, channels).index_select(0, raster.index).to(dtype)  # [N, C], covered pixels
+    batch, height, width, channels = color.shape
+    flat = color.reshape(-1, channels)
+    samples = flat.index_select(0, index).to(dtype)  # [N, C]
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    # Each covered sample's clip-space point on its triangle. Samples at edges move with their
-    # triangle (that is the coverage gradient); the others stay put, since their gradient is what
-    # (u, v) already give the colour, as in nvdiffrast.
-    point = gl_interpolate(clip.to(dtype), raster, tri.long())  # [B, 1, H, W, 4]
-    point = torch.where(_interior(tri_id, tri)[:, None, ..., None], point.detach(), point)
+    clip = clip.to(dtype) * clip.new_tensor([1.0, -1.0, 1.0, 1.0], dtype=dtype)  # y up: rows bottom to top
+    clip = torch.cat([clip, clip.detach()], -2)
+    faces = torch.cat([tri, tri + pos.shape[-2]]).long()
     ones = samples.new_ones(samples.shape[0], 1)
     splatted, alpha = [], None
     for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
         rgb = samples[:, first:first + 3]
-        width = rgb.shape[1]
-        image, _ = splat_points(torch.cat([F.pad(rgb, (0, 3 - width)), ones], -1), point, raster)
-        splatted.append(image[..., :width])  # premultiplied
+        image = splat(torch.cat([F.pad(rgb, (0, 3 - rgb.shape[1])), ones], -1), clip, raster, faces)
+        splatted.append(image[..., :rgb.shape[1]])  # premultiplied
         alpha = image[..., 3:] if alpha is None else alpha
-    front = torch.cat(splatted, -1)
+    front = torch.cat(splatted, -1) if len(splatted) > 1 else splatted[0]
 
-    # What shows through where the splat leaves coverage < 1: the input's own empty pixels, and on
-    # covered pixels the mean of their empty neighbours (0 where they have none; alpha is 1 there).
-    empty = (~covered)[..., None].to(dtype)
-    around = _box(color_top * empty) / _box(empty).clamp(min=1)
-    behind = torch.where(empty.bool(), color_top, around)
-    return (front + (1 - alpha) * behind).flip(1).to(color.dtype)
+    # What shows through where the splat leaves coverage < 1: the input's own colour, except on
+    # covered pixels next to empty ones, which show the mean of those neighbours.
+    edge = (ids[:, :8] == 0).any(1).nonzero().squeeze(1)
+    at, empty = index.index_select(0, edge), ids.index_select(0, edge)[:, :8] == 0  # [M], [M, 8]
+    step = torch.tensor([dy * width + dx for dy, dx in _RING_1], device=index.device)
+    around = flat.index_select(0, (at[:, None] + step).clamp(0, flat.shape[0] - 1).reshape(-1)).view(-1, 8, channels)
+    around = torch.where(empty[..., None], around, 0.0).sum(1) / empty.sum(1, keepdim=True)
+    behind = flat.index_put((at,), around.to(flat.dtype)).view(color.shape)
+    return (front + (1 - alpha) * behind).to(color.dtype)
 
 
 def antialias_construct_topology_hash(tri):

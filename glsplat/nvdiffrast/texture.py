@@ -399,6 +399,30 @@ def _bilinear(levels: _Levels, level: torch.Tensor, tz: torch.Tensor, u: torch.T
     return top + fy * (bottom - top)
 
 
+def _bilinear_2d(tex: torch.Tensor, uv: torch.Tensor, boundary: str) -> torch.Tensor:
+    """Bilinear samples ``[B, Hp, Wp, C]`` of the 2D texture ``tex`` ``[B or 1, H, W, C]`` at ``uv``
+    ``[B, Hp, Wp, 2]``: :func:`_bilinear` on one level, through ``torch.nn.functional.grid_sample``.
+
+    'wrap' samples a copy of the texture widened by one texel of its opposite edge on each side
+    at ``frac(u), frac(v)``; 'clamp' and 'zero' are grid_sample's 'border' and 'zeros' padding.
+    """
+    n, hp, wp = uv.shape[:3]
+    height, width = tex.shape[1:3]
+    image = tex.permute(0, 3, 1, 2)  # [B or 1, C, H, W]
+    if tex.shape[0] == 1:  # one texture for the whole minibatch: one grid of all pixels
+        uv = uv.reshape(1, n * hp, wp, 2)
+    if boundary == "wrap":
+        uv = uv - uv.detach().floor()
+        image = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="circular")
+        scale = uv.new_tensor([width / (width + 2), height / (height + 2)])
+        grid = (2 * uv + uv.new_tensor([2 / width, 2 / height])) * scale - 1  # texel j of tex is j + 1 here
+    else:
+        grid = 2 * uv - 1
+    out = torch.nn.functional.grid_sample(image, grid, mode="bilinear", align_corners=False,
+                                          padding_mode="border" if boundary == "clamp" else "zeros")
+    return out.permute(0, 2, 3, 1).reshape(n, hp, wp, tex.shape[-1])
+
+
 def _nearest(levels: _Levels, tz: torch.Tensor, u: torch.Tensor, v: torch.Tensor, boundary: str,
              face: torch.Tensor | None) -> torch.Tensor:
     """Nearest-texel samples ``[P, C]`` of the base level (no gradient to the coordinates)."""
@@ -590,6 +614,8 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = No
     else:
         u, v = coords[:, 0], coords[:, 1]
 
+    if not mipmap and not cube and filter_mode == "linear":
+        return _bilinear_2d(tex, uv, boundary_mode)
     if not mipmap:
         levels = _Levels(tex.reshape(-1, channels), [tuple(tex.shape)], cube)
         zero = torch.zeros(pixels, dtype=torch.long, device=uv.device)

@@ -25,7 +25,7 @@ def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
 
 def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: torch.Tensor | None = None,
            shader=None, layers: int = 1, background=None, cull_backfaces: bool = True,
-           hard: bool = False) -> torch.Tensor:
+           hard: bool = False, silhouette: str = "edge") -> torch.Tensor:
     """Render a mesh differentiably.
 
     Args:
@@ -78,7 +78,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         rgba = frags.scatter(colors)[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
     else:
-        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True)[0]
+        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True, silhouette=silhouette)[0]
     return rgba if background is None else over_background(rgba, background)
 
 

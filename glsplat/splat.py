@@ -18,6 +18,7 @@ from . import checks
 from .interpolate import interpolate
 from .kernels import cpu_kernels, kernels_for
 from .raster import Raster
+from .silhouette import find_glue, glued_points
 
 SIGMA = 0.5
 """Standard deviation of the splat kernel, in pixels."""
@@ -25,6 +26,8 @@ EPS = 0.05
 """A centred splat's nine taps sum to ``1 + EPS``, so interior pixels saturate and normalise."""
 TAPS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 """The (row, column) offsets of the 3x3 neighbourhood a sample splats onto."""
+SILHOUETTES = ("edge", "splat")
+"""How silhouette samples move: glued to their contour edge (see :mod:`glsplat.silhouette`), or with their surface point (the paper's)."""
 SCALE = (1 + EPS) / sum(math.exp(-(dy * dy + dx * dx) / (2 * SIGMA**2)) for dy, dx in TAPS)
 """Gaussian scale: centre tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
 
@@ -213,17 +216,24 @@ def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tup
 
 
 def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-           with_buffers: bool, rasterized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+           with_buffers: bool, rasterized: bool = False, silhouette: str = "edge") -> tuple[torch.Tensor, torch.Tensor]:
     """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``.
 
     ``rasterized``: ``clip`` is known to be what ``rast`` was rasterized from (as in
     :func:`glsplat.render`), so its covered samples need no check for NaN or w <= 0.
     """
     checks.splat_inputs(colors, clip, rast)
+    if silhouette not in SILHOUETTES:
+        raise ValueError(f"silhouette: expected one of {SILHOUETTES}, got {silhouette!r}")
     if not rasterized:
         checks.splat_clip(clip, faces, rast)
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     colors, clip = colors.to(dtype), rast.framed(clip.to(dtype))
+    if silhouette == "edge" and clip.requires_grad:
+        glue = find_glue(clip, faces, rast)
+        if len(glue.sample):
+            point = glued_points(interpolate(clip, rast, faces), clip, faces, rast, glue)
+            return _cropped(rast, *_splat_points(colors, point, rast, with_buffers))
     kernels = cpu_kernels() if clip.device.type == "cpu" else None
     if kernels is None:
         return _cropped(rast, *_splat_points(colors, interpolate(clip, rast, faces), rast, with_buffers))

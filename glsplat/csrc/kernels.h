@@ -32,4 +32,11 @@ std::vector<torch::Tensor> splat_clip_backward(torch::Tensor grad_out, torch::Te
                                                torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
                                                torch::Tensor tri_id, torch::Tensor depth, double scale, double sigma);
 
+// Edge-glued silhouettes (edges.cpp): for the contour edges [M, 3] (image, a, b) of clip [Bc, V, 4]
+// float64, the glued samples of the raster: their flat indices [G] into [B, K, H, W] (ascending),
+// their edges' rows [G] in `edges`, and the closest points' perspective-correct parameters [G]
+// (see glsplat/silhouette.py: find_glue_torch is the reference).
+std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
+                                     double band, int64_t reach, double outside, double tolerance);
+
 }  // namespace glsplat

@@ -1,0 +1,165 @@
+// Edge-glued silhouette splats: which contour edge each silhouette sample is glued to (see
+// glsplat/silhouette.py, whose find_glue_torch is the reference this is tested against, in the
+// same order of floating-point operations: hence no fused multiply-adds in this file).
+#pragma GCC optimize("fp-contract=off")
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels.h"
+
+namespace glsplat {
+namespace {
+
+// Image position (x right, y down, pixels) of a clip-space point.
+inline void to_pixels(const double* c, double width, double height, double* x, double* y) {
+  *x = (c[0] / c[3] + 1) * (width / 2);
+  *y = (1 - c[1] / c[3]) * (height / 2);
+}
+
+// The part [s0, s1] of the segment a + s (b - a), s in [0, 1], inside [lo_x, hi_x] x [lo_y, hi_y]
+// (Liang-Barsky); false when none is.
+bool clip_segment(double ax, double ay, double dx, double dy, double lo_x, double hi_x, double lo_y, double hi_y,
+                  double* s0, double* s1) {
+  *s0 = 0;
+  *s1 = 1;
+  const double start[2] = {ax, ay}, dir[2] = {dx, dy}, lo[2] = {lo_x, lo_y}, hi[2] = {hi_x, hi_y};
+  for (int axis = 0; axis < 2; ++axis) {
+    if (dir[axis] == 0) {
+      if (start[axis] < lo[axis] || start[axis] > hi[axis]) return false;
+      continue;
+    }
+    double sa = (lo[axis] - start[axis]) / dir[axis], sb = (hi[axis] - start[axis]) / dir[axis];
+    *s0 = std::max(*s0, std::min(sa, sb));
+    *s1 = std::min(*s1, std::max(sa, sb));
+  }
+  return *s0 <= *s1;
+}
+
+struct Found {
+  int64_t sample, edge;
+  double dist2, t;
+};
+
+}  // namespace
+
+std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
+                                     double band, int64_t reach, double outside, double tolerance) {
+  TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.scalar_type() == torch::kDouble && clip.is_contiguous() &&
+                  clip.device().is_cpu(),
+              "find_glue: clip must be contiguous float64 [Bc, V, 4] on the CPU");
+  TORCH_CHECK(edges.dim() == 2 && edges.size(1) == 3 && edges.scalar_type() == torch::kLong && edges.is_contiguous(),
+              "find_glue: edges must be contiguous int64 [M, 3]");
+  TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt && tri_id.is_contiguous(),
+              "find_glue: tri_id must be contiguous int32 [B, K, H, W]");
+  TORCH_CHECK(depth.sizes() == tri_id.sizes() && depth.scalar_type() == torch::kFloat && depth.is_contiguous(),
+              "find_glue: depth must be contiguous float32 [B, K, H, W]");
+  const int64_t layers = tri_id.size(1), height = tri_id.size(2), width = tri_id.size(3);
+  const int64_t verts = clip.size(1), frame = height * width;
+  const bool shared = clip.size(0) == 1;
+  const double* c = clip.data_ptr<double>();
+  const int64_t* e = edges.data_ptr<int64_t>();
+  const int32_t* id = tri_id.data_ptr<int32_t>();
+  const float* z = depth.data_ptr<float>();
+  const double band2 = band * band;
+
+  // Is something in the (2 reach + 1)^2 window around (row, col) of this layer deeper than `than`?
+  auto deeper_near = [&](const float* layer, int64_t row, int64_t col, double than) {
+    if (row < reach || col < reach || row + reach >= height || col + reach >= width) return true;  // background: 1
+    for (int64_t i = row - reach; i <= row + reach; ++i)
+      for (int64_t j = col - reach; j <= col + reach; ++j)
+        if (static_cast<double>(layer[i * width + j]) > than) return true;
+    return false;
+  };
+
+  std::vector<int32_t> slot(tri_id.numel(), -1);
+  std::vector<Found> found;
+  for (int64_t m = 0; m < edges.size(0); ++m) {
+    const int64_t image = e[3 * m];
+    const double* ca = c + ((shared ? 0 : image) * verts + e[3 * m + 1]) * 4;
+    const double* cb = c + ((shared ? 0 : image) * verts + e[3 * m + 2]) * 4;
+    if (!(ca[3] > 0 && cb[3] > 0)) continue;
+    double ax, ay, bx, by;
+    to_pixels(ca, width, height, &ax, &ay);
+    to_pixels(cb, width, height, &bx, &by);
+    const double abx = bx - ax, aby = by - ay;
+    const double l2 = abx * abx + aby * aby;
+    if (!(l2 > 0)) continue;
+    const double norm = std::sqrt(l2), ox = -aby / norm, oy = abx / norm;
+    double s0, s1;  // the part of the edge within reach of the image's pixels
+    if (!clip_segment(ax, ay, abx, aby, -band - 1, width + band + 1, -band - 1, height + band + 1, &s0, &s1)) continue;
+    // Walk the major axis; on each of its pixel lines, the pixels within `band` of the segment.
+    const bool x_major = std::abs(abx) >= std::abs(aby);
+    const double u0 = x_major ? ax + s0 * abx : ay + s0 * aby, u1 = x_major ? ax + s1 * abx : ay + s1 * aby;
+    const double v0 = x_major ? ay + s0 * aby : ax + s0 * abx, v1 = x_major ? ay + s1 * aby : ax + s1 * abx;
+    const double umin = std::min(u0, u1), umax = std::max(u0, u1);
+    const int64_t ulimit = x_major ? width : height, vlimit = x_major ? height : width;
+    const int64_t ufirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(umin - band - 0.5)));
+    const int64_t ulast = std::min<int64_t>(ulimit - 1, static_cast<int64_t>(std::floor(umax + band - 0.5)));
+    for (int64_t u = ufirst; u <= ulast; ++u) {
+      const double lo = std::max(umin, u + 0.5 - band), hi = std::min(umax, u + 0.5 + band);
+      double va = v0, vb = v1;
+      if (umax > umin) {
+        va = v0 + (v1 - v0) * ((lo - u0) / (u1 - u0));
+        vb = v0 + (v1 - v0) * ((hi - u0) / (u1 - u0));
+      }
+      const double vmin = std::min(va, vb), vmax = std::max(va, vb);
+      const int64_t vfirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(vmin - band - 0.5)) - 1);
+      const int64_t vlast = std::min<int64_t>(vlimit - 1, static_cast<int64_t>(std::floor(vmax + band - 0.5)) + 1);
+      for (int64_t v = vfirst; v <= vlast; ++v) {
+        const int64_t row = x_major ? v : u, col = x_major ? u : v;
+        const double px = col + 0.5, py = row + 0.5;
+        const double apx = px - ax, apy = py - ay;
+        const double s = std::min(std::max((apx * abx + apy * aby) / l2, 0.0), 1.0);
+        const double qx = s <= 0 ? ax : (s >= 1 ? bx : ax + s * abx);
+        const double qy = s <= 0 ? ay : (s >= 1 ? by : ay + s * aby);
+        const double dx = px - qx, dy = py - qy;
+        const double dist2 = dx * dx + dy * dy;
+        const double cross = abx * apy - aby * apx;
+        if (!(dist2 <= band2 && cross <= 0)) continue;
+        const double out_row = std::floor(qy + oy * outside), out_col = std::floor(qx + ox * outside);
+        const bool out_in = out_row >= 0 && out_row < height && out_col >= 0 && out_col < width;
+        const double wa = ca[3], wb = cb[3];
+        const double t = s * wa / (s * wa + (1 - s) * wb);
+        double q[4];
+        for (int i = 0; i < 4; ++i) q[i] = (1 - t) * ca[i] + t * cb[i];
+        const double q_depth = (q[2] / q[3] + 1) * 0.5;
+        const double q_deeper = q_depth + tolerance * (1 - q_depth);
+        for (int64_t k = 0; k < layers; ++k) {
+          const int64_t base = (image * layers + k) * frame;
+          const int64_t sample = base + row * width + col;
+          if (id[sample] <= 0) break;  // deeper layers are empty too
+          const double d_p = z[sample];
+          const double d_out = out_in ? static_cast<double>(z[base + static_cast<int64_t>(out_row) * width +
+                                                              static_cast<int64_t>(out_col)])
+                                      : 1.0;
+          if (!(d_p <= q_deeper && d_out > q_deeper)) continue;
+          if (!deeper_near(z + base, row, col, d_p + tolerance * (1 - d_p))) continue;
+          int32_t& at = slot[sample];
+          if (at < 0) {
+            at = static_cast<int32_t>(found.size());
+            found.push_back({sample, m, dist2, t});
+          } else if (dist2 < found[at].dist2) {
+            found[at] = {sample, m, dist2, t};
+          }
+        }
+      }
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const Found& x, const Found& y) { return x.sample < y.sample; });
+  const int64_t count = static_cast<int64_t>(found.size());
+  auto sample = torch::empty({count}, torch::kLong);
+  auto edge = torch::empty({count}, torch::kLong);
+  auto t = torch::empty({count}, torch::kDouble);
+  for (int64_t g = 0; g < count; ++g) {
+    sample.data_ptr<int64_t>()[g] = found[g].sample;
+    edge.data_ptr<int64_t>()[g] = found[g].edge;
+    t.data_ptr<double>()[g] = found[g].t;
+  }
+  return {sample, edge, t};
+}
+
+}  // namespace glsplat

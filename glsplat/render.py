@@ -44,6 +44,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         cull_backfaces: see :func:`rasterize`.
         hard: return the plain rasterized layer 0 instead of the splat: the same shading, but
             no gradients from visibility (silhouettes, occlusions). A baseline, and cheaper.
+        silhouette: ``"edge"`` (default) or ``"splat"``: how silhouette samples move in the
+            backward pass (see :func:`glsplat.splat`).
 
     Returns:
         ``[B, H, W, 4]`` premultiplied RGBA, row 0 at the top.

@@ -35,7 +35,7 @@ BAND = 2.5
 """A sample is glued to a contour edge whose closest point is at most this far (pixels) from its centre."""
 REACH = 2
 """...and only if a pixel at most this many rows and columns away (a 5 x 5 window) is deeper."""
-OUTSIDE = 1.0
+OUTSIDE = 1.5
 """The edge has something deeper on its outer side: at this distance (pixels) from ``q`` along ``m``."""
 DEPTH_TOLERANCE = 0.02
 """Deeper means by more than this fraction of the distance to the camera: in window depth ``z``, by
@@ -88,9 +88,9 @@ def front_facing(clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
     The sign of det[x, y, w] of the three clip-space corners: the NDC area's sign where all w > 0.
     """
-    c = clip[:, faces]  # [Bc, F, 3, 4]
-    xyw = c[..., [0, 1, 3]]
-    return torch.linalg.det(xyw) > 0
+    x, y, w = (clip[..., i].index_select(1, faces.reshape(-1)).view(clip.shape[0], -1, 3).unbind(-1) for i in (0, 1, 3))
+    return (x[0] * (y[1] * w[2] - y[2] * w[1]) - y[0] * (x[1] * w[2] - x[2] * w[1])
+            + w[0] * (x[1] * y[2] - x[2] * y[1])) > 0
 
 
 def contour_edges(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.Tensor:
@@ -130,7 +130,7 @@ def find_glue(clip: torch.Tensor, faces: torch.Tensor, rast: Raster) -> Glue:
     if kernels is None:
         return find_glue_torch(clip, edges, rast)
     sample, index, t = kernels.find_glue(clip.double().contiguous(), edges.contiguous(), rast.tri_id.contiguous(),
-                                         rast.depth.contiguous(), BAND, REACH, OUTSIDE, DEPTH_TOLERANCE)
+                                         rast.depth, BAND, REACH, OUTSIDE, DEPTH_TOLERANCE)
     return Glue(sample, edges[index, 1:], t)
 
 
@@ -178,8 +178,8 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
     s = s0[edge] + (s1 - s0)[edge] * step.double() / (count[edge] - 1).clamp(min=1).double()
     point = pa[edge] + s[:, None] * along[edge]
     window = torch.arange(-3, 4, device=device)
-    row = (point[:, 1].floor().clamp(-8, height + 8).long()[:, None, None] + window[:, None]).reshape(len(edge), -1)
-    col = (point[:, 0].floor().clamp(-8, width + 8).long()[:, None, None] + window[None, :]).reshape(len(edge), -1)
+    row = (point[:, 1].floor().long()[:, None, None] + window[:, None]).expand(-1, 7, 7).reshape(len(edge), -1)
+    col = (point[:, 0].floor().long()[:, None, None] + window[None, :]).expand(-1, 7, 7).reshape(len(edge), -1)
     edge = edge[:, None].expand_as(row)
     keep = (row >= 0) & (row < height) & (col >= 0) & (col < width)
     key = torch.unique((edge[keep] * height + row[keep]) * width + col[keep])
@@ -259,8 +259,9 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
     clip = clip if clip.dim() == 3 else clip[None]
     image = glue.sample // (layers * height * width)
     ci = image if clip.shape[0] > 1 else torch.zeros_like(image)
-    face = faces.to(device=clip.device, dtype=torch.long)[rast.tri_id.reshape(-1)[glue.sample].long() - 1]  # [G, 3]
-    b01 = rast.bary.reshape(-1, 2)[glue.sample].to(clip.dtype)
+    at = (image, glue.sample // (height * width) % layers, glue.sample // width % height, glue.sample % width)
+    face = faces.to(device=clip.device, dtype=torch.long)[rast.tri_id[at].long() - 1]  # [G, 3]
+    b01 = rast.bary[at].to(clip.dtype)  # (the G-buffers are strided views: no reshape of whole frames)
     bary = torch.cat([b01, 1 - b01.sum(1, keepdim=True)], 1)  # [G, 3]
     p = _pixels((clip[ci[:, None], face] * bary[..., None]).sum(1), height, width)
     t = glue.t.to(clip.dtype)[:, None]

@@ -245,15 +245,16 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
-                  faces: torch.Tensor) -> SplatBuffers:
+                  faces: torch.Tensor, silhouette: str = "edge") -> SplatBuffers:
     """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
 
     Arguments as for :func:`splat`.
     """
-    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True)[1])
+    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True, silhouette=silhouette)[1])
 
 
-def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor) -> torch.Tensor:
+def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
+          silhouette: str = "edge") -> torch.Tensor:
     """Rasterize-then-splat: turn shaded layers into an image whose gradients reach the vertices.
 
     Args:
@@ -268,6 +269,13 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
             band, as :func:`glsplat.render` does) for correct edge pixels where a surface
             crosses the image's frame; the splat takes the band's samples and crops it off.
         faces: integer ``[F, 3]`` faces that were rasterized.
+        silhouette: how samples on a silhouette move in the backward pass. ``"edge"`` (default):
+            the samples within 2 px of something deeper and 2.5 px of a visible contour edge
+            (an edge of a front face that no other front face shares) move across the edge
+            with it, at their closest point (see :mod:`glsplat.silhouette`): right for
+            rotations too. ``"splat"``: with the surface point each was rasterized from (the
+            paper's method; its rotation gradients are off by 5-10% of their scale, as that
+            point lies in front of the edge). The forward image is the same.
 
     Returns:
         Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top; without the guard band: a view
@@ -280,4 +288,4 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """
-    return _splat(colors, clip, rast, faces, with_buffers=False)[0]
+    return _splat(colors, clip, rast, faces, with_buffers=False, silhouette=silhouette)[0]

@@ -55,8 +55,8 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
               "find_glue: edges must be contiguous int64 [M, 3]");
   TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt && tri_id.is_contiguous(),
               "find_glue: tri_id must be contiguous int32 [B, K, H, W]");
-  TORCH_CHECK(depth.sizes() == tri_id.sizes() && depth.scalar_type() == torch::kFloat && depth.is_contiguous(),
-              "find_glue: depth must be contiguous float32 [B, K, H, W]");
+  TORCH_CHECK(depth.sizes() == tri_id.sizes() && depth.scalar_type() == torch::kFloat && depth.device().is_cpu(),
+              "find_glue: depth must be float32 [B, K, H, W] (any strides: a view of the G-buffer)");
   const int64_t layers = tri_id.size(1), height = tri_id.size(2), width = tri_id.size(3);
   const int64_t verts = clip.size(1), frame = height * width;
   const bool shared = clip.size(0) == 1;
@@ -64,6 +64,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
   const int64_t* e = edges.data_ptr<int64_t>();
   const int32_t* id = tri_id.data_ptr<int32_t>();
   const float* z = depth.data_ptr<float>();
+  const int64_t zb = depth.stride(0), zk = depth.stride(1), zi = depth.stride(2), zj = depth.stride(3);
   const double band2 = band * band;
 
   // Is something in the (2 reach + 1)^2 window around (row, col) of this layer deeper than `than`?
@@ -71,7 +72,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
     if (row < reach || col < reach || row + reach >= height || col + reach >= width) return true;  // background: 1
     for (int64_t i = row - reach; i <= row + reach; ++i)
       for (int64_t j = col - reach; j <= col + reach; ++j)
-        if (static_cast<double>(layer[i * width + j]) > than) return true;
+        if (static_cast<double>(layer[i * zi + j * zj]) > than) return true;
     return false;
   };
 
@@ -129,15 +130,15 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
         const double q_depth = (q[2] / q[3] + 1) * 0.5;
         const double q_deeper = q_depth + tolerance * (1 - q_depth);
         for (int64_t k = 0; k < layers; ++k) {
-          const int64_t base = (image * layers + k) * frame;
-          const int64_t sample = base + row * width + col;
+          const int64_t sample = (image * layers + k) * frame + row * width + col;
           if (id[sample] <= 0) break;  // deeper layers are empty too
-          const double d_p = z[sample];
-          const double d_out = out_in ? static_cast<double>(z[base + static_cast<int64_t>(out_row) * width +
-                                                              static_cast<int64_t>(out_col)])
+          const float* layer = z + image * zb + k * zk;
+          const double d_p = layer[row * zi + col * zj];
+          const double d_out = out_in ? static_cast<double>(layer[static_cast<int64_t>(out_row) * zi +
+                                                                  static_cast<int64_t>(out_col) * zj])
                                       : 1.0;
           if (!(d_p <= q_deeper && d_out > q_deeper)) continue;
-          if (!deeper_near(z + base, row, col, d_p + tolerance * (1 - d_p))) continue;
+          if (!deeper_near(layer, row, col, d_p + tolerance * (1 - d_p))) continue;
           int32_t& at = slot[sample];
           if (at < 0) {
             at = static_cast<int32_t>(found.size());

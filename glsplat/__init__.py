@@ -10,7 +10,7 @@ from .raster import Raster, rasterize
 from .render import Renderer, over_background, render
 from .shading import (DirectionalLight, Fragments, LambertShader, PhongShader, PointLight,
                       UnlitShader, sample_texture)
-from .splat import SplatBuffers, splat, splat_buffers, splat_points
+from .splat import SplatBuffers, splat, splat_buffers
 from .transforms import axis_angle_to_matrix, rotation_angle
 
 __all__ = [
@@ -18,5 +18,5 @@ __all__ = [
     "PointLight", "Raster", "Renderer", "SplatBuffers", "UnlitShader", "axis_angle_to_matrix", "interpolate",
     "keep_freed_memory",
     "load_example", "load_mesh", "load_texture", "over_background", "rasterize", "render",
-    "rotation_angle", "sample_texture", "splat", "splat_buffers", "splat_points", "vertex_normals",
+    "rotation_angle", "sample_texture", "splat", "splat_buffers", "vertex_normals",
 ]

@@ -185,6 +185,16 @@ def splat_colors(colors: torch.Tensor, rast) -> None:
                          f"got {list(colors.shape)}")
 
 
+def splat_offset(offset: torch.Tensor, rast) -> None:
+    """``offset`` float ``[N, 2]`` for the raster's ``N`` covered samples, on the raster's device."""
+    count = rast.index.shape[0]
+    tensor(offset, "offset", dims=(2,), last=2, what=f"[{count}, 2] (one row per covered sample)")
+    if offset.shape[0] != count:
+        raise ValueError(f"offset: expected [{count}, 2] for the {count} covered samples of the raster, "
+                         f"got {list(offset.shape)}")
+    same_device(offset=offset, rast=rast.tri_id)
+
+
 def splat_inputs(colors: torch.Tensor, clip: torch.Tensor, rast) -> None:
     """``colors`` as :func:`splat_colors`, ``clip`` ``[1 or B, V, 4]``, one device."""
     splat_colors(colors, rast)

@@ -273,18 +273,16 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
     return m * (m * motion).sum(1, keepdim=True)
 
 
-def glued_points(point: torch.Tensor, clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
-                 glue: Glue | None = None) -> torch.Tensor:
-    """The samples' clip-space points ``[B, K, H, W, 4]`` with the glue's offsets added (same value).
+def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
+                offset: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The splat's per-sample offsets ``[N, 2]`` (``rast.index``'s order) with the glue's added.
 
-    An image offset (dx, dy) is the clip-space one (2 w dx / W, -2 w dy / H, 0, 0).
+    ``clip`` ``[1 or B, V, 4]`` is the raster's frame; ``offset`` the caller's offsets or None.
+    Returns ``offset`` itself where nothing is glued.
     """
-    glue = find_glue(clip, faces, rast) if glue is None else glue
+    glue = find_glue(clip, faces, rast)
     if len(glue.sample) == 0:
-        return point
-    height, width = rast.tri_id.shape[-2:]
-    offset = glue_offsets(clip, faces, rast, glue)
-    w = point.reshape(-1, 4)[glue.sample, 3].detach()
-    delta = torch.stack([offset[:, 0] * (2 / width) * w, offset[:, 1] * (-2 / height) * w,
-                         torch.zeros_like(w), torch.zeros_like(w)], 1)
-    return point.reshape(-1, 4).index_add(0, glue.sample, delta).view(point.shape)
+        return offset
+    rows = torch.searchsorted(rast.index, glue.sample)
+    base = clip.new_zeros((rast.index.shape[0], 2)) if offset is None else offset
+    return base.index_add(0, rows, glue_offsets(clip, faces, rast, glue))

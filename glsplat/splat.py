@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from . import checks
-from .interpolate import interpolate
-from .kernels import cpu_kernels, kernels_for
+from .interpolate import interpolate_torch
+from .kernels import kernels_for
 from .raster import Raster
-from .silhouette import find_glue, glued_points
+from .silhouette import glue_offset
 
 SIGMA = 0.5
 """Standard deviation of the splat kernel, in pixels."""
@@ -27,7 +27,8 @@ EPS = 0.05
 TAPS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 """The (row, column) offsets of the 3x3 neighbourhood a sample splats onto."""
 SILHOUETTES = ("edge", "splat")
-"""How silhouette samples move: glued to their contour edge (see :mod:`glsplat.silhouette`), or with their surface point (the paper's)."""
+"""How silhouette samples move in the backward pass: glued to their contour edge (see :mod:`glsplat.silhouette`)
+or with the surface point each was rasterized from (the paper's)."""
 SCALE = (1 + EPS) / sum(math.exp(-(dy * dy + dx * dx) / (2 * SIGMA**2)) for dy, dx in TAPS)
 """Gaussian scale: centre tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
 
@@ -76,17 +77,21 @@ def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
     return torch.where(dist_b < dist_a, -b, a)
 
 
-def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> torch.Tensor:
+def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
+                     offset: torch.Tensor | None = None) -> torch.Tensor:
     """Unnormalised S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
 
     ``point``: ``[B, K, H, W, 4]`` clip-space points of the samples (see
-    :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA.
+    :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA; ``offset``:
+    ``[B, K, H, W, 2]`` added to each sample's image position (x right, y down, pixels), or None.
     """
     batch, layers, height, width = rast.tri_id.shape
     pos = image_positions(point, rast)
+    if offset is not None:
+        pos = pos + offset
     rows = torch.arange(height, device=pos.device, dtype=pos.dtype).view(height, 1) + 0.5
     cols = torch.arange(width, device=pos.device, dtype=pos.dtype) + 0.5
-    off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value
+    off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value without `offset`
     off_y = pos[..., 1] - rows
     alpha = colors[..., 3] * rast.mask
     premult = torch.cat([colors[..., :3], torch.ones_like(colors[..., 3:])], -1)
@@ -115,66 +120,51 @@ def composite(buffers: SplatBuffers) -> torch.Tensor:
     return buffers.front + (1 - buffers.front[..., 3:]) * out
 
 
+def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
+                       offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image ``[B, H, W, 4]`` and normalised buffers ``[3, B, H, W, 4]`` in plain torch ops.
+
+    Arguments as for :func:`accumulate_torch`. The reference for the compiled kernels, and the
+    path where they are not built.
+    """
+    buffers = normalise(accumulate_torch(point, colors, rast, offset))
+    return composite(SplatBuffers(*buffers)), buffers
+
+
 def _or_empty(grad: torch.Tensor | None) -> torch.Tensor:
     return torch.empty(0) if grad is None else grad.contiguous()
 
 
-class _SplatPoints(torch.autograd.Function):
-    """The compiled splat from per-sample points: accumulate, normalise and composite in one pass each way.
+class _Splat(torch.autograd.Function):
+    """The compiled splat, on every device: accumulate, normalise and composite in one pass each way.
 
-    ``kernels.splat_points_forward`` returns the image, the buffers (if asked for) and any state
-    its backward pass takes (what each kernel keeps differs: see ``csrc/kernels.h``). The CPU
-    kernels take the colours packed ``[N, 4]``, the CUDA ones as full frames.
+    Takes what :func:`_splat` hands it: the raster's frame of clip-space vertices ``[1 or B, V, 4]``,
+    int64 faces ``[F, 3]`` (in range), the raster's ``bary``, ``tri_id`` and ``depth``, colours
+    packed ``[N, 4]`` and offsets ``[N, 2]`` (or an empty tensor: none), all but the raster in one
+    dtype. Interpolation is fused into the kernels: no per-sample points or full frames of colours,
+    either way. ``kernels.splat_forward`` returns the image, the buffers (if asked for) and the
+    state its backward pass takes (see ``csrc/kernels.h``); the backward pass computes the
+    gradients of clip and of the offsets only where autograd wants them.
     """
 
     @staticmethod
-    def forward(ctx, kernels, with_buffers, point, colors, tri_id, depth):
-        image, buffers, *state = kernels.splat_points_forward(point, colors, tri_id, depth, SCALE, SIGMA, with_buffers)
+    def forward(ctx, kernels, with_buffers, clip, faces, bary, colors, tri_id, depth, offset):
+        image, buffers, *state = kernels.splat_forward(clip, faces, bary, colors, tri_id, depth, offset, SCALE, SIGMA,
+                                                       with_buffers)
         ctx.kernels = kernels
-        ctx.save_for_backward(point, colors, tri_id, depth, *state)
+        ctx.save_for_backward(clip, faces, bary, colors, tri_id, depth, offset, *state)
         ctx.set_materialize_grads(False)  # usually only the image, or only the buffers, gets a gradient
         return image, buffers
 
     @staticmethod
     def backward(ctx, grad_image, grad_buffers):
-        point, colors, tri_id, depth, *state = ctx.saved_tensors
-        grad_point, grad_colors = ctx.kernels.splat_points_backward(
-            _or_empty(grad_image), _or_empty(grad_buffers), state, point, colors, tri_id, depth, SCALE, SIGMA)
-        return None, None, grad_point, grad_colors, None, None
-
-
-class _SplatClip(torch.autograd.Function):
-    """The compiled CPU splat with the clip-space interpolation fused in: no per-sample points, either way.
-
-    The colours come packed ``[N, 4]``: no full frames of colours or of their gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, kernels, with_buffers, clip, faces, colors, bary, tri_id, depth):
-        image, buffers, *state = kernels.splat_clip_forward(clip, faces, bary, colors, tri_id, depth, SCALE, SIGMA,
-                                                            with_buffers)
-        ctx.kernels = kernels
-        ctx.save_for_backward(clip, faces, bary, colors, tri_id, depth, *state)
-        ctx.set_materialize_grads(False)
-        return image, buffers
-
-    @staticmethod
-    def backward(ctx, grad_image, grad_buffers):
-        clip, faces, bary, colors, tri_id, depth, *state = ctx.saved_tensors
-        grad_clip, grad_colors = ctx.kernels.splat_clip_backward(
-            _or_empty(grad_image), _or_empty(grad_buffers), state, clip, faces, bary, colors, tri_id, depth,
-            SCALE, SIGMA)
-        return None, None, grad_clip, None, grad_colors, None, None, None
-
-
-def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image ``[B, H, W, 4]`` and normalised buffers ``[3, B, H, W, 4]`` in plain torch ops.
-
-    ``point`` and ``colors`` as for :func:`accumulate_torch`. The reference for the compiled
-    kernels, and the path where they are not built.
-    """
-    buffers = normalise(accumulate_torch(point, colors, rast))
-    return composite(SplatBuffers(*buffers)), buffers
+        clip, faces, bary, colors, tri_id, depth, offset, *state = ctx.saved_tensors
+        want_clip, want_offset = ctx.needs_input_grad[2], ctx.needs_input_grad[8]
+        grad_clip, grad_colors, grad_offset = ctx.kernels.splat_backward(
+            _or_empty(grad_image), _or_empty(grad_buffers), state, clip, faces, bary, colors, tri_id, depth, offset,
+            SCALE, SIGMA, want_clip, want_offset)
+        return (None, None, grad_clip if want_clip else None, None, None, grad_colors, None, None,
+                grad_offset if want_offset else None)
 
 
 def _packed(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
@@ -182,100 +172,80 @@ def _packed(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
     return colors if colors.dim() == 2 else colors.reshape(-1, 4).index_select(0, rast.index)
 
 
-def _full(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
-    """``colors`` as :func:`splat` takes them, as full frames ``[B, K, H, W, 4]``."""
-    return rast.scatter(colors) if colors.dim() == 2 else colors
+def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
+           with_buffers: bool, rasterized: bool = False, offset: torch.Tensor | None = None,
+           silhouette: str = "edge") -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``, without the guard band.
 
-
-def _cropped(rast: Raster, image: torch.Tensor, buffers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and buffers of a raster with a guard band, without the band."""
+    Arguments as for :func:`splat`. ``rasterized``: the caller made ``rast`` from ``clip`` and
+    ``faces`` itself (as :func:`glsplat.render` does), so those need no checks: their shapes and
+    devices agree, the faces are in range and cover the raster's ids, and the covered samples'
+    points are finite with w > 0. Otherwise this is the public door and checks all of it once.
+    """
+    checks.splat_inputs(colors, clip, rast)
+    if offset is not None:
+        checks.splat_offset(offset, rast)
+    if silhouette not in SILHOUETTES:
+        raise ValueError(f"silhouette: expected one of {', '.join(map(repr, SILHOUETTES))}, got {silhouette!r}")
+    if not rasterized:
+        checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
+        checks.splat_clip(clip, faces, rast)
+    dtype = torch.promote_types(colors.dtype, clip.dtype)
+    colors, clip = _packed(colors, rast).to(dtype), rast.framed(clip.to(dtype))
+    clip = clip if clip.dim() == 3 else clip[None]
+    offset = None if offset is None else offset.to(dtype)
+    if silhouette == "edge" and clip.requires_grad:
+        offset = glue_offset(clip, faces, rast, offset)
+    kernels = kernels_for(clip.device)
+    if kernels is None:  # the pure-torch path
+        full = None if offset is None else rast.scatter(offset)
+        image, buffers = splat_layers_torch(interpolate_torch(clip, rast, faces), rast.scatter(colors), rast, full)
+    else:
+        image, buffers = _Splat.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
+                                      rast.bary, colors.contiguous(), rast.tri_id.contiguous(), rast.depth,
+                                      clip.new_empty(0) if offset is None else offset.contiguous())
     return rast.crop(image), (rast.crop(buffers) if buffers.dim() == 5 else buffers)
 
 
-def _splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster,
-                  with_buffers: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and buffers of the raster's whole frame, its guard band included."""
-    kernels = kernels_for(point.device)
-    if kernels is None:
-        return splat_layers_torch(point, _full(colors, rast), rast)
-    colors = _packed(colors, rast) if point.device.type == "cpu" else _full(colors, rast)
-    return _SplatPoints.apply(kernels, with_buffers, point.contiguous(), colors.contiguous(),
-                              rast.tri_id.contiguous(), rast.depth)
-
-
-def splat_points(colors: torch.Tensor, point: torch.Tensor, rast: Raster) -> tuple[torch.Tensor, SplatBuffers]:
-    """:func:`splat` from the samples' blended clip-space points; the image and the buffers.
-
-    ``point`` ``[B, K, H, W, 4]`` is ``interpolate(clip, rast, faces)`` (see
-    :func:`image_positions`), ``colors`` as for :func:`splat`, in the same dtype. Use it to reach
-    the gradient with respect to where each sample is splatted from.
-    """
-    checks.splat_colors(colors, rast)
-    image, buffers = _cropped(rast, *_splat_points(colors, rast.framed(point), rast, with_buffers=True))
-    return image, SplatBuffers(*buffers)
-
-
-def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-           with_buffers: bool, rasterized: bool = False, silhouette: str = "edge") -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``.
-
-    ``rasterized``: ``clip`` is known to be what ``rast`` was rasterized from (as in
-    :func:`glsplat.render`), so its covered samples need no check for NaN or w <= 0.
-    """
-    checks.splat_inputs(colors, clip, rast)
-    if silhouette not in SILHOUETTES:
-        raise ValueError(f"silhouette: expected one of {SILHOUETTES}, got {silhouette!r}")
-    if not rasterized:
-        checks.splat_clip(clip, faces, rast)
-    dtype = torch.promote_types(colors.dtype, clip.dtype)
-    colors, clip = colors.to(dtype), rast.framed(clip.to(dtype))
-    if silhouette == "edge" and clip.requires_grad:
-        glue = find_glue(clip, faces, rast)
-        if len(glue.sample):
-            point = glued_points(interpolate(clip, rast, faces), clip, faces, rast, glue)
-            return _cropped(rast, *_splat_points(colors, point, rast, with_buffers))
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
-    if kernels is None:
-        return _cropped(rast, *_splat_points(colors, interpolate(clip, rast, faces), rast, with_buffers))
-    checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
-    clip = clip if clip.dim() == 3 else clip[None]
-    return _cropped(rast, *_SplatClip.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
-                                            _packed(colors, rast).contiguous(), rast.bary, rast.tri_id.contiguous(),
-                                            rast.depth))
-
-
-def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster,
-                  faces: torch.Tensor, silhouette: str = "edge") -> SplatBuffers:
+def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor, *,
+                  offset: torch.Tensor | None = None, silhouette: str = "edge") -> SplatBuffers:
     """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
 
-    Arguments as for :func:`splat`.
+    Arguments as for :func:`splat`; each buffer is premultiplied RGBA ``[B, H, W, 4]``.
     """
-    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True, silhouette=silhouette)[1])
+    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True, offset=offset, silhouette=silhouette)[1])
 
 
-def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-          silhouette: str = "edge") -> torch.Tensor:
+def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor, *,
+          offset: torch.Tensor | None = None, silhouette: str = "edge") -> torch.Tensor:
     """Rasterize-then-splat: turn shaded layers into an image whose gradients reach the vertices.
 
     Args:
         colors: float straight (not premultiplied) RGBA from a shader, alpha 1 where a surface
             is opaque: ``[N, 4]`` for the ``N`` covered samples in the order of ``rast.index``
-            (what a shader returns from :class:`Fragments`; the faster form on the CPU, which
-            never makes full frames of colours), or full frames ``[B, K, H, W, 4]`` per layer
-            (entries on background are ignored). Differentiable.
+            (what a shader returns from :class:`Fragments`; the faster form, which never makes
+            full frames of colours), or full frames ``[B, K, H, W, 4]`` per layer (entries on
+            background are ignored). Differentiable.
         clip: float ``[B, V, 4]`` or ``[V, 4]`` clip-space vertices that were rasterized.
             Differentiable: this is the path of vertex and camera gradients.
         rast: the :class:`Raster` of ``clip`` (constant). Rasterize with ``border=1`` (a guard
             band, as :func:`glsplat.render` does) for correct edge pixels where a surface
             crosses the image's frame; the splat takes the band's samples and crops it off.
         faces: integer ``[F, 3]`` faces that were rasterized.
-        silhouette: how samples on a silhouette move in the backward pass. ``"edge"`` (default):
-            the samples within 2 px of something deeper and 2.5 px of a visible contour edge
-            (an edge of a front face that no other front face shares) move across the edge
-            with it, at their closest point (see :mod:`glsplat.silhouette`): right for
-            rotations too. ``"splat"``: with the surface point each was rasterized from (the
-            paper's method; its rotation gradients are off by 5-10% of their scale, as that
-            point lies in front of the edge). The forward image is the same.
+        offset: optional float ``[N, 2]``, one row per covered sample in the order of
+            ``rast.index`` (the guard band's samples included): added to the sample's splat
+            position, in pixels, x right, y down. Differentiable: its gradient is
+            d(loss)/d(the sample's position), in pixels. Usually zero in value, as a handle on
+            that gradient (a zero tensor that requires grad) or to carry a gradient that the
+            caller computed in torch. None (the default) costs nothing.
+        silhouette: how samples on a silhouette move in the backward pass. ``"edge"`` (the
+            default): those within 2 px of something deeper and 2.5 px of a visible contour
+            edge (an edge of a front face that no other front face shares) move across the
+            edge with the edge's closest point (see :mod:`glsplat.silhouette`), which makes
+            rotation gradients right too; costs a contour search when ``clip`` requires grad.
+            ``"splat"``: with the surface point each was rasterized from (the paper's method;
+            on a silhouette that point lies in front of the edge, and rotation gradients are
+            off by 5-10% of their scale). The forward image is the same either way.
 
     Returns:
         Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top; without the guard band: a view
@@ -288,4 +258,4 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """
-    return _splat(colors, clip, rast, faces, with_buffers=False, silhouette=silhouette)[0]
+    return _splat(colors, clip, rast, faces, with_buffers=False, offset=offset, silhouette=silhouette)[0]

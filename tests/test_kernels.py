@@ -12,7 +12,7 @@ import torch
 import glsplat
 from glsplat.interpolate import interpolate_torch
 from glsplat.kernels import cpu_kernels
-from glsplat.splat import _splat, splat_layers_torch, splat_points
+from glsplat.splat import _splat, splat_layers_torch
 from test_gradcheck import random_scene
 
 
@@ -138,35 +138,42 @@ def test_splat_kernel_refuses_mismatched_shapes(ctx):
         _splat(colors[:, :1], clip, rast, faces, with_buffers=False)
     with pytest.raises(ValueError, match=r"colors: expected \[N, 4\] for the N = "):
         _splat(colors.reshape(-1, 4), clip, rast, faces, with_buffers=False)
-    point = glsplat.interpolate(clip, rast, faces)
-    with pytest.raises(ValueError, match="colors: expected shape"):
-        splat_points(colors[:, :1], point, rast)
     packed = colors.reshape(-1, 4)[rast.index]
+    with pytest.raises(ValueError, match=r"offset: expected \[\d+, 2\] for the \d+ covered samples"):
+        glsplat.splat(packed, clip, rast, faces, offset=torch.zeros(packed.shape[0] - 1, 2))
+    with pytest.raises(ValueError, match="offset: expected shape"):
+        glsplat.splat(packed, clip, rast, faces, offset=torch.zeros(packed.shape[0], 3))
+    args = [clip.view(-1, *clip.shape[-2:]).contiguous(), faces.long(), rast.bary, packed, rast.tri_id, rast.depth, torch.empty(0), 1.0, 0.5, False]
+    kernels = cpu_kernels()
+    kernels.splat_forward(*args)
     with pytest.raises(RuntimeError, match="covered samples of the raster"):  # the kernel checks too
-        cpu_kernels().splat_points_forward(point, packed[1:], rast.tri_id, rast.depth.contiguous(), 1.0, 0.5, False)
-    with pytest.raises(RuntimeError, match="matching the raster"):
-        cpu_kernels().splat_points_forward(point[:, :1], packed, rast.tri_id, rast.depth.contiguous(), 1.0, 0.5, False)
+        kernels.splat_forward(*args[:3], packed[1:], *args[4:])
+    with pytest.raises(RuntimeError, match="bary must be"):
+        kernels.splat_forward(*args[:2], rast.bary[:, :1], *args[3:])
+    with pytest.raises(RuntimeError, match="offset must be"):
+        kernels.splat_forward(*args[:6], torch.zeros(packed.shape[0] - 1, 2), *args[7:])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("shift", [0.7, 3.0, 10.0, 60.0])
-def test_splat_points_far_from_their_pixel_match_torch(ctx, dtype, layers, shift):
-    """Points off their pixel's centre by `shift` pixels: the taps fade to zero, never blow up."""
+def test_offsets_far_from_the_pixel_match_torch(ctx, dtype, layers, shift):
+    """Samples moved off their pixel's centre by `shift` pixels: the taps fade to zero, never blow
+    up; image and gradients (clip, colours, offsets) equal the torch reference's."""
     clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
-    point = glsplat.interpolate(clip, rast, faces).detach().to(dtype)
-    width = rast.shape[-1]
-    point[..., 0] += shift * 2 / width * point[..., 3]  # x in pixels is (ndc_x + 1) W / 2
-    point[..., 1] -= 0.5 * shift * 2 / rast.shape[-2] * point[..., 3]
-    point.requires_grad_()
-    colors = torch.rand(*rast.shape, 4, dtype=point.dtype, requires_grad=True)
-    fast, _ = splat_points(colors, point, rast)
-    slow, _ = splat_layers_torch(point, colors, rast)
+    clip = clip.to(dtype).requires_grad_()
+    count = rast.index.shape[0]
+    gen = torch.Generator().manual_seed(layers)
+    offset = (shift * (torch.rand(count, 2, generator=gen, dtype=dtype) * 2 - 1)).requires_grad_()
+    colors = torch.rand(count, 4, generator=gen, dtype=dtype, requires_grad=True)
+    fast = glsplat.splat(colors, clip, rast, faces, offset=offset)
+    slow, _ = splat_layers_torch(glsplat.interpolate(clip, rast, faces), rast.scatter(colors), rast,
+                                 rast.scatter(offset))
     assert torch.isfinite(fast).all()
-    assert (fast - slow).abs().max() < 1e-5
+    assert (fast - slow).abs().max() < (1e-12 if dtype == torch.float64 else 1e-5)
     probe = torch.randn_like(fast)
-    g_fast = torch.autograd.grad(fast, (point, colors), probe)
-    g_slow = torch.autograd.grad(slow, (point, colors), probe)
+    g_fast = torch.autograd.grad(fast, (clip, colors, offset), probe)
+    g_slow = torch.autograd.grad(slow, (clip, colors, offset), probe)
     for a, b in zip(g_fast, g_slow):
         assert torch.isfinite(a).all()
-        assert (a - b).abs().max() < 1e-3 * max(1.0, b.abs().max().item())
+        assert (a - b).abs().max() < (1e-10 if dtype == torch.float64 else 1e-3) * max(1.0, b.abs().max().item())

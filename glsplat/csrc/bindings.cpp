@@ -3,9 +3,7 @@
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("interpolate_forward", &glsplat::interpolate_forward, "Blend corner attributes: [B, K, H, W, C]");
   m.def("interpolate_backward", &glsplat::interpolate_backward, "Gradient w.r.t. the vertex attributes");
-  m.def("splat_points_forward", &glsplat::splat_points_forward, "Splat, normalise and composite: image, buffers, state");
-  m.def("splat_points_backward", &glsplat::splat_points_backward, "Gradients w.r.t. the points and colours");
-  m.def("splat_clip_forward", &glsplat::splat_clip_forward, "The splat with interpolate fused in: image, buffers");
+  m.def("splat_forward", &glsplat::splat_forward, "Splat, normalise and composite: image, buffers, state");
   m.def("find_glue", &glsplat::find_glue, "The glued silhouette samples: sample, edge row, parameter");
-  m.def("splat_clip_backward", &glsplat::splat_clip_backward, "Gradients w.r.t. the clip-space vertices and colours");
+  m.def("splat_backward", &glsplat::splat_backward, "Gradients w.r.t. the clip-space vertices, colours and offsets");
 }

@@ -1,70 +1,46 @@
 // CPU kernel of `interpolate`: blend per-vertex attributes with the raster's barycentrics,
-// straight from (tri_id, bary, faces) without materialising per-pixel corner indices.
+// straight from (tri_id, bary, faces) without materialising per-pixel corner indices; the
+// corner gather is the splat's (splat.h), the gradient's per-thread sums too (splat_cpu.h).
 #include <torch/extension.h>
 
-#include <vector>
-
 #include "kernels.h"
+#include "splat_cpu.h"
 
 namespace glsplat {
 namespace {
 
 template <typename T>
 struct Interpolate {
-  int64_t B, N, V, C;      // N = K * H * W samples per image
-  bool shared;             // attr has batch 1 and serves every image
-  const int32_t* tri_id;   // [B, N]
-  const float* bary;       // [B, N, 2]
-  const int64_t* faces;    // [F, 3]
-
-  // The three (vertex index into the flattened attr, weight) pairs of sample n of image b.
-  bool corners(int64_t b, int64_t n, int64_t* vert, T* weight) const {
-    const int64_t s = b * N + n;
-    const int32_t id = tri_id[s];
-    if (id <= 0) return false;
-    const int64_t base = shared ? 0 : b * V;
-    for (int i = 0; i < 3; ++i) vert[i] = base + faces[3 * int64_t(id - 1) + i];
-    weight[0] = bary[2 * s];
-    weight[1] = bary[2 * s + 1];
-    weight[2] = T(1) - weight[0] - weight[1];
-    return true;
-  }
+  int64_t samples, C;        // samples = B * K * H * W
+  FaceCorners<T> corners;    // splat.h's gather, the splat's too
 
   void forward(const T* attr, T* out) const {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t n = 0; n < N; ++n) {
-        int64_t vert[3];
-        T weight[3];
-        T* o = out + (b * N + n) * C;
-        if (!corners(b, n, vert, weight)) continue;  // out is zeroed
-        for (int64_t c = 0; c < C; ++c) {
-          o[c] = weight[0] * attr[vert[0] * C + c] + weight[1] * attr[vert[1] * C + c] +
-                 weight[2] * attr[vert[2] * C + c];
-        }
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < samples; ++n) {
+      if (corners.tri_id[n] <= 0) continue;  // out is zeroed
+      const Corners<T> c = corners(n);
+      T* o = out + n * C;
+      for (int64_t e = 0; e < C; ++e) {
+        o[e] = c.weight[0] * attr[c.row[0] * C + e] + c.weight[1] * attr[c.row[1] * C + e] +
+               c.weight[2] * attr[c.row[2] * C + e];
       }
     }
   }
 
-  // Scatter-add: each thread sums into a private copy, then the copies are added up.
   void backward(const T* grad_out, T* grad_attr, int64_t attr_numel) const {
 #pragma omp parallel
     {
-      std::vector<T> local(attr_numel, T(0));
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t n = 0; n < N; ++n) {
-          int64_t vert[3];
-          T weight[3];
-          if (!corners(b, n, vert, weight)) continue;
-          const T* g = grad_out + (b * N + n) * C;
-          for (int i = 0; i < 3; ++i) {
-            for (int64_t c = 0; c < C; ++c) local[vert[i] * C + c] += weight[i] * g[c];
-          }
+      cpu::PrivateSum<T> sum(grad_attr, attr_numel);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < samples; ++n) {
+        if (corners.tri_id[n] <= 0) continue;
+        const Corners<T> c = corners(n);
+        const T* g = grad_out + n * C;
+        for (int k = 0; k < 3; ++k) {
+          for (int64_t e = 0; e < C; ++e) sum.add(c.row[k] * C + e, c.weight[k] * g[e]);
         }
       }
-#pragma omp critical
-      for (int64_t e = 0; e < attr_numel; ++e) grad_attr[e] += local[e];
+      sum.reduce();
     }
   }
 };
@@ -81,8 +57,9 @@ Interpolate<T> make(const torch::Tensor& attr, const torch::Tensor& tri_id, cons
                   faces.scalar_type() == torch::kLong, "interpolate kernel: dtypes");
   const int64_t B = tri_id.size(0);
   TORCH_CHECK(attr.size(0) == 1 || attr.size(0) == B, "interpolate kernel: attr batch");
-  return Interpolate<T>{B, tri_id.numel() / B, attr.size(1), attr.size(2), attr.size(0) == 1,
-                        tri_id.data_ptr<int32_t>(), bary.data_ptr<float>(), faces.data_ptr<int64_t>()};
+  return Interpolate<T>{tri_id.numel(), attr.size(2),
+                        {tri_id.data_ptr<int32_t>(), bary.data_ptr<float>(), 2, faces.data_ptr<int64_t>(),
+                         attr.size(1), tri_id.numel() / std::max<int64_t>(B, 1), attr.size(0) == 1}};
 }
 
 }  // namespace

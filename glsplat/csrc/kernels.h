@@ -1,4 +1,5 @@
-// The CPU kernels' entry points, bound to Python in bindings.cpp.
+// The kernels' entry points, bound to Python in bindings.cpp (CPU) and bindings_cuda.cpp (CUDA,
+// the splat only, same names and arguments).
 #pragma once
 #include <torch/extension.h>
 
@@ -10,27 +11,25 @@ torch::Tensor interpolate_forward(torch::Tensor attr, torch::Tensor tri_id, torc
 torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, torch::Tensor tri_id,
                                    torch::Tensor bary, torch::Tensor faces);
 
-// The splat from per-sample clip-space points [B, K, H, W, 4] and the straight RGBA colours of
-// the N covered samples, packed [N, 4] in raster order (Fragments.index's order). Returns
-// the composited image [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty
-// unless with_buffers), then the state the backward pass takes: with one layer the image and
-// the weights [B, H, W], with more the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
-std::vector<torch::Tensor> splat_points_forward(torch::Tensor point, torch::Tensor colors, torch::Tensor tri_id,
-                                                torch::Tensor depth, double scale, double sigma, bool with_buffers);
-// Gradients w.r.t. point and colors (packed); grad_out or grad_buffers may be empty (no gradient).
-std::vector<torch::Tensor> splat_points_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
-                                                 std::vector<torch::Tensor> state, torch::Tensor point,
-                                                 torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
-                                                 double scale, double sigma);
-// The same with the points blended from the rasterized clip-space vertices [1 or B, V, 4] inside
-// the kernel (interpolate fused in); the backward pass returns the gradient w.r.t. clip.
-std::vector<torch::Tensor> splat_clip_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
-                                              torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
-                                              double scale, double sigma, bool with_buffers);
-std::vector<torch::Tensor> splat_clip_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
-                                               std::vector<torch::Tensor> state, torch::Tensor clip,
-                                               torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
-                                               torch::Tensor tri_id, torch::Tensor depth, double scale, double sigma);
+// The splat of the raster (tri_id int32 [B, K, H, W], bary float32 [B, K, H, W, 2], depth
+// float32 [B, K, H, W]) of clip-space vertices clip [1 or B, V, 4] and faces int64 [F, 3]
+// (indices in range: checked before the call); each covered sample is splatted from its point
+// on its face (interpolate fused in) moved by offset (x, y in pixels; [N, 2], or empty: none),
+// with its straight RGBA colour. colors and offset are packed over the N covered samples in
+// raster order (Raster.index's order), in clip's dtype. Returns the composited image
+// [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty unless with_buffers),
+// then the state the backward pass takes: on the CPU with one layer the image and the weights
+// [B, H, W], otherwise the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
+std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
+                                         torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                         torch::Tensor offset, double scale, double sigma, bool with_buffers);
+// Gradients {clip (empty unless want_clip), colors, offset (empty unless want_offset and an
+// offset was given)}; grad_out or grad_buffers may be empty (no gradient).
+std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                          std::vector<torch::Tensor> state, torch::Tensor clip, torch::Tensor faces,
+                                          torch::Tensor bary, torch::Tensor colors, torch::Tensor tri_id,
+                                          torch::Tensor depth, torch::Tensor offset, double scale, double sigma,
+                                          bool want_clip, bool want_offset);
 
 // Edge-glued silhouettes (edges.cpp): for the contour edges [M, 3] (image, a, b) of clip [Bc, V, 4]
 // float64, the glued samples of the raster: their flat indices [G] into [B, K, H, W] (ascending),

@@ -1,13 +1,20 @@
-// The splat (DESIGN.md steps 6-8) one item at a time, shared by the CPU (row bands in
-// splat.cpp) and CUDA (one thread per item in splat_cuda.cu) kernels: a sample's 3x3 Gaussian
-// taps, their accumulation at a target pixel into the S+ / S0 / S- buffers, the normalisation
-// and back-to-front composite, and the matching backward steps.
+// The splat (DESIGN.md steps 5-8) one item at a time, shared by the CPU (row bands in
+// splat_cpu.h) and CUDA (one thread per item in splat_cuda.cu) kernels: where a sample is
+// splatted from (its clip-space point, blended from its face's corners, plus an optional
+// image-space offset), its 3x3 Gaussian taps, their accumulation at a target pixel into the
+// S+ / S0 / S- buffers, the normalisation and back-to-front composite, and the matching
+// backward steps.
 //
 // All passes are gathers, so no two items write to the same place: the forward pass works per
 // target pixel and pulls the taps of its 3x3 source neighbours; the backward pass turns the
 // image gradient into per-buffer gradients at every target pixel, then works per source sample
 // and pulls the gradients of its 3x3 targets. Where the taps and those gradients are kept
 // (a table, a ring of rows) is the caller's choice, reached through small accessor objects.
+// Only the clip-space vertices' gradient is a scatter (many samples share a vertex): how it
+// is summed (per-thread copies, atomics) is the caller's too.
+//
+// The helpers take and return values, not arrays, so that the CPU's row loops, which call them
+// once per column, vectorise.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -21,9 +28,10 @@
 
 namespace glsplat {
 
-constexpr int kBuffers = 3;  // S+, S0, S-
-constexpr int kTaps = 6;     // a sample's separable tap weights: gx[3], then gy[3] with alpha and scale
-constexpr int kTapValues = kTaps + 3;  // what the forward gather reads of a sample: its taps, then its r, g, b
+constexpr int kBuffers = 3;      // S+, S0, S-
+constexpr int kTapFactors = 6;   // a sample's separable tap factors: gx[3], then gy[3] with alpha and scale
+                                 // folded in; its 9 tap weights are the products gy[dy] * gx[dx]
+constexpr int kFactorsAndRgb = kTapFactors + 3;  // what the forward gather reads of a sample: then r, g, b
 
 // On the host, expf as Cephes' polynomial (within 1.1 ulp over [-87, 88]): libm's expf is a call that
 // keeps the CPU splat's loops scalar, and its exponentials were a fifth of the CPU's time.
@@ -49,6 +57,165 @@ GLSPLAT_HD inline float exp_of(float x) {
 #endif
 }
 GLSPLAT_HD inline double exp_of(double x) { return exp(x); }
+
+// An image-space vector in pixels, x right, y down: a sample's offset from its pixel's centre,
+// or the gradient with respect to it.
+template <typename T>
+struct Vec2 {
+  T x, y;
+};
+
+// RGBA: a straight colour, or premultiplied sums whose a is the taps' weight, or a gradient.
+template <typename T>
+struct Rgba {
+  T r, g, b, a;
+};
+
+// The parts of a clip-space point that its image position depends on (not z), or their gradient.
+template <typename T>
+struct ClipXYW {
+  T x, y, w;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Step 5: where a sample comes from.
+
+// The three corners of a covered sample's face: their rows in the flattened [1 or B, V, C]
+// vertex data and their barycentric weights (b0, b1, 1 - b0 - b1).
+template <typename T>
+struct Corners {
+  int64_t row[3];
+  T weight[3];
+};
+
+// The corner gather of `interpolate` and the splat: sample n of the [B, K, H, W] raster.
+template <typename T>
+struct FaceCorners {
+  const int32_t* tri_id;  // [B, K, H, W] face + 1, 0 on background
+  const float* bary;      // sample n's (b0, b1) at bary[n * bary_stride]
+  int64_t bary_stride;    // 2 for a contiguous tensor, 4 for a view into the G-buffer
+  const int64_t* faces;   // [F, 3], in range (checked before the kernel)
+  int64_t V, per_image;   // vertices per mesh, samples per image (K * H * W)
+  bool shared;            // one set of vertices for every image
+
+  GLSPLAT_HD Corners<T> operator()(int64_t n) const {
+    const int64_t base = shared ? 0 : (n / per_image) * V;
+    const int64_t* f = faces + 3 * int64_t(tri_id[n] - 1);
+    const T b0 = bary[n * bary_stride], b1 = bary[n * bary_stride + 1];
+    return {{base + f[0], base + f[1], base + f[2]}, {b0, b1, T(1) - b0 - b1}};
+  }
+};
+
+// A covered sample's clip-space point: the rasterized vertices [1 or B, V, 4] blended with its
+// barycentrics (interpolate, fused into the splat). Its gradient goes to the corners with the
+// same weights: clip_grad(corners, g) gives what corner k's row adds, weight[k] * g.
+template <typename T>
+struct ClipPoints {
+  const T* clip;  // [1 or B, V, 4]
+  FaceCorners<T> corners;
+
+  GLSPLAT_HD ClipXYW<T> point(const Corners<T>& c) const {
+    ClipXYW<T> p{T(0), T(0), T(0)};
+    for (int k = 0; k < 3; ++k) {
+      const T* v = clip + 4 * c.row[k];
+      p = {p.x + c.weight[k] * v[0], p.y + c.weight[k] * v[1], p.w + c.weight[k] * v[3]};
+    }
+    return p;
+  }
+  GLSPLAT_HD ClipXYW<T> point(int64_t n) const { return point(corners(n)); }
+
+  // The gradient g of a sample's point, shared out to its corners: add(e, v) adds v to element e
+  // of the flattened clip gradient (z gets none).
+  template <typename Add>
+  GLSPLAT_HD static void scatter(const Corners<T>& c, ClipXYW<T> g, const Add& add) {
+    for (int k = 0; k < 3; ++k) {
+      const T w = c.weight[k];
+      add(4 * c.row[k], w * g.x);
+      add(4 * c.row[k] + 1, w * g.y);
+      add(4 * c.row[k] + 3, w * g.w);
+    }
+  }
+};
+
+// The per-sample inputs, packed [N, ...] over the N covered samples in raster order (image,
+// layer, row, column: Raster.index's order); `index` is a sample's place in that order.
+template <typename T>
+struct Packed {
+  const T* colors;   // [N, 4] straight RGBA
+  const T* offsets;  // [N, 2] image-space offsets (x, y) in pixels, added to each sample's position; null: none
+
+  GLSPLAT_HD Rgba<T> colour(int64_t index) const {
+    const T* c = colors + 4 * index;
+    return {c[0], c[1], c[2], c[3]};
+  }
+  GLSPLAT_HD Vec2<T> offset(int64_t index) const {
+    return offsets ? Vec2<T>{offsets[2 * index], offsets[2 * index + 1]} : Vec2<T>{T(0), T(0)};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Steps 6-7 for one buffer at one target pixel, and their derivatives.
+
+// Step 6: a tap of weight w (Gaussian times alpha) adds w * (r, g, b, 1) to a buffer's sums.
+template <typename T>
+GLSPLAT_HD inline Rgba<T> add_tap(Rgba<T> sums, T w, T r, T g, T b) {
+  return {sums.r + w * r, sums.g + w * g, sums.b + w * b, sums.a + w};
+}
+
+// Step 7: a buffer is its sums divided by max(weight, 1), the weight being the sums' a.
+template <typename T>
+GLSPLAT_HD inline Rgba<T> normalised(Rgba<T> sums) {
+  const T norm = sums.a > T(1) ? sums.a : T(1);
+  return {sums.r / norm, sums.g / norm, sums.b / norm, sums.a / norm};
+}
+
+// Its backward: d(loss)/d(sums) from g = d(loss)/d(buffer), the buffer buf and its weight.
+// Where weight >= 1, d(buf)/d(sums) = (I - buf e_a^T) / weight (torch's clamp passes the
+// gradient at weight == 1 too); below 1 it is the identity.
+template <typename T>
+GLSPLAT_HD inline Rgba<T> normalised_gradient(Rgba<T> g, Rgba<T> buf, T weight) {
+  const bool divided = weight >= T(1);
+  const T inv = divided ? T(1) / weight : T(1);
+  const T dot = divided ? g.r * buf.r + g.g * buf.g + g.b * buf.b + g.a * buf.a : T(0);
+  return {g.r * inv, g.g * inv, g.b * inv, g.a * inv - dot * inv};
+}
+
+// Premultiplied "over": top over below.
+template <typename T>
+GLSPLAT_HD inline Rgba<T> over(Rgba<T> top, Rgba<T> below) {
+  const T t = T(1) - top.a;
+  return {top.r + t * below.r, top.g + t * below.g, top.b + t * below.b, top.a + t * below.a};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 8's pull: what a source sample gathers from its 3x3 targets going backwards.
+
+// The loss's derivatives w.r.t. a sample's position (x, y, in pixels: also those w.r.t. its
+// offset) and its straight colour.
+template <typename T>
+struct Pull {
+  Vec2<T> position;
+  Rgba<T> colour;
+};
+
+// Where a sample's gradients go, packed like its inputs (see Packed).
+template <typename T>
+struct PackedGrads {
+  T* colors;   // [N, 4]
+  T* offsets;  // [N, 2]; null: not wanted
+
+  GLSPLAT_HD void set(int64_t index, const Pull<T>& a) const {
+    T* c = colors + 4 * index;
+    c[0] = a.colour.r;
+    c[1] = a.colour.g;
+    c[2] = a.colour.b;
+    c[3] = a.colour.a;
+    if (offsets) {
+      offsets[2 * index] = a.position.x;
+      offsets[2 * index + 1] = a.position.y;
+    }
+  }
+};
 
 template <typename T>
 struct Splat {
@@ -87,21 +254,16 @@ struct Splat {
 
   GLSPLAT_HD static int buffer_of(int64_t s, int64_t l) { return s > l ? 0 : (s == l ? 1 : 2); }
 
-  // The helpers below take and return values, not arrays, so that the CPU's row loops, which
-  // call them once per column, vectorise.
-
-  // Offset (x, y) of a sample at pixel (i, j) with clip-space point (px, py, ., pw) from that
-  // pixel's centre (0 in value; the gradient path), in pixels, with x = (ndc_x + 1) W / 2 and
-  // y = (1 - ndc_y) H / 2.
-  struct Offset {
-    T x, y;
-  };
-  GLSPLAT_HD Offset offset(T px, T py, T pw, int64_t i, int64_t j) const {
-    return {(px / pw + T(1)) * half_w - (T(j) + T(0.5)), (T(1) - py / pw) * half_h - (T(i) + T(0.5))};
+  // Step 5's last part: the offset of a sample at pixel (i, j) with clip-space point p and
+  // image-space offset shift from that pixel's centre, in pixels, with x = (ndc_x + 1) W / 2
+  // and y = (1 - ndc_y) H / 2 (0 in value for a zero shift; the gradient path).
+  GLSPLAT_HD Vec2<T> offset(ClipXYW<T> p, Vec2<T> shift, int64_t i, int64_t j) const {
+    return {(p.x / p.w + T(1)) * half_w - (T(j) + T(0.5)) + shift.x,
+            (T(1) - p.y / p.w) * half_h - (T(i) + T(0.5)) + shift.y};
   }
 
-  // The Gaussian separates: tap (dy, dx) weighs gy[dy] * gx[dx] (scale folded into gy), with the
-  // taps along one axis at d = -1, 0, 1 in before, centre, after: exp(-(d - o)^2 / (2 sigma^2)),
+  // Step 6's Gaussian separates: tap (dy, dx) weighs gy[dy] * gx[dx] (scale folded into gy), with
+  // the taps along one axis at d = -1, 0, 1 in before, centre, after: exp(-(d - o)^2 / (2 sigma^2)),
   // three exponentials (factoring them into two overflows and underflows together, far from
   // the pixel, into a wrong finite weight or NaN).
   struct Axis {
@@ -114,23 +276,21 @@ struct Splat {
             factor * exp_of(-after * after * inv_two_sigma2)};
   }
 
-  // The kTaps weights of a covered sample at (i, j) with point p, its alpha folded into gy.
-  GLSPLAT_HD void taps(const T* p, int64_t i, int64_t j, T alpha, T* t) const {
-    const Offset o = offset(p[0], p[1], p[3], i, j);
+  // The kTapFactors of a covered sample with offset o from its pixel's centre: gx, and gy with
+  // the scale and the sample's alpha folded in.
+  struct Factors {
+    Axis x, y;
+  };
+  GLSPLAT_HD Factors tap_factors(Vec2<T> o, T alpha) const {
     const Axis gx = axis(o.x, T(1)), gy = axis(o.y, scale);
-    t[0] = gx.before;
-    t[1] = gx.centre;
-    t[2] = gx.after;
-    t[3] = gy.before * alpha;
-    t[4] = gy.centre * alpha;
-    t[5] = gy.after * alpha;
+    return {gx, {gy.before * alpha, gy.centre * alpha, gy.after * alpha}};
   }
 
-  // Forward at target pixel q = (b, qi, qj): the unnormalised S+/S0/S- sums acc. `taps_at(n, l,
-  // pi, pj)` gives the kTapValues of covered sample n (layer l of source pixel (pi, pj)).
-  template <typename Taps>
-  GLSPLAT_HD void accumulate(int64_t b, int64_t qi, int64_t qj, const Taps& taps_at, T acc[kBuffers][4]) const {
-    for (int k = 0; k < kBuffers; ++k) acc[k][0] = acc[k][1] = acc[k][2] = acc[k][3] = T(0);
+  // Step 6 at target pixel q = (b, qi, qj): the unnormalised S+/S0/S- sums. `record(n, l, pi, pj)`
+  // gives the kFactorsAndRgb of covered sample n (layer l of source pixel (pi, pj)).
+  template <typename Records>
+  GLSPLAT_HD void accumulate(int64_t b, int64_t qi, int64_t qj, const Records& record, Rgba<T> sums[kBuffers]) const {
+    for (int k = 0; k < kBuffers; ++k) sums[k] = {T(0), T(0), T(0), T(0)};
     for (int64_t pi = qi - 1; pi <= qi + 1; ++pi) {
       if (pi < 0 || pi >= H) continue;
       for (int64_t pj = qj - 1; pj <= qj + 1; ++pj) {
@@ -139,129 +299,91 @@ struct Splat {
         for (int64_t l = 0; l < K; ++l) {
           const int64_t n = sample(b, l, pi, pj);
           if (!covered(n)) break;  // layers are packed: nothing behind a background layer
-          const T* t = taps_at(n, l, pi, pj);
-          const T w = t[qj - pj + 1] * t[3 + qi - pi + 1];
-          const T* c = t + kTaps;
-          T* a = acc[buffer_of(s, l)];
-          a[0] += w * c[0];
-          a[1] += w * c[1];
-          a[2] += w * c[2];
-          a[3] += w;
+          const T* t = record(n, l, pi, pj);
+          const T* c = t + kTapFactors;
+          Rgba<T>& a = sums[buffer_of(s, l)];
+          a = add_tap(a, t[qj - pj + 1] * t[3 + qi - pi + 1], c[0], c[1], c[2]);
         }
       }
     }
   }
 
-  // Normalise each buffer by max(weight, 1) into buf and composite back to front (S- under S0
-  // under S+) into out.
-  GLSPLAT_HD static void resolve(const T acc[kBuffers][4], T buf[kBuffers][4], T out[4]) {
-    for (int c = 0; c < 4; ++c) out[c] = T(0);
+  // Step 7: normalise each buffer into buf and composite back to front (S- under S0 under S+).
+  GLSPLAT_HD static Rgba<T> resolve(const Rgba<T> sums[kBuffers], Rgba<T> buf[kBuffers]) {
+    Rgba<T> out{T(0), T(0), T(0), T(0)};
     for (int k = kBuffers - 1; k >= 0; --k) {
-      const T norm = acc[k][3] > T(1) ? acc[k][3] : T(1);
-      for (int c = 0; c < 4; ++c) buf[k][c] = acc[k][c] / norm;
-      for (int c = 0; c < 4; ++c) out[c] = buf[k][c] + (T(1) - buf[k][3]) * out[c];
+      buf[k] = normalised(sums[k]);
+      out = over(buf[k], out);
     }
+    return out;
   }
 
-  // Backward at a target pixel: the gradient ga w.r.t. the unnormalised sums, given the
-  // normalised buffers buf, their weights, the image gradient g_out[4] and the buffers'
-  // gradients g_buf[k * buf_stride + c]; either gradient may be null (absent).
-  GLSPLAT_HD static void acc_gradient(const T buf[kBuffers][4], const T weight[kBuffers], const T* g_out,
-                                      const T* g_buf, int64_t buf_stride, T ga[kBuffers][4]) {
-    const T* front = buf[0];
-    const T* surface = buf[1];
-    const T* back = buf[2];
-    // out = F + (1 - F.a) M,  M = S + (1 - S.a) Bk.
-    T g[kBuffers][4];
-    T g_front_a = 0, g_surface_a = 0;
-    for (int c = 0; c < 4; ++c) {
-      const T gc = g_out ? g_out[c] : T(0);
-      const T g_below = (T(1) - front[3]) * gc;
-      g[0][c] = gc;
-      g[1][c] = g_below;
-      g[2][c] = (T(1) - surface[3]) * g_below;
-      g_front_a -= gc * (surface[c] + (T(1) - surface[3]) * back[c]);
-      g_surface_a -= g_below * back[c];
-    }
-    g[0][3] += g_front_a;
-    g[1][3] += g_surface_a;
+  // Backward of step 7 at a target pixel: the gradients ga w.r.t. the unnormalised sums, given
+  // the sums, the image gradient g_out and the buffers' gradients g_buf[k * buf_stride + c];
+  // either gradient may be null (absent).
+  GLSPLAT_HD static void sums_gradient(const Rgba<T> sums[kBuffers], const T* g_out, const T* g_buf,
+                                       int64_t buf_stride, Rgba<T> ga[kBuffers]) {
+    Rgba<T> buf[kBuffers];
+    resolve(sums, buf);
+    const Rgba<T>& front = buf[0];
+    const Rgba<T>& surface = buf[1];
+    const Rgba<T>& back = buf[2];
+    // out = F over M,  M = S over Bk: out = F + (1 - F.a) M,  M = S + (1 - S.a) Bk.
+    const Rgba<T> g = g_out ? Rgba<T>{g_out[0], g_out[1], g_out[2], g_out[3]} : Rgba<T>{T(0), T(0), T(0), T(0)};
+    const Rgba<T> middle = over(surface, back);
+    const T tf = T(1) - front.a, ts = T(1) - surface.a;
+    const Rgba<T> g_middle{tf * g.r, tf * g.g, tf * g.b, tf * g.a};
+    Rgba<T> gb[kBuffers] = {
+        {g.r, g.g, g.b, g.a - (g.r * middle.r + g.g * middle.g + g.b * middle.b + g.a * middle.a)},
+        {g_middle.r, g_middle.g, g_middle.b,
+         g_middle.a - (g_middle.r * back.r + g_middle.g * back.g + g_middle.b * back.b + g_middle.a * back.a)},
+        {ts * g_middle.r, ts * g_middle.g, ts * g_middle.b, ts * g_middle.a}};
     for (int k = 0; k < kBuffers; ++k) {
       if (g_buf) {
-        for (int c = 0; c < 4; ++c) g[k][c] += g_buf[k * buf_stride + c];
+        const T* e = g_buf + k * buf_stride;
+        gb[k] = {gb[k].r + e[0], gb[k].g + e[1], gb[k].b + e[2], gb[k].a + e[3]};
       }
-      // buf = acc / max(acc.a, 1); torch's clamp passes the gradient at acc.a == 1 too.
-      if (weight[k] >= T(1)) {
-        T dot = 0;
-        for (int c = 0; c < 4; ++c) dot += g[k][c] * buf[k][c];
-        for (int c = 0; c < 4; ++c) ga[k][c] = g[k][c] / weight[k];
-        ga[k][3] -= dot / weight[k];
-      } else {
-        for (int c = 0; c < 4; ++c) ga[k][c] = g[k][c];
-      }
+      ga[k] = normalised_gradient(gb[k], buf[k], sums[k].a);
     }
   }
 
-  struct Rgba {
-    T r, g, b, a;
-  };
-
-  // What a source sample's 3x3 pull gathers: the loss's derivatives w.r.t. its offset (x, y)
-  // and its colour.
-  struct Pull {
-    T x, y;
-    Rgba colour;
-  };
-
-  // One tap of the pull: the tap's Gaussian gauss at (ex, ey) = its centre minus the sample's
-  // position, the sample's straight colour c and the target buffer's gradient g.
-  GLSPLAT_HD Pull pull(Pull a, T gauss, T ex, T ey, Rgba c, Rgba g) const {
+  // Backward of steps 5-6, one tap: a source sample of straight colour c gathers from a target
+  // whose buffer has gradient g; gauss is the tap's Gaussian, e = (its centre - the sample's position).
+  GLSPLAT_HD Pull<T> pull(Pull<T> a, T gauss, T ex, T ey, Rgba<T> c, Rgba<T> g) const {
     // d(loss)/d(tap weight w), where the tap adds w * (r, g, b, 1) and w = gauss * alpha
     const T g_w = g.r * c.r + g.g * c.g + g.b * c.b + g.a;
     const T w = gauss * c.a;
-    // d(gauss)/d(pos) = gauss * (centre - pos) / sigma^2
-    const T g_offset = w * g_w * inv_sigma2;
-    return {a.x + g_offset * ex, a.y + g_offset * ey,
+    // d(gauss)/d(position) = gauss * (centre - position) / sigma^2
+    const T g_position = w * g_w * inv_sigma2;
+    return {{a.position.x + g_position * ex, a.position.y + g_position * ey},
             {a.colour.r + w * g.r, a.colour.g + w * g.g, a.colour.b + w * g.b, a.colour.a + gauss * g_w}};
   }
 
-  // The pull through the perspective divide: the gradient w.r.t. the clip-space point's x, y, w
-  // (its z has none).
-  struct Pulled {
-    T x, y, w;
-  };
-  GLSPLAT_HD Pulled pulled(T px, T py, T pw, Pull a) const {
-    const T inv_w = T(1) / pw;
-    return {a.x * half_w * inv_w, -a.y * half_h * inv_w, (-a.x * half_w * px + a.y * half_h * py) * inv_w * inv_w};
+  // The pull through the perspective divide: the gradient w.r.t. the clip-space point's x, y, w.
+  GLSPLAT_HD ClipXYW<T> pulled(ClipXYW<T> p, Vec2<T> g) const {
+    const T inv_w = T(1) / p.w;
+    return {g.x * half_w * inv_w, -g.y * half_h * inv_w, (-g.x * half_w * p.x + g.y * half_h * p.y) * inv_w * inv_w};
   }
 
-  // Backward for a covered source sample (layer l of pixel (b, pi, pj)) with clip-space point p
-  // and straight RGBA c: the gradients gp w.r.t. p and gc w.r.t. c. `grad_at(k, qi, qj)` gives
-  // the gradient w.r.t. buffer k's unnormalised sums at target (qi, qj) of the same image.
+  // Backward for a covered source sample (layer l of pixel (b, pi, pj)) with clip-space point p,
+  // image-space offset shift and straight colour c: its pull from its 3x3 targets.
+  // `grad_at(k, qi, qj)` gives the gradient (an Rgba) w.r.t. buffer k's unnormalised sums at
+  // target (qi, qj) of the same image.
   template <typename GradAt>
-  GLSPLAT_HD void backward_sample(int64_t b, int64_t l, int64_t pi, int64_t pj, const T* p, const T* c,
-                                  const GradAt& grad_at, T gp[4], T gc[4]) const {
-    const Offset o = offset(p[0], p[1], p[3], pi, pj);
+  GLSPLAT_HD Pull<T> backward_sample(int64_t b, int64_t l, int64_t pi, int64_t pj, ClipXYW<T> p, Vec2<T> shift,
+                                     Rgba<T> c, const GradAt& grad_at) const {
+    const Vec2<T> o = offset(p, shift, pi, pj);
     const Axis gx = axis(o.x, T(1)), gy = axis(o.y, scale);
-    const Rgba colour{c[0], c[1], c[2], c[3]};
-    Pull a{T(0), T(0), {T(0), T(0), T(0), T(0)}};
+    Pull<T> a{{T(0), T(0)}, {T(0), T(0), T(0), T(0)}};
     for (int64_t qi = pi - 1; qi <= pi + 1; ++qi) {
       if (qi < 0 || qi >= H) continue;
       for (int64_t qj = pj - 1; qj <= pj + 1; ++qj) {
         if (qj < 0 || qj >= W) continue;
-        const T* g = grad_at(buffer_of(surface_layer(b, pi, pj, qi, qj), l), qi, qj);
-        a = pull(a, tap(gx, int(qj - pj)) * tap(gy, int(qi - pi)), T(qj - pj) - o.x, T(qi - pi) - o.y, colour,
-                 Rgba{g[0], g[1], g[2], g[3]});
+        a = pull(a, tap(gx, int(qj - pj)) * tap(gy, int(qi - pi)), T(qj - pj) - o.x, T(qi - pi) - o.y, c,
+                 grad_at(buffer_of(surface_layer(b, pi, pj, qi, qj), l), qi, qj));
       }
     }
-    const Pulled d = pulled(p[0], p[1], p[3], a);
-    gp[0] = d.x;
-    gp[1] = d.y;
-    gp[2] = T(0);
-    gp[3] = d.w;
-    gc[0] = a.colour.r;
-    gc[1] = a.colour.g;
-    gc[2] = a.colour.b;
-    gc[3] = a.colour.a;
+    return a;
   }
 };
 

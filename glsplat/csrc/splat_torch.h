@@ -1,4 +1,6 @@
-// Tensor checks and the Splat view over tensors, shared by the CPU and CUDA entry points.
+// The splat's tensors as the kernels of both devices take them: checked, and viewed as splat.h's
+// accessors. Users' input is checked once, at splat.py's door; these checks guard the kernels'
+// memory accesses against a wrong call from inside (shapes, dtypes, devices: no pass over data).
 #pragma once
 #include <torch/extension.h>
 
@@ -28,36 +30,62 @@ inline torch::Tensor evenly_spaced(const torch::Tensor& t, int64_t values, int64
   return t.contiguous();
 }
 
-inline void check_splat_inputs(const torch::Tensor& colors, const torch::Tensor& tri_id, const torch::Tensor& depth) {
-  TORCH_CHECK(colors.device() == tri_id.device() && depth.device() == tri_id.device() && colors.is_contiguous() &&
-                  tri_id.is_contiguous(), "splat kernel: contiguous tensors on one device only");
-  TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt, "splat kernel: tri_id must be int32 [B, K, H, W]");
-  TORCH_CHECK(depth.scalar_type() == torch::kFloat && depth.sizes() == tri_id.sizes(), "splat kernel: depth");
-}
+// The inputs of splat_forward / splat_backward (see kernels.h).
+struct SplatTensors {
+  torch::Tensor clip, faces, bary, colors, tri_id, depth, offset;  // bary and depth evenly spaced
+  int64_t bary_stride, depth_stride;
 
-// Colours of every sample, [B, K, H, W, 4] (what the CUDA kernels take).
-inline void check_full_colors(const torch::Tensor& colors, const torch::Tensor& tri_id) {
-  auto rgba = tri_id.sizes().vec();
-  rgba.push_back(4);
-  TORCH_CHECK(colors.sizes().vec() == rgba, "splat kernel: colors must be [B, K, H, W, 4] matching the raster");
-}
+  SplatTensors(const torch::Tensor& clip_, const torch::Tensor& faces_, const torch::Tensor& bary_,
+               const torch::Tensor& colors_, const torch::Tensor& tri_id_, const torch::Tensor& depth_,
+               const torch::Tensor& offset_)
+      : clip(clip_), faces(faces_), colors(colors_), tri_id(tri_id_), offset(offset_) {
+    const auto device = tri_id.device();
+    for (const torch::Tensor* t : {&clip_, &faces_, &bary_, &colors_, &depth_}) {
+      TORCH_CHECK(t->device() == device, "splat kernel: tensors on one device only");
+    }
+    TORCH_CHECK(tri_id.dim() == 4 && tri_id.scalar_type() == torch::kInt && tri_id.is_contiguous(),
+                "splat kernel: tri_id must be contiguous int32 [B, K, H, W]");
+    TORCH_CHECK(depth_.scalar_type() == torch::kFloat && depth_.sizes() == tri_id.sizes(), "splat kernel: depth");
+    auto sizes = tri_id.sizes().vec();
+    sizes.push_back(2);
+    TORCH_CHECK(bary_.sizes().vec() == sizes && bary_.scalar_type() == torch::kFloat,
+                "splat kernel: bary must be float32 [B, K, H, W, 2]");
+    TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.is_contiguous() &&
+                    (clip.size(0) == 1 || clip.size(0) == tri_id.size(0)) && clip.scalar_type() == colors.scalar_type(),
+                "splat kernel: clip must be contiguous [1 or B, V, 4] in the colours' dtype");
+    TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == torch::kLong && faces.is_contiguous(),
+                "splat kernel: faces must be contiguous int64 [F, 3]");
+    TORCH_CHECK(colors.dim() == 2 && colors.size(1) == 4 && colors.is_contiguous(),
+                "splat kernel: colors must be contiguous [N, 4]");
+    TORCH_CHECK(offset.numel() == 0 || (offset.device() == device && offset.sizes() == at::IntArrayRef{colors.size(0), 2} &&
+                                        offset.is_contiguous() && offset.scalar_type() == colors.scalar_type()),
+                "splat kernel: offset must be empty or contiguous [N, 2] in the colours' dtype");
+    bary = evenly_spaced(bary_, 2, &bary_stride);
+    depth = evenly_spaced(depth_, 1, &depth_stride);
+  }
 
-inline void check_points(const torch::Tensor& point, const torch::Tensor& colors, const torch::Tensor& tri_id) {
-  TORCH_CHECK(point.scalar_type() == colors.scalar_type(), "splat kernel: point and colors dtypes differ");
-  auto sizes = tri_id.sizes().vec();
-  sizes.push_back(4);
-  TORCH_CHECK(point.sizes().vec() == sizes && point.is_contiguous() && point.device() == colors.device(),
-              "splat kernel: point must be [B, K, H, W, 4] matching the raster");
-}
+  int64_t B() const { return tri_id.size(0); }
+  int64_t K() const { return tri_id.size(1); }
+  int64_t H() const { return tri_id.size(2); }
+  int64_t W() const { return tri_id.size(3); }
+  bool has_offset() const { return offset.numel() > 0; }
 
-template <typename T>
-Splat<T> make_splat(const torch::Tensor& tri_id, const torch::Tensor& depth, int64_t depth_stride, double scale,
-                    double sigma) {
-  return Splat<T>{tri_id.size(0), tri_id.size(1), tri_id.size(2), tri_id.size(3),
-                  tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
-                  T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)),
-                  T(tri_id.size(3)) / 2, T(tri_id.size(2)) / 2};
-}
+  template <typename T>
+  Splat<T> splat(double scale, double sigma) const {
+    return Splat<T>{B(), K(), H(), W(), tri_id.data_ptr<int32_t>(), depth.data_ptr<float>(), depth_stride,
+                    T(scale), T(1.0 / (2 * sigma * sigma)), T(1.0 / (sigma * sigma)), T(W()) / 2, T(H()) / 2};
+  }
+  template <typename T>
+  ClipPoints<T> points() const {
+    return {clip.data_ptr<T>(),
+            {tri_id.data_ptr<int32_t>(), bary.data_ptr<float>(), bary_stride, faces.data_ptr<int64_t>(), clip.size(1),
+             K() * H() * W(), clip.size(0) == 1}};
+  }
+  template <typename T>
+  Packed<T> packed() const {
+    return {colors.data_ptr<T>(), has_offset() ? offset.data_ptr<T>() : nullptr};
+  }
+};
 
 // An optional gradient: null where absent (an empty tensor).
 template <typename T>
@@ -66,5 +94,26 @@ const T* optional_data(const torch::Tensor& t, at::IntArrayRef sizes, const torc
   TORCH_CHECK(t.sizes() == sizes && t.is_contiguous() && t.device() == device, "splat kernel: ", name);
   return t.data_ptr<T>();
 }
+
+// The backward pass's outputs: the clip-space vertices' gradient (zeros like clip, or empty
+// unless wanted), the packed colours' and the offsets' (empty unless wanted and given).
+struct SplatGradients {
+  torch::Tensor clip, colors, offset;
+
+  SplatGradients(const SplatTensors& t, bool want_clip, bool want_offset)
+      : clip(want_clip ? torch::zeros_like(t.clip) : torch::empty({0}, t.clip.options())),
+        colors(torch::empty_like(t.colors)),  // every covered sample's is written
+        offset(want_offset && t.has_offset() ? torch::empty_like(t.offset) : torch::empty({0}, t.colors.options())) {}
+
+  template <typename T>
+  PackedGrads<T> packed() const {
+    return {colors.data_ptr<T>(), offset.numel() ? offset.data_ptr<T>() : nullptr};
+  }
+  template <typename T>
+  T* clip_data() const {
+    return clip.numel() ? clip.data_ptr<T>() : nullptr;
+  }
+  std::vector<torch::Tensor> list() const { return {clip, colors, offset}; }
+};
 
 }  // namespace glsplat

@@ -15,7 +15,7 @@ with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the value
 ``rast_db`` are then recomputed in torch at the pixel centres from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
-glsplat's splat (:func:`glsplat.splat_points`), whose samples at silhouettes move with their
+glsplat's splat (:func:`glsplat.splat`), whose samples at silhouettes move with their
 triangles: that is where silhouette gradients come from. Its image is a sigma 0.5 px blur of the
 edges, not nvdiffrast's analytic edge coverage.
 
@@ -33,7 +33,7 @@ from ..context import Context
 from ..raster import Raster
 from ..raster import rasterize as gl_rasterize
 from ..interpolate import interpolate as gl_interpolate
-from ..splat import splat_points
+from ..splat import image_positions, splat
 
 # ----------------------------------------------------------------------------------------------
 # Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
@@ -546,7 +546,7 @@ def _interior(tri_id: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
-    The covered pixels' colours are splatted (:func:`glsplat.splat_points`) from their points on their
+    The covered pixels' colours are splatted (:func:`glsplat.splat`) from their points on their
     triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples at
     edges (an empty pixel within 2 px, or a neighbour showing a triangle that shares no vertex index
     with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
@@ -607,17 +607,21 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     dtype = torch.promote_types(color.dtype, pos.dtype)
     samples = color_top.reshape(-1, channels).index_select(0, raster.index).to(dtype)  # [N, C], covered pixels
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    # Each covered sample's clip-space point on its triangle. Samples at edges move with their
-    # triangle (that is the coverage gradient); the others stay put, since their gradient is what
-    # (u, v) already give the colour, as in nvdiffrast.
-    point = gl_interpolate(clip.to(dtype), raster, tri.long())  # [B, 1, H, W, 4]
-    point = torch.where(_interior(tri_id, tri)[:, None, ..., None], point.detach(), point)
+    # Samples at edges move with their triangle (that is the coverage gradient); the others stay
+    # put, since their gradient is what (u, v) already give the colour, as in nvdiffrast. So the
+    # splat takes the vertices without gradient, and each edge sample an offset that is zero in
+    # value and carries its position's gradient to the vertices.
+    faces = tri.long()
+    clip = clip.to(dtype)
+    edge = ~_interior(tri_id, tri)[:, None].reshape(-1)[raster.index]  # [N]
+    position = image_positions(gl_interpolate(clip, raster, faces), raster).reshape(-1, 2)[raster.index]
+    offset = torch.where(edge[:, None], position - position.detach(), 0)
     ones = samples.new_ones(samples.shape[0], 1)
     splatted, alpha = [], None
     for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
         rgb = samples[:, first:first + 3]
         width = rgb.shape[1]
-        image, _ = splat_points(torch.cat([F.pad(rgb, (0, 3 - width)), ones], -1), point, raster)
+        image = splat(torch.cat([F.pad(rgb, (0, 3 - width)), ones], -1), clip.detach(), raster, faces, offset=offset)
         splatted.append(image[..., :width])  # premultiplied
         alpha = image[..., 3:] if alpha is None else alpha
     front = torch.cat(splatted, -1)

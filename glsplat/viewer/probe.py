@@ -2,8 +2,8 @@
 
 :func:`glsplat.render` returns only the composited image. The viewer also shows the three
 accumulation buffers and the gradient of the loss with respect to where each sample was
-splatted from (the quantity that carries every vertex gradient), so it runs the same steps as
-:func:`glsplat.splat_points` with a zero "nudge" added to each sample's image position: its gradient is
+splatted from (the quantity that carries every vertex gradient), so it runs the same steps with
+:func:`glsplat.splat_buffers` and a zero ``offset`` on every sample's position: its gradient is
 dLoss/d(position) in pixels, and in value it changes nothing.
 """
 from __future__ import annotations
@@ -14,11 +14,10 @@ import torch
 
 from ..camera import Camera
 from ..context import Context
-from ..interpolate import interpolate
 from ..mesh import Mesh
 from ..raster import Raster, rasterize
 from ..shading import Fragments
-from ..splat import SplatBuffers, splat_points
+from ..splat import SplatBuffers, composite, splat_buffers
 
 
 class Probe(NamedTuple):
@@ -26,27 +25,25 @@ class Probe(NamedTuple):
 
     image: torch.Tensor  # [1, H, W, 4] premultiplied RGBA, as glsplat.render gives it
     buffers: SplatBuffers  # S+, S0, S-, each [1, H, W, 4]
-    nudge: torch.Tensor  # [1, K, H + 2, W + 2, 2] zeros (x right, y down, pixels), guard band included; its .grad after backward
+    offset: torch.Tensor  # [N, 2] zeros, one per covered sample of rast (x right, y down, pixels); its .grad after backward
     rast: Raster  # with a guard band of one pixel, as glsplat.render rasterizes
+
+    def position_grad(self) -> torch.Tensor:
+        """``[H, W, 2]`` dLoss/d(sample position) in pixels, summed over the layers (after backward)."""
+        return self.rast.crop(self.rast.scatter(self.offset.grad)[0].sum(0))
 
 
 def probed_render(ctx: Context, mesh: Mesh, camera: Camera, shader, layers: int) -> Probe:
     """Render ``mesh`` (verts ``[V, 3]``, may require grad) like :func:`glsplat.render`, keeping the pieces."""
     verts = mesh.verts[None]
     mesh = mesh.replace(verts=verts)
-    height, width = camera.image_size
     clip = camera.project(verts)
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, border=1)
-    frags = Fragments(rast, mesh, camera)
-    colors = frags.scatter(shader(frags))
+    colors = shader(Fragments(rast, mesh, camera))
     dtype = torch.promote_types(colors.dtype, clip.dtype)
-    point = interpolate(clip.to(dtype), rast, mesh.faces)
-    nudge = torch.zeros((*point.shape[:-1], 2), dtype=dtype, requires_grad=True)
-    # Pixels to clip units: x = (ndc_x + 1) W / 2 and y = (1 - ndc_y) H / 2, with ndc = clip / w.
-    w = point[..., 3:]
-    shift = torch.cat([nudge[..., :1] * (2 / width), -nudge[..., 1:] * (2 / height), torch.zeros_like(nudge)], -1) * w
-    image, buffers = splat_points(colors.to(dtype), point + shift, rast)
-    return Probe(image, buffers, nudge, rast)
+    offset = torch.zeros((colors.shape[0], 2), dtype=dtype, requires_grad=True)
+    buffers = splat_buffers(colors, clip, rast, mesh.faces, offset=offset)
+    return Probe(composite(buffers), buffers, offset, rast)
 
 
 def visible_vertices(rast: Raster, faces: torch.Tensor, vertex_count: int) -> torch.Tensor:

@@ -149,7 +149,7 @@ class FitProblem:
             step=self.steps, mode=self.mode, loss=loss.item(), camera=camera,
             image=probe.image.detach()[0], target=target[0],
             buffers=SplatBuffers(*(b.detach()[0] for b in probe.buffers)),
-            image_grad=probe.image.grad[0], position_grad=probe.rast.crop(probe.nudge.grad[0].sum(0)),
+            image_grad=probe.image.grad[0], position_grad=probe.position_grad(),
             verts=verts.detach(), vert_grad=verts.grad,
             visible=visible_vertices(probe.rast, self.mesh.faces, verts.shape[0]), layers=self.layers,
         )

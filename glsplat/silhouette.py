@@ -273,16 +273,44 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
     return m * (m * motion).sum(1, keepdim=True)
 
 
+class _GlueOffset(torch.autograd.Function):
+    """The glue's offsets as the splat takes them, ``[N, 2]`` zeros, with a compiled backward pass.
+
+    The value is zero; the backward pass is :func:`glue_offsets`' (``csrc/edges.cpp``,
+    ``glue_backward``): the gradient w.r.t. clip of ``grad[rows] . m m^T (q - p)``.
+    """
+
+    @staticmethod
+    def forward(ctx, kernels, clip, faces, rast, glue, rows, count):
+        ctx.kernels, ctx.rast, ctx.glue = kernels, rast, glue
+        ctx.save_for_backward(clip, faces, rows)
+        return clip.new_zeros((count, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        clip, faces, rows = ctx.saved_tensors
+        glue, rast = ctx.glue, ctx.rast
+        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), rows, glue.sample, glue.edge, glue.t,
+                                              clip, faces, rast.tri_id.contiguous(), rast.bary)
+        return None, grad_clip, None, None, None, None, None
+
+
 def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
                 offset: torch.Tensor | None = None) -> torch.Tensor | None:
     """The splat's per-sample offsets ``[N, 2]`` (``rast.index``'s order) with the glue's added.
 
     ``clip`` ``[1 or B, V, 4]`` is the raster's frame; ``offset`` the caller's offsets or None.
-    Returns ``offset`` itself where nothing is glued.
+    Returns ``offset`` itself where nothing is glued. On the CPU the offsets' backward pass is
+    compiled; elsewhere it is :func:`glue_offsets`' autograd.
     """
     glue = find_glue(clip, faces, rast)
     if len(glue.sample) == 0:
         return offset
     rows = torch.searchsorted(rast.index, glue.sample)
+    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    if kernels is not None:
+        glued = _GlueOffset.apply(kernels, clip.contiguous(), faces.to(torch.long).contiguous(), rast, glue, rows,
+                                  rast.index.shape[0])
+        return glued if offset is None else offset + glued
     base = clip.new_zeros((rast.index.shape[0], 2)) if offset is None else offset
     return base.index_add(0, rows, glue_offsets(clip, faces, rast, glue))

@@ -163,4 +163,91 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
   return {sample, edge, t};
 }
 
+namespace {
+
+// Adds the gradient of a pixel position (x, y) = ((X / w + 1) W / 2, (1 - Y / w) H / 2) of the
+// clip-space point sum_i weight[i] clip[corner[i]], pulled back from (gx, gy), to the corners.
+template <typename T>
+void pull_pixel(T* grad, const T* clip, const int64_t* corner, const double* weight, int corners, double gx,
+                double gy, double width, double height) {
+  double point[4] = {0, 0, 0, 0};
+  for (int i = 0; i < corners; ++i)
+    for (int j = 0; j < 4; ++j) point[j] += weight[i] * static_cast<double>(clip[corner[i] * 4 + j]);
+  const double w = point[3];
+  // d x / d(X, w) = W / 2 (1 / w, -X / w^2); d y / d(Y, w) = H / 2 (-1 / w, Y / w^2)
+  const double gX = gx * width / 2 / w, gY = -gy * height / 2 / w;
+  const double gw = -(gX * point[0] + gY * point[1]) / w;
+  for (int i = 0; i < corners; ++i) {
+    T* g = grad + corner[i] * 4;
+    g[0] += static_cast<T>(weight[i] * gX);
+    g[1] += static_cast<T>(weight[i] * gY);
+    g[3] += static_cast<T>(weight[i] * gw);
+  }
+}
+
+}  // namespace
+
+torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch::Tensor sample, torch::Tensor edge,
+                            torch::Tensor t, torch::Tensor clip, torch::Tensor faces, torch::Tensor tri_id,
+                            torch::Tensor bary) {
+  TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.is_contiguous() && clip.device().is_cpu(),
+              "glue_backward: clip must be contiguous [Bc, V, 4] on the CPU");
+  TORCH_CHECK(grad_offset.dim() == 2 && grad_offset.size(1) == 2 && grad_offset.is_contiguous() &&
+                  grad_offset.scalar_type() == clip.scalar_type(),
+              "glue_backward: grad_offset must be contiguous [N, 2] in clip's dtype");
+  TORCH_CHECK(rows.scalar_type() == torch::kLong && sample.scalar_type() == torch::kLong &&
+                  edge.scalar_type() == torch::kLong && t.scalar_type() == torch::kDouble && rows.is_contiguous() &&
+                  sample.is_contiguous() && edge.is_contiguous() && t.is_contiguous() && edge.dim() == 2 &&
+                  edge.size(1) == 2 && rows.numel() == sample.numel() && edge.size(0) == sample.numel() &&
+                  t.numel() == sample.numel(),
+              "glue_backward: rows, sample [G] int64, edge [G, 2] int64, t [G] float64");
+  TORCH_CHECK(faces.scalar_type() == torch::kLong && faces.is_contiguous() && tri_id.scalar_type() == torch::kInt &&
+                  tri_id.is_contiguous() && tri_id.dim() == 4 && bary.scalar_type() == torch::kFloat &&
+                  bary.dim() == 5 && bary.size(4) == 2,
+              "glue_backward: faces int64 [F, 3], tri_id int32 [B, K, H, W], bary float32 [B, K, H, W, 2]");
+  auto grad = torch::zeros_like(clip);
+  const int64_t layers = tri_id.size(1), height = tri_id.size(2), width = tri_id.size(3);
+  const int64_t per_image = layers * height * width, verts = clip.size(1);
+  const bool shared = clip.size(0) == 1;
+  const int64_t* row = rows.data_ptr<int64_t>();
+  const int64_t* at = sample.data_ptr<int64_t>();
+  const int64_t* ends = edge.data_ptr<int64_t>();
+  const double* param = t.data_ptr<double>();
+  const int64_t* face = faces.data_ptr<int64_t>();
+  const int32_t* id = tri_id.data_ptr<int32_t>();
+  const float* b = bary.data_ptr<float>();
+  const int64_t bs[5] = {bary.stride(0), bary.stride(1), bary.stride(2), bary.stride(3), bary.stride(4)};
+  AT_DISPATCH_FLOATING_TYPES(clip.scalar_type(), "glue_backward", [&] {
+    const scalar_t* g_off = grad_offset.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < sample.numel(); ++i) {
+      const int64_t s = at[i], image = s / per_image;
+      const int64_t k = s / (height * width) % layers, y = s / width % height, x = s % width;
+      const int64_t offset = (shared ? 0 : image) * verts;
+      const scalar_t* c = clip.data_ptr<scalar_t>() + offset * 4;
+      scalar_t* g = grad.data_ptr<scalar_t>() + offset * 4;
+      const int64_t ea = ends[2 * i], eb = ends[2 * i + 1];
+      // m, the edge's unit image normal (constant), and the gradient's part along it
+      double ax, ay, bx, by, ca[4], cb[4];
+      for (int j = 0; j < 4; ++j) ca[j] = c[ea * 4 + j], cb[j] = c[eb * 4 + j];
+      to_pixels(ca, width, height, &ax, &ay);
+      to_pixels(cb, width, height, &bx, &by);
+      const double norm = std::sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
+      const double mx = -(by - ay) / norm, my = (bx - ax) / norm;
+      const double along = mx * g_off[2 * row[i]] + my * g_off[2 * row[i] + 1];
+      const double gx = mx * along, gy = my * along;
+      // + the edge point q = (1 - t) clip[a] + t clip[b] ...
+      const int64_t q_corner[2] = {ea, eb};
+      const double q_weight[2] = {1 - param[i], param[i]};
+      pull_pixel(g, c, q_corner, q_weight, 2, gx, gy, width, height);
+      // ... - the sample's own point, its face's corners blended with its barycentrics
+      const int64_t f = id[s] - 1;
+      const float* bb = b + image * bs[0] + k * bs[1] + y * bs[2] + x * bs[3];
+      const double b0 = bb[0], b1 = bb[bs[4]];
+      const double p_weight[3] = {b0, b1, 1 - b0 - b1};
+      pull_pixel(g, c, face + 3 * f, p_weight, 3, -gx, -gy, width, height);
+    }
+  });
+  return grad;
+}
+
 }  // namespace glsplat

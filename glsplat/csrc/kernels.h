@@ -37,5 +37,10 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
 // (see glsplat/silhouette.py: find_glue_torch is the reference).
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
                                      double band, int64_t reach, double outside, double tolerance);
+// The backward pass of the glue's offsets (zero in value): the gradient w.r.t. clip [Bc, V, 4] of
+// sum over the glued samples of grad_offset[rows] . m m^T (q - p) (glue_offsets in silhouette.py).
+torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch::Tensor sample, torch::Tensor edge,
+                            torch::Tensor t, torch::Tensor clip, torch::Tensor faces, torch::Tensor tri_id,
+                            torch::Tensor bary);
 
 }  // namespace glsplat

@@ -290,8 +290,8 @@ class _GlueOffset(torch.autograd.Function):
     def backward(ctx, grad):
         clip, faces, rows = ctx.saved_tensors
         glue, rast = ctx.glue, ctx.rast
-        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), rows, glue.sample, glue.edge, glue.t,
-                                              clip, faces, rast.tri_id.contiguous(), rast.bary)
+        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), rows.contiguous(), *(
+            x.contiguous() for x in glue), clip, faces, rast.tri_id.contiguous(), rast.bary)
         return None, grad_clip, None, None, None, None, None
 
 

@@ -92,7 +92,7 @@ class Renderer(torch.nn.Module):
     """
 
     def __init__(self, camera: Camera, shader=None, layers: int = 1, background=None,
-                 ctx: Context | None = None, cull_backfaces: bool = True):
+                 ctx: Context | None = None, cull_backfaces: bool = True, silhouette: str = "edge"):
         super().__init__()
         self.camera = camera
         self.shader = shader
@@ -100,9 +100,10 @@ class Renderer(torch.nn.Module):
         self.background = background
         self.ctx = ctx
         self.cull_backfaces = cull_backfaces
+        self.silhouette = silhouette
 
     def forward(self, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
         if self.ctx is None:
             self.ctx = Context()
         return render(self.ctx, mesh, self.camera, faces=faces, shader=self.shader, layers=self.layers,
-                      background=self.background, cull_backfaces=self.cull_backfaces)
+                      background=self.background, cull_backfaces=self.cull_backfaces, silhouette=self.silhouette)

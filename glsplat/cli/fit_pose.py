@@ -60,6 +60,8 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=150, help="Adam steps (default: 150)")
     parser.add_argument("--lr", type=float, default=0.03, help="Adam's initial learning rate (default: 0.03)")
     parser.add_argument("--layers", type=int, default=1, help="depth layers to peel (default: 1)")
+    parser.add_argument("--silhouette", choices=("edge", "splat"), default="edge",
+                        help="silhouette gradients: glued to contour edges, or the paper's splat (default: edge)")
     parser.add_argument("--blur", type=float, default=2.0,
                         help="loss blur in pixels at the first step, falling to 0 by mid-run (default: 2)")
     parser.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
         fit = fit_pose(ctx, mesh, target, camera, rotation(args.init_rotation), torch.tensor([args.init_translation]),
                        steps=args.steps, lr=args.lr, layers=args.layers, shader=shader, background=background,
-                       start_sigma=args.blur, callback=progress)
+                       start_sigma=args.blur, silhouette=args.silhouette, callback=progress)
     with torch.no_grad():
         fitted = glsplat.render(ctx, posed(mesh, fit.rotation, fit.translation), camera=camera, shader=shader)
         final_loss = ((fitted if background is None else glsplat.over_background(fitted, background)) - target).square().mean().item()

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--level", type=int, default=2,
                         help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    parser.add_argument("--silhouette", choices=("edge", "splat"), default="edge",
+                        help="silhouette gradients: glued to contour edges, or the paper's splat (default: edge)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (shown on a terminal, with the loss): print only the results")
     parser.set_defaults(func=run)
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
 
         fit = fit_shape(ctx, template, targets, cameras, shader=shader, steps=args.steps, lr=args.lr,
-                        subdivide_at=(args.steps // 2,), callback=progress)
+                        subdivide_at=(args.steps // 2,), silhouette=args.silhouette, callback=progress)
 
     before = surface_distance(template, target)
     after = surface_distance(fit.mesh, target)

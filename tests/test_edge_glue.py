@@ -220,3 +220,16 @@ def test_occlusion_contour(ctx):
         assert len(glue.sample) > 50
         assert (glued_faces < sphere_faces).all()  # only the sphere's samples
         assert (glue.edge < sphere_verts).all()
+
+
+@pytest.mark.skipif(cpu_kernels() is None, reason="no compiled CPU kernels")
+def test_torch_path_gives_the_compiled_gradient(ctx, monkeypatch):
+    """Where the glue kernels are not built (or on CUDA), find_glue_torch and glue_offsets' autograd give
+    the same pose gradient as the compiled glue."""
+    verts, faces = SHAPES["spot"]
+    loss = PoseLoss(ctx, verts, faces, 64, base_rotation=(0.3, 0.5, 0.1))
+    compiled = loss.splat_gradient("edge")
+    monkeypatch.setattr(glsplat.silhouette, "cpu_kernels", lambda: None)
+    reference = loss.splat_gradient("edge")
+    assert torch.allclose(compiled, reference, rtol=1e-9, atol=1e-9 * float(reference.abs().max()))
+    assert not torch.allclose(reference, loss.splat_gradient("splat"), rtol=1e-3)

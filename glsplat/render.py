@@ -10,6 +10,7 @@ from .memory import check_render_fits
 from .mesh import Mesh
 from .raster import rasterize
 from .shading import Fragments, LambertShader
+from .silhouette import GLUE_BORDER
 from .splat import _splat
 
 
@@ -36,7 +37,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         faces: int ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
             :class:`LambertShader` with a headlight. Unless ``hard``, the fragments' raster has a
-            guard band of one pixel around the image (``frags.rast.border``, see :class:`Raster`).
+            guard band around the image (``frags.rast.border``, see :class:`Raster`): one pixel
+            with ``silhouette="splat"``, ``glsplat.silhouette.GLUE_BORDER`` (5) with ``"edge"``.
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
         background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
@@ -67,7 +69,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
     # The splat gets a guard band of one pixel (its reach) around the image, so that the edge
     # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
-    border, layers = (0, 1) if hard else (1, layers)
+    # The silhouette glue looks up to GLUE_BORDER pixels around those samples.
+    border, layers = (0, 1) if hard else (GLUE_BORDER if silhouette == "edge" else 1, layers)
     check_render_fits(batch, camera.image_size, layers, border)
     rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, cull_backfaces=cull_backfaces,
                      border=border)

@@ -43,6 +43,12 @@ more than ``DEPTH_TOLERANCE * (1 - z)`` (for a perspective projection with a far
 ``1 - z`` is nearly proportional to 1 / distance, so this is a relative depth difference)."""
 
 
+GLUE_BORDER = 5
+"""The guard band (pixels) that :func:`glsplat.render` rasterizes with ``silhouette="edge"``: the glue
+of the samples up to one pixel outside the image (the ones the splat takes) looks up pixels up to
+``BAND + OUTSIDE`` = 4 px from them, so with this band it is the glue a wider frame gives."""
+
+
 class Glue(NamedTuple):
     """The glued samples of a raster (constant): ``G`` of them, ascending by ``sample``.
 

@@ -231,6 +231,8 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         rast: the :class:`Raster` of ``clip`` (constant). Rasterize with ``border=1`` (a guard
             band, as :func:`glsplat.render` does) for correct edge pixels where a surface
             crosses the image's frame; the splat takes the band's samples and crops it off.
+            With ``silhouette="edge"``, ``border=glsplat.silhouette.GLUE_BORDER`` (5) makes the
+            glue near the frame what a wider frame gives (as :func:`glsplat.render` does).
         faces: integer ``[F, 3]`` faces that were rasterized.
         offset: optional float ``[N, 2]``, one row per covered sample in the order of
             ``rast.index`` (the guard band's samples included): added to the sample's splat

@@ -84,7 +84,7 @@ def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
     # Translucent colours, so that every buffer shows through the composite.
     colors = torch.rand(*rast.shape, 4, dtype=dtype, requires_grad=True)
     point = glsplat.interpolate(clip, rast, faces)
-    fast = _splat(colors, clip, rast, faces, with_buffers=output != "image")
+    fast = _splat(colors, clip, rast, faces, with_buffers=output != "image", silhouette="splat")
     slow = splat_layers_torch(point, colors, rast)
     if output == "image":  # the buffers are not computed at all
         assert fast[1].numel() == 0

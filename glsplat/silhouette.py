@@ -107,6 +107,8 @@ def contour_edges(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.
     the camera) are left out. ``clip`` is ``[1 or B, V, 4]``; ``batch`` is B.
     """
     faces = faces.to(device=clip.device, dtype=torch.long)
+    if faces.shape[0] == 0:
+        return torch.zeros((0, 3), dtype=torch.long, device=clip.device)
     ids = edge_ids(faces).to(clip.device)
     front = front_facing(clip, faces).expand(batch, -1)  # [B, F]
     front_half = front.repeat_interleave(3, 1)  # [B, 3F]

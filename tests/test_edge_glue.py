@@ -74,7 +74,9 @@ def test_kernel_finds_the_reference_glue(ctx, case):
         verts, faces = SHAPES[case]
         clip, rast = _raster(ctx, verts, faces, 56, (0.3, 0.5, 0.1))
     glue = find_glue(clip, faces, rast)
-    reference = find_glue_torch(clip, contour_edges(clip, faces, rast.tri_id.shape[0]), rast)
+    edges = contour_edges(clip, faces, rast.tri_id.shape[0])
+    assert torch.equal(edges, glsplat.silhouette.contour_edges_torch(clip, faces, rast.tri_id.shape[0]))
+    reference = find_glue_torch(clip, edges, rast)
     assert len(glue.sample) > 20
     assert torch.equal(glue.sample, reference.sample)
     assert torch.equal(glue.edge, reference.edge)

@@ -46,6 +46,50 @@ struct Found {
 
 }  // namespace
 
+torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids, int64_t batch) {
+  TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.scalar_type() == torch::kDouble && clip.is_contiguous() &&
+                  clip.device().is_cpu() && (clip.size(0) == 1 || clip.size(0) == batch),
+              "contour_edges: clip must be contiguous float64 [1 or B, V, 4] on the CPU");
+  TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == torch::kLong && faces.is_contiguous() &&
+                  edge_ids.scalar_type() == torch::kLong && edge_ids.is_contiguous() &&
+                  edge_ids.numel() == faces.numel(),
+              "contour_edges: faces int64 [F, 3], edge_ids int64 [3 F]");
+  const int64_t count = faces.size(0), verts = clip.size(1);
+  const int64_t* f = faces.data_ptr<int64_t>();
+  const int64_t* ids = edge_ids.data_ptr<int64_t>();
+  const int64_t edges = count ? *std::max_element(ids, ids + 3 * count) + 1 : 0;
+  std::vector<uint8_t> front(count);
+  std::vector<int32_t> fronts(edges);
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < batch; ++b) {
+    const double* c = clip.data_ptr<double>() + (clip.size(0) == 1 ? 0 : b) * verts * 4;
+    if (b == 0 || clip.size(0) > 1) {  // facing: the sign of det[x, y, w] of the corners
+      std::fill(fronts.begin(), fronts.end(), 0);
+      for (int64_t i = 0; i < count; ++i) {
+        const double* p0 = c + f[3 * i] * 4;
+        const double* p1 = c + f[3 * i + 1] * 4;
+        const double* p2 = c + f[3 * i + 2] * 4;
+        const double det = p0[0] * (p1[1] * p2[3] - p2[1] * p1[3]) - p0[1] * (p1[0] * p2[3] - p2[0] * p1[3]) +
+                           p0[3] * (p1[0] * p2[1] - p2[0] * p1[1]);
+        front[i] = det > 0;
+        if (front[i])
+          for (int k = 0; k < 3; ++k) ++fronts[ids[3 * i + k]];
+      }
+    }
+    for (int64_t h = 0; h < 3 * count; ++h) {
+      const int64_t a = f[h], e = f[h % 3 == 2 ? h - 2 : h + 1];
+      if (front[h / 3] && fronts[ids[h]] == 1 && c[a * 4 + 3] > 0 && c[e * 4 + 3] > 0) {
+        out.push_back(b);
+        out.push_back(a);
+        out.push_back(e);
+      }
+    }
+  }
+  auto result = torch::empty({static_cast<int64_t>(out.size() / 3), 3}, torch::kLong);
+  std::copy(out.begin(), out.end(), result.data_ptr<int64_t>());
+  return result;
+}
+
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
                                      double band, int64_t reach, double outside, double tolerance) {
   TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.scalar_type() == torch::kDouble && clip.is_contiguous() &&

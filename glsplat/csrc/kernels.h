@@ -35,6 +35,10 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
 // float64, the glued samples of the raster: their flat indices [G] into [B, K, H, W] (ascending),
 // their edges' rows [G] in `edges`, and the closest points' perspective-correct parameters [G]
 // (see glsplat/silhouette.py: find_glue_torch is the reference).
+// The contour edges [M, 3] (image, a, b) of clip [1 or B, V, 4] float64: half-edges of front faces
+// that no other front face shares (see contour_edges in glsplat/silhouette.py, the reference);
+// edge_ids [3 F] numbers each half-edge's undirected edge.
+torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids, int64_t batch);
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
                                      double band, int64_t reach, double outside, double tolerance);
 // The backward pass of the glue's offsets (zero in value): the gradient w.r.t. clip [Bc, V, 4] of

@@ -96,7 +96,10 @@ def test_vertex_gradients_and_arrows_follow_finite_differences(shifted, camera):
     expected = (to_pixels(camera, centre - 1e-3 * fd / fd.norm()) - to_pixels(camera, centre))[0]
     assert expected[0] < 0  # world +x is screen left from the home view
     drawn = arrows.end - arrows.start
-    assert torch.nn.functional.cosine_similarity(drawn.sum(0), expected, 0) > 0.95
+    # With edge-glued silhouettes (the default) a silhouette's gradient sits on its contour edges'
+    # vertices, each along its edge's normal: the drawn arrows (the largest, capped in number) sum
+    # less exactly to the translation than the vertex gradients do (0.89 here; 0.95+ without glue).
+    assert torch.nn.functional.cosine_similarity(drawn.sum(0), expected, 0) > 0.85
     agreeing = ((drawn @ expected > 0).float() * arrows.strength).sum() / arrows.strength.sum()
     assert agreeing > 0.6
     lengths = drawn.norm(dim=-1)

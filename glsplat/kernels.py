@@ -124,10 +124,13 @@ def cpu_kernels():
     return _build("cpu", CPU_SOURCES, extra_cflags=CPU_FLAGS, extra_ldflags=["-fopenmp"])
 
 
+CUDA_FLAGS = {"extra_cflags": ["-O3"], "extra_cuda_cflags": ["-O3"]}
+
+
 @functools.cache
 def cuda_kernels():
     """The compiled CUDA module, or None where it cannot be built."""
-    return _build("cuda", CUDA_SOURCES, extra_cflags=["-O3"], extra_cuda_cflags=["-O3"])
+    return _build("cuda", CUDA_SOURCES, **CUDA_FLAGS)
 
 
 def kernels_for(device) -> object | None:

@@ -22,7 +22,10 @@ def camera(size, device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layers", [1, 3])
-def test_cuda_kernel_matches_torch(ctx, dtype, layers):
+@pytest.mark.parametrize("shift", [0.0, 0.7])
+def test_cuda_kernel_matches_torch(ctx, dtype, layers, shift):
+    """Image, buffers and the gradients w.r.t. clip, colours and offsets (samples moved by up to
+    `shift` pixels) equal the pure-torch reference's."""
     assert cuda_kernels() is not None
     gen = torch.Generator().manual_seed(layers)
     verts = torch.rand(1, 30, 4, generator=gen, dtype=dtype) * 2 - 1
@@ -32,13 +35,17 @@ def test_cuda_kernel_matches_torch(ctx, dtype, layers):
     clip = verts.cuda().requires_grad_()
     rast = glsplat.rasterize(ctx, clip, faces, (37, 41), layers=layers, cull_backfaces=False)
     colors = torch.rand(*rast.shape, 4, generator=gen, dtype=dtype).cuda().requires_grad_()
-    image, buffers = _splat(colors, clip, rast, faces, with_buffers=True)
-    ref_image, ref_buffers = splat_layers_torch(glsplat.interpolate(clip, rast, faces), colors, rast)
+    count = rast.index.shape[0]
+    offset = (shift * (torch.rand(count, 2, generator=gen, dtype=dtype) * 2 - 1)).cuda().requires_grad_()
+    image, buffers = _splat(colors, clip, rast, faces, with_buffers=True, offset=offset)
+    ref_image, ref_buffers = splat_layers_torch(glsplat.interpolate(clip, rast, faces), colors, rast,
+                                                rast.scatter(offset))
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert (image - ref_image).abs().max() < tol
     assert (buffers - ref_buffers).abs().max() < tol
     grad = torch.randn_like(image)
-    for a, b in zip(torch.autograd.grad(image, (clip, colors), grad), torch.autograd.grad(ref_image, (clip, colors), grad)):
+    inputs = (clip, colors, offset)
+    for a, b in zip(torch.autograd.grad(image, inputs, grad), torch.autograd.grad(ref_image, inputs, grad)):
         assert (a - b).abs().max() < tol * 100 * max(1.0, b.abs().max().item())
 
 

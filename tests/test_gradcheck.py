@@ -41,6 +41,22 @@ def test_splat(ctx, layers):
     assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces, silhouette="splat"), (packed, clip), fast_mode=True)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_splat_offset(ctx, layers):
+    """Full Jacobian in the per-sample offsets (zero in value, as the viewer's probe uses them, and
+    off the pixel centre), with the clip-space vertices alongside: the two gradient paths agree
+    with finite differences together."""
+    clip, faces, rast = random_scene(ctx, size=(6, 7), layers=layers)
+    count = rast.index.shape[0]
+    colors = torch.rand(count, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    zero = torch.zeros(count, 2, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda o: glsplat.splat(colors, clip, rast, faces, offset=o), (zero,))
+    moved = (torch.rand(count, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) - 0.5)
+    clip.requires_grad_()
+    assert gradcheck(lambda o, x: glsplat.splat(colors, x, rast, faces, offset=o),
+                     (moved.requires_grad_(), clip), fast_mode=True)
+
+
 def test_splat_with_translucent_colours(ctx):
     clip, faces, rast = random_scene(ctx, layers=2, seed=3)
     colors = torch.rand(*rast.shape, 4, dtype=torch.float64, requires_grad=True)

@@ -18,8 +18,8 @@ torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, t
 // with its straight RGBA colour. colors and offset are packed over the N covered samples in
 // raster order (Raster.index's order), in clip's dtype. Returns the composited image
 // [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty unless with_buffers),
-// then the state the backward pass takes: on the CPU with one layer the image and the weights
-// [B, H, W], otherwise the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
+// then the state the backward pass takes: with one layer the image and the weights [B, H, W],
+// with more the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
 std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
                                          torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
                                          torch::Tensor offset, double scale, double sigma, bool with_buffers);
@@ -31,14 +31,24 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
                                           torch::Tensor depth, torch::Tensor offset, double scale, double sigma,
                                           bool want_clip, bool want_offset);
 
-// Edge-glued silhouettes (edges.cpp): for the contour edges [M, 3] (image, a, b) of clip [Bc, V, 4]
-// float64, the glued samples of the raster: their flat indices [G] into [B, K, H, W] (ascending),
-// their edges' rows [G] in `edges`, and the closest points' perspective-correct parameters [G]
-// (see glsplat/silhouette.py: find_glue_torch is the reference).
+// CUDA (splat_cuda.cu): the same arguments and outputs; the state is always the sums, then each
+// sample's packed index (int64 [B * K * H * W], -1 on background).
+std::vector<torch::Tensor> splat_forward_cuda(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
+                                              torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
+                                              torch::Tensor offset, double scale, double sigma, bool with_buffers);
+std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Tensor grad_buffers,
+                                               std::vector<torch::Tensor> state, torch::Tensor clip,
+                                               torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
+                                               torch::Tensor tri_id, torch::Tensor depth, torch::Tensor offset,
+                                               double scale, double sigma, bool want_clip, bool want_offset);
+
+// Edge-glued silhouettes (edges.cpp; glsplat/silhouette.py holds the torch references).
 // The contour edges [M, 3] (image, a, b) of clip [1 or B, V, 4] float64: half-edges of front faces
-// that no other front face shares (see contour_edges in glsplat/silhouette.py, the reference);
-// edge_ids [3 F] numbers each half-edge's undirected edge.
+// that no other front face shares; edge_ids [3 F] numbers each half-edge's undirected edge.
 torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids, int64_t batch);
+// For those contour edges, the glued samples of the raster: their flat indices [G] into
+// [B, K, H, W] (ascending), their edges' rows [G] in `edges`, and the closest points'
+// perspective-correct parameters [G].
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
                                      double band, int64_t reach, double outside, double tolerance);
 // The backward pass of the glue's offsets (zero in value): the gradient w.r.t. clip [Bc, V, 4] of

@@ -50,10 +50,10 @@ def test_splat_offset(ctx, layers):
     count = rast.index.shape[0]
     colors = torch.rand(count, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     zero = torch.zeros(count, 2, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda o: glsplat.splat(colors, clip, rast, faces, offset=o), (zero,))
+    assert gradcheck(lambda o: glsplat.splat(colors, clip, rast, faces, offset=o, silhouette="splat"), (zero,))
     moved = (torch.rand(count, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) - 0.5)
     clip.requires_grad_()
-    assert gradcheck(lambda o, x: glsplat.splat(colors, x, rast, faces, offset=o),
+    assert gradcheck(lambda o, x: glsplat.splat(colors, x, rast, faces, offset=o, silhouette="splat"),
                      (moved.requires_grad_(), clip), fast_mode=True)
 
 

@@ -84,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="markdown file to write (default: benchmarks/results.md; with --quick "
                              "benchmarks/results-quick.md, so the full table is kept)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
+    parser.add_argument("--silhouette", choices=("edge", "splat"), default="edge",
+                        help="the splat's silhouette option (glsplat.splat's silhouette=; default: edge)")
     parser.add_argument("--label", default="", help="a note for the header, e.g. 'baseline, pure-torch splat'")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target fails")
     parser.add_argument("--no-nvdiffrast", dest="nvdiffrast", action="store_false",
@@ -183,7 +185,7 @@ def worker(config: dict) -> dict:
         # backward has produced the gradients of its two inputs, before the shading's backward
         # starts (autograd runs ready nodes newest first), so they split the backward in two.
         colors_in, clip_in = colors.view_as(colors), clip.view_as(clip)
-        image = glsplat.splat(colors_in, clip_in, rast, faces)
+        image = glsplat.splat(colors_in, clip_in, rast, faces, silhouette=config["silhouette"])
         sync()
         t3 = now()
         colors_in.register_hook(mark("colors"))
@@ -202,7 +204,8 @@ def worker(config: dict) -> dict:
         verts.grad = None
         sync()
         t0 = now()
-        image = glsplat.render(ctx, mesh.replace(verts=verts), camera=camera, shader=shader, layers=layers)
+        image = glsplat.render(ctx, mesh.replace(verts=verts), camera=camera, shader=shader, layers=layers,
+                               silhouette=config["silhouette"])
         loss_of(image).backward()
         sync()
         return now() - t0
@@ -215,7 +218,8 @@ def worker(config: dict) -> dict:
         sync()
         t0 = now()
         for b, single in enumerate(singles):
-            image = glsplat.render(ctx, mesh.replace(verts=verts), camera=single, shader=shader, layers=layers)
+            image = glsplat.render(ctx, mesh.replace(verts=verts), camera=single, shader=shader, layers=layers,
+                                   silhouette=config["silhouette"])
             # the same mean over the whole batch, one view's share at a time
             (torch.nn.functional.mse_loss(image, target[b:b + 1], reduction="sum") / target.numel()).backward()
         sync()
@@ -259,7 +263,7 @@ def worker(config: dict) -> dict:
         sync()
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        glsplat.splat(colors, clip, rast, faces).backward(grad_image)
+        glsplat.splat(colors, clip, rast, faces, silhouette=config["silhouette"]).backward(grad_image)
         sync()
         peak_bytes = torch.cuda.max_memory_allocated(device) - before
         memory_method = "torch.cuda.max_memory_allocated"
@@ -267,7 +271,7 @@ def worker(config: dict) -> dict:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            glsplat.splat(colors, clip, rast, faces).backward(grad_image)
+            glsplat.splat(colors, clip, rast, faces, silhouette=config["silhouette"]).backward(grad_image)
         events = [e for e in prof.profiler.kineto_results.events()
                   if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
         live = peak_bytes = 0
@@ -504,6 +508,7 @@ def machine_lines(info: dict, args) -> list[str]:
              f"glsplat from {info.get('glsplat_file', '?')}{git_state(info.get('glsplat_file'))}"]
     lines.append("- malloc: glibc's defaults" if args.default_malloc else
                  "- malloc: freed memory kept for reuse (glsplat.memory.keep_freed_memory())")
+    lines.append(f"- Silhouettes: {args.silhouette!r} (glsplat.splat's silhouette=)")
     if args.label:
         lines.append(f"- Note: {args.label}")
     return lines
@@ -583,7 +588,7 @@ def main(argv=None) -> int:
     print(f"benchmarking {len(configs)} rows on {args.device}; each row in its own process "
           f"(--max-seconds {args.max_seconds:g}, --budget {args.budget:g} s, up to {args.repeats} repeats)", flush=True)
     for mesh, size, layers, batch in configs:
-        config = {"mesh": mesh, "size": size, "layers": layers, "batch": batch, "device": args.device,
+        config = {"mesh": mesh, "size": size, "layers": layers, "batch": batch, "device": args.device, "silhouette": args.silhouette,
                   "keep_freed_memory": not args.default_malloc, "threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
                   "min_repeats": args.min_repeats, "budget": args.budget}
         label = f"{mesh} {size}x{size} layers={layers} batch={batch}"

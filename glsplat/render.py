@@ -10,6 +10,7 @@ from .memory import check_render_fits
 from .mesh import Mesh
 from .raster import _checked_arguments, _rasterize
 from .shading import Fragments, LambertShader
+from .silhouette import GLUE_BORDER
 from .splat import _splat
 
 
@@ -25,7 +26,7 @@ def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
 
 def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: torch.Tensor | None = None,
            shader=None, layers: int = 1, background=None, cull_backfaces: bool = True,
-           hard: bool = False) -> torch.Tensor:
+           hard: bool = False, silhouette: str = "edge") -> torch.Tensor:
     """Render a mesh differentiably.
 
     Args:
@@ -36,7 +37,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         faces: int ``[F, 3]`` when ``mesh`` is a tensor; ignored for a :class:`Mesh`.
         shader: callable ``Fragments -> [N, 4]`` straight RGBA of the covered samples; default
             :class:`LambertShader` with a headlight. Unless ``hard``, the fragments' raster has a
-            guard band of one pixel around the image (``frags.rast.border``, see :class:`Raster`).
+            guard band around the image (``frags.rast.border``, see :class:`Raster`): one pixel
+            with ``silhouette="splat"``, ``glsplat.silhouette.GLUE_BORDER`` (5) with ``"edge"``.
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
         background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
@@ -44,6 +46,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         cull_backfaces: see :func:`glsplat.rasterize`.
         hard: return the plain rasterized layer 0 instead of the splat: the same shading, but
             no gradients from visibility (silhouettes, occlusions). A baseline, and cheaper.
+        silhouette: ``"edge"`` (default) or ``"splat"``: how silhouette samples move in the
+            backward pass (see :func:`glsplat.splat`).
 
     Returns:
         ``[B, H, W, 4]`` premultiplied RGBA, row 0 at the top.
@@ -65,7 +69,8 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
     mesh = mesh.replace(verts=verts.expand(batch, -1, -1))
     # The splat gets a guard band of one pixel (its reach) around the image, so that the edge
     # pixels receive the taps of the samples just outside the frame; the plain raster needs none.
-    border, layers = (0, 1) if hard else (1, layers)
+    # The silhouette glue looks up to GLUE_BORDER pixels around those samples.
+    border, layers = (0, 1) if hard else (GLUE_BORDER if silhouette == "edge" else 1, layers)
     check_render_fits(batch, camera.image_size, layers, border)
     # Checked once, here at the door (checks.mesh found the faces' range); the steps inside do not
     # check again, and the shader's interpolations find that range remembered (checks.index_range).
@@ -80,7 +85,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
         rgba = frags.scatter(colors)[:, 0]
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], -1)
     else:
-        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True)[0]
+        rgba = _splat(colors, clip, rast, mesh.faces, with_buffers=False, rasterized=True, silhouette=silhouette)[0]
     return rgba if background is None else over_background(rgba, background)
 
 
@@ -99,7 +104,7 @@ class Renderer(torch.nn.Module):
     """
 
     def __init__(self, camera: Camera, shader=None, layers: int = 1, background=None,
-                 ctx: Context | None = None, cull_backfaces: bool = True):
+                 ctx: Context | None = None, cull_backfaces: bool = True, silhouette: str = "edge"):
         super().__init__()
         self.camera = camera
         self.shader = shader
@@ -107,9 +112,10 @@ class Renderer(torch.nn.Module):
         self.background = background
         self.ctx = ctx
         self.cull_backfaces = cull_backfaces
+        self.silhouette = silhouette
 
     def forward(self, mesh: Mesh | torch.Tensor, faces: torch.Tensor | None = None) -> torch.Tensor:
         if self.ctx is None:
             self.ctx = Context()
         return render(self.ctx, mesh, self.camera, faces=faces, shader=self.shader, layers=self.layers,
-                      background=self.background, cull_backfaces=self.cull_backfaces)
+                      background=self.background, cull_backfaces=self.cull_backfaces, silhouette=self.silhouette)

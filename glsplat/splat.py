@@ -18,6 +18,7 @@ from . import checks
 from .interpolate import interpolate_torch
 from .kernels import kernels_for
 from .raster import Raster
+from .silhouette import glue_offset
 
 SIGMA = 0.5
 """Standard deviation of the splat kernel, in pixels."""
@@ -25,6 +26,9 @@ EPS = 0.05
 """A centred splat's nine taps sum to ``1 + EPS``, so interior pixels saturate and normalise."""
 TAPS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 """The (row, column) offsets of the 3x3 neighbourhood a sample splats onto."""
+SILHOUETTES = ("edge", "splat")
+"""How silhouette samples move in the backward pass: glued to their contour edge (see :mod:`glsplat.silhouette`)
+or with the surface point each was rasterized from (the paper's)."""
 SCALE = (1 + EPS) / sum(math.exp(-(dy * dy + dx * dx) / (2 * SIGMA**2)) for dy, dx in TAPS)
 """Gaussian scale: centre tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
 
@@ -169,8 +173,8 @@ def _packed(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
 
 
 def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor,
-           with_buffers: bool, rasterized: bool = False,
-           offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           with_buffers: bool, rasterized: bool = False, offset: torch.Tensor | None = None,
+           silhouette: str = "edge") -> tuple[torch.Tensor, torch.Tensor]:
     """The image and (if ``with_buffers``) the stacked buffers ``[3, B, H, W, 4]``, without the guard band.
 
     Arguments as for :func:`splat`. ``rasterized``: the caller made ``rast`` from ``clip`` and
@@ -181,6 +185,8 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
     checks.splat_inputs(colors, clip, rast)
     if offset is not None:
         checks.splat_offset(offset, rast)
+    if silhouette not in SILHOUETTES:
+        raise ValueError(f"silhouette: expected one of {', '.join(map(repr, SILHOUETTES))}, got {silhouette!r}")
     if not rasterized:
         checks.raster_faces(faces, rast.tri_id, clip.shape[-2])
         checks.splat_clip(clip, faces, rast)
@@ -188,6 +194,8 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
     colors, clip = _packed(colors, rast).to(dtype), rast.framed(clip.to(dtype))
     clip = clip if clip.dim() == 3 else clip[None]
     offset = None if offset is None else offset.to(dtype)
+    if silhouette == "edge" and clip.requires_grad:
+        offset = glue_offset(clip, faces, rast, offset)
     kernels = kernels_for(clip.device)
     if kernels is None:  # the pure-torch path
         full = None if offset is None else rast.scatter(offset)
@@ -200,16 +208,16 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
 
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor, *,
-                  offset: torch.Tensor | None = None) -> SplatBuffers:
+                  offset: torch.Tensor | None = None, silhouette: str = "edge") -> SplatBuffers:
     """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
 
     Arguments as for :func:`splat`; each buffer is premultiplied RGBA ``[B, H, W, 4]``.
     """
-    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True, offset=offset)[1])
+    return SplatBuffers(*_splat(colors, clip, rast, faces, with_buffers=True, offset=offset, silhouette=silhouette)[1])
 
 
 def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor, *,
-          offset: torch.Tensor | None = None) -> torch.Tensor:
+          offset: torch.Tensor | None = None, silhouette: str = "edge") -> torch.Tensor:
     """Rasterize-then-splat: turn shaded layers into an image whose gradients reach the vertices.
 
     Args:
@@ -223,6 +231,8 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         rast: the :class:`Raster` of ``clip`` (constant). Rasterize with ``border=1`` (a guard
             band, as :func:`glsplat.render` does) for correct edge pixels where a surface
             crosses the image's frame; the splat takes the band's samples and crops it off.
+            With ``silhouette="edge"``, ``border=glsplat.silhouette.GLUE_BORDER`` (5) makes the
+            glue near the frame what a wider frame gives (as :func:`glsplat.render` does).
         faces: integer ``[F, 3]`` faces that were rasterized.
         offset: optional float ``[N, 2]``, one row per covered sample in the order of
             ``rast.index`` (the guard band's samples included): added to the sample's splat
@@ -230,6 +240,14 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
             d(loss)/d(the sample's position), in pixels. Usually zero in value, as a handle on
             that gradient (a zero tensor that requires grad) or to carry a gradient that the
             caller computed in torch. None (the default) costs nothing.
+        silhouette: how samples on a silhouette move in the backward pass. ``"edge"`` (the
+            default): those within 2 px of something deeper and 2.5 px of a visible contour
+            edge (an edge of a front face that no other front face shares) move across the
+            edge with the edge's closest point (see :mod:`glsplat.silhouette`), which makes
+            rotation gradients right too; costs a contour search when ``clip`` requires grad.
+            ``"splat"``: with the surface point each was rasterized from (the paper's method;
+            on a silhouette that point lies in front of the edge, and rotation gradients are
+            off by 5-10% of their scale). The forward image is the same either way.
 
     Returns:
         Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top; without the guard band: a view
@@ -242,4 +260,4 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """
-    return _splat(colors, clip, rast, faces, with_buffers=False, offset=offset)[0]
+    return _splat(colors, clip, rast, faces, with_buffers=False, offset=offset, silhouette=silhouette)[0]

@@ -35,10 +35,10 @@ def test_splat(ctx, layers):
     colors[..., 3] = rast.mask  # straight RGBA, opaque where covered
     clip.requires_grad_()
     colors.requires_grad_()
-    assert gradcheck(lambda x: glsplat.splat(colors, x, rast, faces), (clip,))
-    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (colors, clip), fast_mode=True)
+    assert gradcheck(lambda x: glsplat.splat(colors, x, rast, faces, silhouette="splat"), (clip,))
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces, silhouette="splat"), (colors, clip), fast_mode=True)
     packed = colors.detach().reshape(-1, 4)[rast.index].requires_grad_()  # [N, 4], as a shader returns them
-    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (packed, clip), fast_mode=True)
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces, silhouette="splat"), (packed, clip), fast_mode=True)
 
 
 @pytest.mark.parametrize("layers", [1, 3])
@@ -50,10 +50,10 @@ def test_splat_offset(ctx, layers):
     count = rast.index.shape[0]
     colors = torch.rand(count, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     zero = torch.zeros(count, 2, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda o: glsplat.splat(colors, clip, rast, faces, offset=o), (zero,))
+    assert gradcheck(lambda o: glsplat.splat(colors, clip, rast, faces, offset=o, silhouette="splat"), (zero,))
     moved = (torch.rand(count, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) - 0.5)
     clip.requires_grad_()
-    assert gradcheck(lambda o, x: glsplat.splat(colors, x, rast, faces, offset=o),
+    assert gradcheck(lambda o, x: glsplat.splat(colors, x, rast, faces, offset=o, silhouette="splat"),
                      (moved.requires_grad_(), clip), fast_mode=True)
 
 
@@ -61,7 +61,7 @@ def test_splat_with_translucent_colours(ctx):
     clip, faces, rast = random_scene(ctx, layers=2, seed=3)
     colors = torch.rand(*rast.shape, 4, dtype=torch.float64, requires_grad=True)
     clip.requires_grad_()
-    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces), (colors, clip), fast_mode=True)
+    assert gradcheck(lambda c, x: glsplat.splat(c, x, rast, faces, silhouette="splat"), (colors, clip), fast_mode=True)
 
 
 def test_sample_texture():
@@ -92,6 +92,6 @@ def test_textured_pipeline_through_camera(ctx, spot):
         uv = glsplat.interpolate(uvs, rast, spot.uv_faces)
         mask = rast.mask[..., None].double()
         colors = torch.cat([glsplat.sample_texture(texture, uv) * mask, mask], -1)
-        return glsplat.splat(colors, clip, rast, spot.faces)
+        return glsplat.splat(colors, clip, rast, spot.faces, silhouette="splat")
 
     assert gradcheck(image, (delta, t, uvs, texture), fast_mode=True)

@@ -84,7 +84,7 @@ def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
     # Translucent colours, so that every buffer shows through the composite.
     colors = torch.rand(*rast.shape, 4, dtype=dtype, requires_grad=True)
     point = glsplat.interpolate(clip, rast, faces)
-    fast = _splat(colors, clip, rast, faces, with_buffers=output != "image")
+    fast = _splat(colors, clip, rast, faces, with_buffers=output != "image", silhouette="splat")
     slow = splat_layers_torch(point, colors, rast)
     if output == "image":  # the buffers are not computed at all
         assert fast[1].numel() == 0
@@ -108,8 +108,8 @@ def test_packed_colours_splat_as_full_frames(ctx, layers):
     full = torch.rand(*rast.shape, 4, dtype=clip.dtype, requires_grad=True)
     packed = full.detach().reshape(-1, 4)[rast.index].requires_grad_()
     assert 0 < packed.shape[0] < rast.tri_id.numel()
-    image = glsplat.splat(full, clip, rast, faces)
-    image_packed = glsplat.splat(packed, clip, rast, faces)
+    image = glsplat.splat(full, clip, rast, faces, silhouette="splat")
+    image_packed = glsplat.splat(packed, clip, rast, faces, silhouette="splat")
     assert torch.equal(image, image_packed)
     grad = torch.randn_like(image)
     g_clip, g_full = torch.autograd.grad(image, (clip, full), grad)
@@ -166,7 +166,7 @@ def test_offsets_far_from_the_pixel_match_torch(ctx, dtype, layers, shift):
     gen = torch.Generator().manual_seed(layers)
     offset = (shift * (torch.rand(count, 2, generator=gen, dtype=dtype) * 2 - 1)).requires_grad_()
     colors = torch.rand(count, 4, generator=gen, dtype=dtype, requires_grad=True)
-    fast = glsplat.splat(colors, clip, rast, faces, offset=offset)
+    fast = glsplat.splat(colors, clip, rast, faces, offset=offset, silhouette="splat")
     slow, _ = splat_layers_torch(glsplat.interpolate(clip, rast, faces), rast.scatter(colors), rast,
                                  rast.scatter(offset))
     assert torch.isfinite(fast).all()

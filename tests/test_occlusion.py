@@ -58,7 +58,7 @@ def scene(moves=None):
 def render(ctx, clip, faces, rgba, layers=2):
     rast = glsplat.rasterize(ctx, clip, faces, (SIZE, SIZE), layers=layers)
     colors = glsplat.interpolate(rgba, rast, faces)
-    return rast, colors, glsplat.splat(colors, clip, rast, faces)
+    return rast, colors, glsplat.splat(colors, clip, rast, faces, silhouette="splat")
 
 
 def pixel_centres_inside(x0, x1, y0, y1, margin=0.0):
@@ -85,7 +85,7 @@ def test_back_layer_is_peeled_and_fills_s_minus(ctx):
     assert (rast.depth[0, 1][OVERLAP] - 0.75).abs().max() < 1e-6
 
     colors = glsplat.interpolate(rgba, rast, faces)
-    buffers = glsplat.splat_buffers(colors, clip, rast, faces)
+    buffers = glsplat.splat_buffers(colors, clip, rast, faces, silhouette="splat")
     back = buffers.back[0]
     # The occluded region of S- is filled with Hb's colour (opaque inside, a soft edge of
     # alpha ~0.94 along Hb's own hidden edges) ...
@@ -103,14 +103,14 @@ def test_back_layer_is_peeled_and_fills_s_minus(ctx):
     assert back[pixel_centres_inside(20.0, 27.3, 8.3, 24.3, margin=1.5)][..., 3].abs().max() == 0
     # The hidden colour does not leak into the image: F's colour in the overlap (away from
     # F's right edge, where the occlusion boundary is soft).
-    image = glsplat.splat(colors, clip, rast, faces)[0]
+    image = glsplat.splat(colors, clip, rast, faces, silhouette="splat")[0]
     red = torch.tensor(RED + (1.0,), dtype=image.dtype)
     assert (image[INTERIOR] - red).abs().max() < 1e-6
 
     # With one layer nothing is peeled and S- stays empty: the fill above comes from peeling.
     rast1 = glsplat.rasterize(ctx, clip, faces, (SIZE, SIZE), layers=1)
     colors1 = glsplat.interpolate(rgba, rast1, faces)
-    assert glsplat.splat_buffers(colors1, clip, rast1, faces).back.abs().max() == 0
+    assert glsplat.splat_buffers(colors1, clip, rast1, faces, silhouette="splat").back.abs().max() == 0
 
 
 def test_hidden_edge_changes_nothing(ctx):

@@ -101,7 +101,7 @@ def _compare(ctx, seed, layers):
     colors.requires_grad_(True)
     probe = torch.randn((2, HEIGHT, WIDTH, 4), generator=g, dtype=torch.float64)
 
-    fast = glsplat.splat(colors, clip, rast, faces)
+    fast = glsplat.splat(colors, clip, rast, faces, silhouette="splat")
     fast_grads = torch.autograd.grad((fast * probe).sum(), (colors, clip))
     ref = reference_splat(colors, clip, rast, faces)
     ref_grads = torch.autograd.grad((ref * probe).sum(), (colors, clip))
@@ -125,7 +125,7 @@ def test_matches_reference_three_layers(ctx):
     # The scene exercises the layer rule: S+ and S- both receive samples somewhere.
     clip, faces, _ = random_scene(1)
     colors = torch.ones((*rast.tri_id.shape, 4), dtype=torch.float64)
-    buffers = glsplat.splat_buffers(colors, clip, rast, faces)
+    buffers = glsplat.splat_buffers(colors, clip, rast, faces, silhouette="splat")
     assert buffers.front[..., 3].max() > 0.05 and buffers.back[..., 3].max() > 0.05
 
 
@@ -147,7 +147,7 @@ def test_single_centred_splat_has_design_taps(ctx):
     assert (rast.tri_id == 1).all()
     colors = torch.zeros((1, 1, HEIGHT, WIDTH, 4), dtype=torch.float64)
     colors[0, 0, 4, 6] = torch.tensor([0.2, 0.4, 0.8, 1.0])
-    alpha = glsplat.splat(colors, clip, rast, faces)[0, ..., 3]
+    alpha = glsplat.splat(colors, clip, rast, faces, silhouette="splat")[0, ..., 3]
     expected = torch.zeros(HEIGHT, WIDTH, dtype=torch.float64)
     expected[3:6, 5:8] = torch.tensor([[0.0119, 0.0880, 0.0119],
                                        [0.0880, 0.6503, 0.0880],

@@ -95,9 +95,13 @@ def test_vertex_gradients_and_arrows_follow_finite_differences(shifted, camera):
     expected = (to_pixels(camera, centre - 1e-3 * fd / fd.norm()) - to_pixels(camera, centre))[0]
     assert expected[0] < 0  # world +x is screen left from the home view
     drawn = arrows.end - arrows.start
-    assert torch.nn.functional.cosine_similarity(drawn.sum(0), expected, 0) > 0.95
+    # With edge-glued silhouettes (the default) a silhouette's gradient sits on its contour edges'
+    # vertices, each along its edge's normal: fewer arrows (137 vs 288), which sum less exactly to
+    # the translation than the vertex gradients do (cosine 0.90, strength agreeing 0.56; with
+    # silhouette="splat" 0.9999 and 0.74; the vertex gradients' sum above: 0.9997 either way).
+    assert torch.nn.functional.cosine_similarity(drawn.sum(0), expected, 0) > 0.85
     agreeing = ((drawn @ expected > 0).float() * arrows.strength).sum() / arrows.strength.sum()
-    assert agreeing > 0.6
+    assert agreeing > 0.5
     lengths = drawn.norm(dim=-1)
     assert lengths.max().item() == pytest.approx(0.08 * 64, rel=1e-4)
 

@@ -91,6 +91,12 @@ def add_layers(parser: argparse.ArgumentParser, default: int, why: str = "") -> 
     parser.add_argument("--layers", type=int, default=default, help=f"depth layers to peel (default: {default}{why})")
 
 
+def add_silhouette(parser: argparse.ArgumentParser) -> None:
+    """--silhouette, the splat's silhouette gradients (glsplat.splat's ``silhouette=``)."""
+    parser.add_argument("--silhouette", choices=("edge", "splat"), default="edge",
+                        help="silhouette gradients: glued to contour edges, or the paper's splat (default: edge)")
+
+
 def check_layers(args: argparse.Namespace) -> None:
     if args.layers < 1:
         raise UsageError("--layers must be at least 1")

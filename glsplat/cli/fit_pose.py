@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..camera import ORBIT_DISTANCE, ORBIT_FOV_Y
-from . import (UsageError, add_adam, add_command, add_layers, add_orbit, add_size, check_adam,
+from . import (UsageError, add_adam, add_command, add_layers, add_orbit, add_silhouette, add_size, check_adam,
                check_layers, check_orbit, check_output, check_size, load, orbit_camera, progress_bar, read_target)
 
 DEFAULT_SIZE = (128, 128)
@@ -58,6 +58,7 @@ def register(subparsers) -> None:
     add_size(parser, None, "image size (default: the target image's, or 128 128 for a target pose)")
     add_adam(parser, steps=150, lr=0.03, lr_help="Adam's initial learning rate")
     add_layers(parser, 1)
+    add_silhouette(parser)
     parser.add_argument("--blur", type=float, default=2.0,
                         help="loss blur in pixels at the first step, falling to 0 by mid-run (default: 2)")
     parser.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
@@ -172,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
         fit = fit_pose(ctx, mesh, target, camera, rotation(args.init_rotation), torch.tensor([args.init_translation]),
                        steps=args.steps, lr=args.lr, layers=args.layers, shader=shader, background=background,
-                       start_sigma=args.blur, callback=progress)
+                       start_sigma=args.blur, silhouette=args.silhouette, callback=progress)
     with torch.no_grad():
         fitted = glsplat.render(ctx, posed(mesh, fit.rotation, fit.translation), camera=camera, shader=shader)
         final_loss = ((fitted if background is None else glsplat.over_background(fitted, background)) - target).square().mean().item()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from . import UsageError, add_adam, add_command, add_size, check_adam, check_output, load, progress_bar
+from . import (UsageError, add_adam, add_command, add_silhouette, add_size, check_adam, check_output, load,
+               progress_bar)
 
 # Formats trimesh writes with faces.
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--level", type=int, default=2,
                         help="icosphere subdivision level, 0-5, subdivided once more half way (default: 2)")
     add_adam(parser, steps=300, lr=0.01)
+    add_silhouette(parser)
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (shown on a terminal, with the loss): print only the results")
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
 
         fit = fit_shape(ctx, template, targets, cameras, shader=shader, steps=args.steps, lr=args.lr,
-                        subdivide_at=(args.steps // 2,), callback=progress)
+                        subdivide_at=(args.steps // 2,), silhouette=args.silhouette, callback=progress)
 
     before = surface_distance(template, target)
     after = surface_distance(fit.mesh, target)

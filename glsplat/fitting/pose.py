@@ -66,7 +66,7 @@ def blur_schedule(step: int, steps: int, start_sigma: float) -> float:
 def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
              init_rotation: torch.Tensor, init_translation: torch.Tensor, *, steps: int = 150,
              lr: float = 0.03, layers: int = 1, hard: bool = False, shader=None,
-             background=None, start_sigma: float = 2.0,
+             background=None, start_sigma: float = 2.0, silhouette: str = "edge",
              callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> PoseFit:
     """Fit rotations and translations so that renders of ``mesh`` match ``target``.
 
@@ -94,6 +94,7 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
         background: ``None`` compares premultiplied RGBA; a colour ``[C]`` composites the renders
             over it first (for opaque targets, e.g. a photo-like RGB image with alpha 1).
         start_sigma: blur at step 0 in pixels (0 disables the coarse-to-fine schedule).
+        silhouette: ``"edge"`` or ``"splat"``, see :func:`glsplat.splat`.
         callback: called as ``callback(step, image, losses)`` with the current render
             ``[B, H, W, 4]`` (detached) and the per-fit unblurred loss ``[B]``, before each update.
 
@@ -112,7 +113,7 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
         optimizer.zero_grad()
         rotation = axis_angle_to_matrix(omega) @ rotation0
         image = render(ctx, posed(mesh, rotation, translation), camera=camera, shader=shader,
-                       layers=layers, hard=hard, background=background)
+                       layers=layers, hard=hard, background=background, silhouette=silhouette)
         sharp = ((image.detach() - target) ** 2).mean((1, 2, 3))
         history.append(sharp)
         if callback is not None:

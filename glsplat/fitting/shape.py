@@ -130,9 +130,11 @@ def regularizers(verts: torch.Tensor, topology: Topology, weights: ShapeWeights)
 
 
 def shape_losses(ctx: Context, verts: torch.Tensor, topology: Topology, targets: torch.Tensor,
-                 cameras: Camera, shader, weights: ShapeWeights, layers: int = 1) -> dict[str, torch.Tensor]:
+                 cameras: Camera, shader, weights: ShapeWeights, layers: int = 1,
+                 silhouette: str = "edge") -> dict[str, torch.Tensor]:
     """All loss terms for ``verts`` ``[V, 3]`` against ``targets`` ``[N, H, W, 4]``; ``"total"`` is weighted."""
-    images = render(ctx, verts[None], cameras, faces=topology.faces, shader=shader, layers=layers)
+    images = render(ctx, verts[None], cameras, faces=topology.faces, shader=shader, layers=layers,
+                    silhouette=silhouette)
     terms = {
         "image": ((images[..., :3] - targets[..., :3]) ** 2).mean(),
         "silhouette": ((images[..., 3] - targets[..., 3]) ** 2).mean(),
@@ -144,7 +146,7 @@ def shape_losses(ctx: Context, verts: torch.Tensor, topology: Topology, targets:
 
 def fit_shape(ctx: Context, template: Mesh, targets: torch.Tensor, cameras: Camera, *,
               shader=None, steps: int = 300, lr: float = 0.01, weights: ShapeWeights | None = None,
-              layers: int = 1, subdivide_at: tuple[int, ...] = (),
+              layers: int = 1, subdivide_at: tuple[int, ...] = (), silhouette: str = "edge",
               callback: Callable[[int, Mesh, dict[str, float]], None] | None = None) -> ShapeFit:
     """Deform ``template`` so its renders match ``targets``.
 
@@ -161,6 +163,7 @@ def fit_shape(ctx: Context, template: Mesh, targets: torch.Tensor, cameras: Came
         weights: the loss terms' weights, :class:`ShapeWeights` by default.
         layers: depth layers for the render (more gives occlusion gradients).
         subdivide_at: steps at which the current mesh is subdivided (coarse to fine).
+        silhouette: ``"edge"`` or ``"splat"``, see :func:`glsplat.splat`.
         callback: called after every step as ``callback(step, mesh, losses)``, ``losses``
             the step's unweighted terms.
 
@@ -182,7 +185,7 @@ def fit_shape(ctx: Context, template: Mesh, targets: torch.Tensor, cameras: Came
             topology = Topology(mesh)
         for group in optimizer.param_groups:
             group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        terms = shape_losses(ctx, verts, topology, targets, cameras, shader, weights, layers)
+        terms = shape_losses(ctx, verts, topology, targets, cameras, shader, weights, layers, silhouette)
         optimizer.zero_grad()
         terms["total"].backward()
         optimizer.step()

@@ -17,6 +17,7 @@ from ..context import Context
 from ..mesh import Mesh
 from ..raster import Raster, rasterize
 from ..shading import Fragments
+from ..silhouette import GLUE_BORDER
 from ..splat import SplatBuffers, composite, splat_buffers
 
 
@@ -26,7 +27,7 @@ class Probe(NamedTuple):
     image: torch.Tensor  # [1, H, W, 4] premultiplied RGBA, as glsplat.render gives it
     buffers: SplatBuffers  # S+, S0, S-, each [1, H, W, 4]
     offset: torch.Tensor  # [N, 2] zeros, one per covered sample of rast (x right, y down, pixels); its .grad after backward
-    rast: Raster  # with a guard band of one pixel, as glsplat.render rasterizes
+    rast: Raster  # with the guard band glsplat.render rasterizes (silhouette="edge": GLUE_BORDER pixels)
 
     def position_grad(self) -> torch.Tensor:
         """``[H, W, 2]`` dLoss/d(sample position) in pixels, summed over the layers (after backward)."""
@@ -38,7 +39,7 @@ def probed_render(ctx: Context, mesh: Mesh, camera: Camera, shader, layers: int)
     verts = mesh.verts[None]
     mesh = mesh.replace(verts=verts)
     clip = camera.project(verts)
-    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, border=1)
+    rast = rasterize(ctx, clip, mesh.faces, camera.image_size, layers=layers, border=GLUE_BORDER)
     colors = shader(Fragments(rast, mesh, camera))
     dtype = torch.promote_types(colors.dtype, clip.dtype)
     offset = torch.zeros((colors.shape[0], 2), dtype=dtype, requires_grad=True)

@@ -1,7 +1,7 @@
 """No module of glsplat imports one above it.
 
-The layers, bottom to top: low-level utilities; the GL context; ``rasterize``; ``interpolate``;
-shading and the splat; ``render`` (and the nvdiffrast-style API beside it); the applications
+The layers, bottom to top: low-level utilities; the GL context; ``rasterize``; ``interpolate``
+and the contour edges (``silhouette``); shading and the splat; ``render`` (and the nvdiffrast-style API beside it); the applications
 (fitting, the viewer, the CLI, the package's own namespace). A module may import its own layer
 and those below. Every import counts, also those inside functions (a lazy import upwards is
 still a cycle in the design). The imports are read from the source with ``ast``, not run.
@@ -17,7 +17,7 @@ LAYERS = [
     {"kernels", "checks", "images", "memory", "transforms", "camera", "mesh"},
     {"context", "cuda_gl"},
     {"raster"},
-    {"interpolate"},
+    {"interpolate", "silhouette"},
     {"shading", "splat"},
     {"render", "nvdiffrast"},
     {"fitting", "viewer", "cli", "__init__", "__main__"},

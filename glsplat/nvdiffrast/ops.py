@@ -627,7 +627,9 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     splatted, alpha = [], None
     for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
         rgb = samples[:, first:first + 3]
-        image = splat(torch.cat([F.pad(rgb, (0, 3 - rgb.shape[1])), ones], -1), clip, raster, faces)
+        # The paper's splat: the edge glue's contour test would read the flipped winding as back faces.
+        image = splat(torch.cat([F.pad(rgb, (0, 3 - rgb.shape[1])), ones], -1), clip, raster, faces,
+                      silhouette="splat")
         splatted.append(image[..., :rgb.shape[1]])  # premultiplied
         alpha = image[..., 3:] if alpha is None else alpha
     front = torch.cat(splatted, -1) if len(splatted) > 1 else splatted[0]

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Compile glsplat's CUDA kernels, GPU or not, to prove they build (not run by the tests).
 
-    TORCH_CUDA_ARCH_LIST=9.0 /path/to/cuda-venv/bin/python benchmarks/build_cuda.py
+    CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0 /path/to/cuda-venv/bin/python benchmarks/build_cuda.py
+
+(CUDA_HOME: torch guesses it from where ``nvcc`` is, /usr/local for a /usr/local/bin/nvcc link.)
 
 The running Python needs a CUDA build of torch (``pip install torch==2.14.1`` in a separate
 virtualenv: several GB) and ninja; the machine needs ``nvcc`` (CUDA_HOME or /usr/local/cuda). It

@@ -174,9 +174,9 @@ GLSPLAT_HD inline Rgba<T> normalised(Rgba<T> sums) {
 // gradient at weight == 1 too); below 1 it is the identity.
 template <typename T>
 GLSPLAT_HD inline Rgba<T> normalised_gradient(Rgba<T> g, Rgba<T> buf, T weight) {
-  const bool divided = weight >= T(1);
-  const T inv = divided ? T(1) / weight : T(1);
-  const T dot = divided ? g.r * buf.r + g.g * buf.g + g.b * buf.b + g.a * buf.a : T(0);
+  if (!(weight >= T(1))) return g;  // a branch: most pixels' S+ and S- are empty, no division there
+  const T inv = T(1) / weight;
+  const T dot = g.r * buf.r + g.g * buf.g + g.b * buf.b + g.a * buf.a;
   return {g.r * inv, g.g * inv, g.b * inv, g.a * inv - dot * inv};
 }
 

@@ -194,6 +194,7 @@ void forward_layered(const Inputs<T>& in, T* out, T* buffers, Rgba<T>* sums) {
   const Splat<T>& s = in.s;
   for_bands(s.B, s.H, [&] { return TapRing<T>(s); },
             [&](TapRing<T>& taps, int64_t b, int64_t r0, int64_t r1) {
+              const Splat<T> s = in.s;  // a band's own copy: kept in registers across the stores
               taps.fill(b, r0 - 1, in);
               taps.fill(b, r0, in);
               for (int64_t qi = r0; qi < r1; ++qi) {
@@ -238,6 +239,7 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
   for_bands(s.B, s.H,
             [&] { return Scratch{GradRing<T>(s.W), PrivateSum<T>(grads.clip, grads.clip_numel), std::vector<int64_t>(s.K)}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              const Splat<T> s = in.s;  // a band's own copy: kept in registers across the stores
               // Row r's gradients are read only within a pixel of a covered sample: made there only.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;
@@ -372,10 +374,11 @@ struct FlatRows {
       const T* __restrict cb = base + 8 * stride;
 #pragma omp simd
       for (int64_t qj = span.lo; qj < span.hi; ++qj) {  // from sources qj - 1, qj, qj + 1: taps gx[2], gx[1], gx[0]
-        Rgba<T> a{sr[qj], sg[qj], sb[qj], sa[qj]};
-        a = add_tap(a, gx2[qj - 1] * gy[qj - 1], cr[qj - 1], cg[qj - 1], cb[qj - 1]);
-        a = add_tap(a, gx1[qj] * gy[qj], cr[qj], cg[qj], cb[qj]);
-        a = add_tap(a, gx0[qj + 1] * gy[qj + 1], cr[qj + 1], cg[qj + 1], cb[qj + 1]);
+        // one expression: GCC's simd lowering does not vectorise a reassigned aggregate
+        const Rgba<T> a = add_tap(add_tap(add_tap(Rgba<T>{sr[qj], sg[qj], sb[qj], sa[qj]}, gx2[qj - 1] * gy[qj - 1],
+                                                  cr[qj - 1], cg[qj - 1], cb[qj - 1]),
+                                          gx1[qj] * gy[qj], cr[qj], cg[qj], cb[qj]),
+                                  gx0[qj + 1] * gy[qj + 1], cr[qj + 1], cg[qj + 1], cb[qj + 1]);
         sr[qj] = a.r, sg[qj] = a.g, sb[qj] = a.b, sa[qj] = a.a;
       }
     }
@@ -454,6 +457,7 @@ void forward_flat(const Inputs<T>& in, T* out, T* buffers, T* weights) {
   };
   for_bands(s.B, s.H, [&] { return Scratch{FlatRows<T>(s, 3), std::vector<T>(4 * s.W)}; },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              const Splat<T> s = in.s;  // a band's own copy: kept in registers across the stores
               t.rows.fill(b, r0 - 1, in);
               t.rows.fill(b, r0, in);
               for (int64_t qi = r0; qi < r1; ++qi) {
@@ -501,6 +505,7 @@ void backward_flat(const Inputs<T>& in, const T* grad_out, const T* grad_buffers
                              PrivateSum<T>(grads.clip, grads.clip_numel), std::vector<T>(4 * s.W, T(0))};
             },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
+              const Splat<T> s = in.s;  // a band's own copy: kept in registers across the stores
               // Row r's gradients are read only within a pixel of a source row's span: made there only.
               auto grad_row = [&](int64_t r) {
                 if (r < 0 || r >= s.H) return;

@@ -255,7 +255,7 @@ def worker(config: dict) -> dict:
     colors.requires_grad_(True)
     clip.requires_grad_(True)
     samples = batch * layers * size * size
-    # The splat's input buffers: straight RGBA colours (4 floats), splat positions (x, y) and
+    # The splat's input buffers: straight RGBA colors (4 floats), splat positions (x, y) and
     # depth (1 float) per sample, float32.
     input_bytes = samples * (4 + 2 + 1) * 4
     grad_image = torch.randn(batch, size, size, 4, device=device)

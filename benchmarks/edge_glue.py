@@ -5,7 +5,7 @@ Pose gradients of L = sum(W * alpha) (W a smooth random weight image, 96 x 96, c
 against central finite differences of an 8 x 8 supersampled hard render, for
 ``silhouette="splat"`` (the paper's) and ``"edge"`` (the default). Scored over stacked
 components of four poses per mesh: cosine and least-squares slope (gain) for the rotation and the
-translation, and their ratio; for the sphere turning about its centre, |dL/drot| / |dL/dtrans|.
+translation, and their ratio; for the sphere turning about its center, |dL/drot| / |dL/dtrans|.
 
     .venv/bin/python benchmarks/edge_glue.py [--poses 4] [--image docs/images/edge_glue.png]
 """
@@ -44,7 +44,7 @@ def table(ctx, poses: int) -> list[str]:
             g = torch.stack(g)
             if name == "sphere":
                 ratio = (g[:, :3].norm(dim=1) / g[:, 3:].norm(dim=1)).max()
-                lines.append(f"| sphere (turning about its centre) | {mode} | | | | | | {100 * float(ratio):.1f}% |")
+                lines.append(f"| sphere (turning about its center) | {mode} | | | | | | {100 * float(ratio):.1f}% |")
                 continue
             s = score(g, torch.stack(fds))
             lines.append(f"| {name} | {mode} | {s['rot_cos']:.4f} | {s['trans_cos']:.4f} | {s['rot_gain']:.3f} | "
@@ -78,7 +78,7 @@ def _alpha(frags):
 
 
 def picture(ctx, path: Path, size: int = 48):
-    """Rows: a sphere turning about its centre, an 80-face ellipsoid; columns: FD, splat, edge (red +, blue -)."""
+    """Rows: a sphere turning about its center, an 80-face ellipsoid; columns: FD, splat, edge (red +, blue -)."""
     from PIL import Image, ImageDraw
 
     all_shapes = shapes()

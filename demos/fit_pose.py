@@ -101,17 +101,17 @@ def markdown_table(results: dict, angles: list[float], trials: Trials) -> str:
 
 def plot_curves(results: dict, trials: Trials, angles: list[float], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.2), sharey=True, squeeze=False)
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(angles)))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(angles)))
     for ax, (name, (rot_err, _, losses)) in zip(axes[0], results.items()):
         for i in range(losses.shape[1]):
-            colour = colours[angles.index(trials.init_degrees[i].item())]
-            ax.semilogy(losses[:, i].numpy(), color=colour, lw=1, alpha=0.8,
+            color = colors[angles.index(trials.init_degrees[i].item())]
+            ax.semilogy(losses[:, i].numpy(), color=color, lw=1, alpha=0.8,
                         ls="-" if rot_err[i] < SUCCESS_DEGREES else ":")
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("image MSE (RGBA)")
-    handles = [plt.Line2D([], [], color=c, label=f"{a:g}° start") for a, c in zip(angles, colours)]
+    handles = [plt.Line2D([], [], color=c, label=f"{a:g}° start") for a, c in zip(angles, colors)]
     handles.append(plt.Line2D([], [], color="k", ls=":", label="failed (≥ 2°)"))
     axes[0, -1].legend(handles=handles, fontsize=8)
     demo_common.save_figure(fig, path)

@@ -1,9 +1,9 @@
 """Deform an icosphere into a mesh's shape from its images, by gradient descent through glsplat.
 
-The target mesh (Spot, then the Utah teapot by default) is normalized (bounding box centred at
-0, longest side 1) and rendered, grey and Lambert-lit under two fixed lights, from ``--views``
+The target mesh (Spot, then the Utah teapot by default) is normalized (bounding box centered at
+0, longest side 1) and rendered, gray and Lambert-lit under two fixed lights, from ``--views``
 cameras spread over a sphere. An icosphere (radius 0.5) is deformed with Adam to match those
-images, coarse to fine (subdivided half way by default): shaded colour and silhouette (alpha)
+images, coarse to fine (subdivided half way by default): shaded color and silhouette (alpha)
 errors, plus Laplacian, edge-length and face-normal regularizers. The fit is measured against the true mesh in the same normalized
 frame: Chamfer distance (mean, not squared; a fraction of the object's size) and normal
 consistency, before (the sphere) and after.

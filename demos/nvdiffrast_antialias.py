@@ -3,7 +3,7 @@
     .venv/bin/python demos/nvdiffrast_antialias.py [--out docs/images/nvdiffrast_antialias.png]
 
 Spot at 128 x 128 through the nvdiffrast-style pipeline (rasterize -> interpolate -> antialias), one
-colour over a white background; a 24 x 24 crop of its left edge, enlarged 10 times, without and with antialias.
+color over a white background; a 24 x 24 crop of its left edge, enlarged 10 times, without and with antialias.
 """
 import argparse
 from pathlib import Path
@@ -25,8 +25,8 @@ def main() -> None:
     glctx = dr.RasterizeCudaContext()
     pos, tri = camera.project(mesh.verts), mesh.faces.to(torch.int32)
     rast, _ = dr.rasterize(glctx, pos, tri, (128, 128))
-    colour = torch.tensor([[0.85, 0.35, 0.1]]).expand(mesh.verts.shape[0], 3).contiguous()
-    color, _ = dr.interpolate(colour, rast, tri)
+    color = torch.tensor([[0.85, 0.35, 0.1]]).expand(mesh.verts.shape[0], 3).contiguous()
+    color, _ = dr.interpolate(color, rast, tri)
     color = torch.where(rast[..., 3:] > 0, color, 1.0)  # white background
     smooth = dr.antialias(color, rast, pos, tri)
     mask = rast[0, ..., 3].flip(0) > 0

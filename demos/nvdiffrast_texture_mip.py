@@ -3,7 +3,7 @@
 glsplat's stand-in for nvdiffrast's earth sample (whose data file is not shipped). A quad carrying a
 procedural high-frequency texture is seen from random directions at distances 1.3 to 12 (so one
 pixel covers from a few to tens of texels). Targets are rendered with the true texture at 4x the
-resolution with trilinear filtering and box-downsampled. A texture starting at grey 0.2 is then
+resolution with trilinear filtering and box-downsampled. A texture starting at gray 0.2 is then
 fitted to the targets with Adam twice: sampled with 'linear-mipmap-linear' (uv_da from
 interpolate's pixel derivatives) and with plain 'linear'. Bilinear
 sampling of a minified texture reads four texels per pixel and skips the rest, so its gradients
@@ -46,7 +46,7 @@ FACES = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
 
 
 def procedural_texture(size: int) -> torch.Tensor:
-    """float32 ``[1, size, size, 3]`` in [0, 1]: fine checks, rings and colour bands of many frequencies."""
+    """float32 ``[1, size, size, 3]`` in [0, 1]: fine checks, rings and color bands of many frequencies."""
     t = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     v, u = torch.meshgrid(t, t, indexing="ij")
     checks = ((u * size / 4).floor() + (v * size / 4).floor()) % 2          # 4-texel checks

@@ -3,7 +3,7 @@
 Writes, into the output folder (default out/demo/):
   spot_view{0..3}.png   the renders composited over white
   spot_alpha.png        the alpha channel of view 0: coverage, with a soft ~1 px silhouette edge
-  spot_alpha_zoom.png   a 24 x 24 px crop of that alpha edge, 12x nearest-neighbour, so pixels show
+  spot_alpha_zoom.png   a 24 x 24 px crop of that alpha edge, 12x nearest-neighbor, so pixels show
   untextured.png        four procedural untextured meshes with the default PhongShader over white,
                         as users' own plain OBJ files look
 
@@ -31,7 +31,7 @@ def camera(azimuth: float, size: int) -> glsplat.Camera:
 
 
 def untextured_meshes() -> list[glsplat.Mesh]:
-    """A torus, a capsule, a lumpy sphere and a box: plain triangles, no colours or UVs; normalized."""
+    """A torus, a capsule, a lumpy sphere and a box: plain triangles, no colors or UVs; normalized."""
     import trimesh
 
     capsule = glsplat.load_example("capsule")  # along z: tilted, so that it reads as a capsule
@@ -43,7 +43,7 @@ def untextured_meshes() -> list[glsplat.Mesh]:
 
 
 def zoom_on_edge(alpha: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
-    """A ``crop`` x ``crop`` window of ``alpha`` ``[H, W]`` centred on a silhouette pixel, enlarged."""
+    """A ``crop`` x ``crop`` window of ``alpha`` ``[H, W]`` centered on a silhouette pixel, enlarged."""
     partial = ((alpha > 0.02) & (alpha < 0.98)).nonzero()
     # The top of the silhouette (head and horns) has the most varied edge.
     i, j = partial[0].tolist() if len(partial) else (alpha.shape[0] // 2, alpha.shape[1] // 2)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Data-parallel training with a rendering loss: fit Spot's per-vertex colours to its texture.
+"""Data-parallel training with a rendering loss: fit Spot's per-vertex colors to its texture.
 
 Each rank (one process) renders its own views of Spot with its own OpenGL context
 (``glsplat.Context(device=local_rank)`` on a GPU machine, the one llvmpipe device otherwise),
-and DistributedDataParallel averages the gradients, so every rank holds the same colours.
+and DistributedDataParallel averages the gradients, so every rank holds the same colors.
 
     torchrun --standalone --nproc_per_node=2 demos/train_ddp.py          # 2 processes, gloo
     python demos/train_ddp.py --views-per-rank 4                         # the same, in one process
@@ -27,7 +27,7 @@ import glsplat
 
 
 class VertexColors(torch.nn.Module):
-    """One RGB colour per vertex, the thing being trained."""
+    """One RGB color per vertex, the thing being trained."""
 
     def __init__(self, num_verts: int):
         super().__init__()
@@ -71,7 +71,7 @@ def main() -> None:
     camera = cameras(rank * args.views_per_rank, args.views_per_rank, world * args.views_per_rank, args.size)
     with torch.no_grad():
         target = glsplat.render(ctx, spot, camera=camera, shader=glsplat.UnlitShader())
-    plain = glsplat.Mesh(spot.verts, spot.faces)  # no texture: the colours come from the model
+    plain = glsplat.Mesh(spot.verts, spot.faces)  # no texture: the colors come from the model
 
     model = VertexColors(spot.verts.shape[0])
     if distributed:

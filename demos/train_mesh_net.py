@@ -2,7 +2,7 @@
 
 The network (a small CNN encoder and an MLP) maps one shaded view of a shape to offsets of the
 vertices of an icosphere template. It never sees a 3D shape: its loss compares glsplat renders of
-the predicted mesh from several other views with renders of the true shape (shaded colour and
+the predicted mesh from several other views with renders of the true shape (shaded color and
 silhouette), plus the smoothness regularizers of shape fitting.
 
 Shapes: random deformations (anisotropic scaling, bending, twisting; then normalized to a

@@ -5,9 +5,9 @@ Spot (textured, Phong-lit, translation fixed) is rendered at rotations drawn uni
 architecture, same initial weights, same batches) predict the rotation in the 6D representation
 of Zhou et al. (CVPR 2019), as an offset from the canonical view:
 
-  * "render loss": renders its predicted pose with glsplat and minimises the image difference
+  * "render loss": renders its predicted pose with glsplat and minimizes the image difference
     to the input (blurred a little early on, as in glsplat.fitting); it never sees a label.
-  * "supervised": minimises the squared difference of its rotation matrix and the true one.
+  * "supervised": minimizes the squared difference of its rotation matrix and the true one.
 
 Writes, into the output folder (default out/pose_net/):
   pose_net_table.md   held-out median rotation error per epoch, for both networks

@@ -3,7 +3,7 @@
     .venv/bin/python demos/viewer_screenshots.py --out docs/images
 
 Opens ``glsplat view spot`` (target: Spot turned 20 degrees and moved 0.08 to the right), turns
-and zooms the view, runs a few optimisation steps so the loss plot has a curve, stops, and
+and zooms the view, runs a few optimization steps so the loss plot has a curve, stops, and
 saves the render, the dLoss/dImage heat map, the gradient arrows and the S+/S0/S-/alpha panel as
 viewer_*.png.
 """
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images"), help="output folder (default: docs/images)")
     parser.add_argument("--size", type=int, default=256, help="render size in pixels; the window is twice that")
-    parser.add_argument("--steps", type=int, default=12, help="optimisation steps before the pictures (default: 12)")
+    parser.add_argument("--steps", type=int, default=12, help="optimization steps before the pictures (default: 12)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -95,7 +95,7 @@ class Camera:
         eye = _batched(eye, 1)
         target = _batched(target, 1, dtype=eye.dtype, device=eye.device)
         up = _batched(up, 1, dtype=eye.dtype, device=eye.device)
-        back = eye - target  # camera +z, normalised after a division by its largest coordinate, whose
+        back = eye - target  # camera +z, normalized after a division by its largest coordinate, whose
         # square could overflow (float32: from 1.8e19)
         back = torch.nn.functional.normalize(back / back.detach().abs().amax(-1, keepdim=True).clamp(min=1e-30), dim=-1)
         right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
@@ -157,8 +157,8 @@ class Camera:
 
         Args:
             K: ``[3, 3]`` or ``[B, 3, 3]`` intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
-                in pixels, with OpenCV's convention that the centre of the top-left pixel is
-                (0, 0) (so ``cx = (W - 1) / 2`` is the image centre).
+                in pixels, with OpenCV's convention that the center of the top-left pixel is
+                (0, 0) (so ``cx = (W - 1) / 2`` is the image center).
             image_size: ``(H, W)``.
             R, t: world-to-camera rotation ``[B, 3, 3]`` and translation ``[B, 3]`` in OpenCV's
                 camera frame (x right, y down, looking down +z); identity and zero by default.

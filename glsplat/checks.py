@@ -243,7 +243,7 @@ def mesh(m, name: str = "mesh") -> None:
     if m.colors is not None:
         tensor(m.colors, f"{name}.colors", dims=(2, 3), what="[V, C] or [B, V, C]")
         if m.colors.shape[-2] != num_verts:
-            raise ValueError(f"{name}.colors: one colour per vertex ({num_verts}), got {list(m.colors.shape)}")
+            raise ValueError(f"{name}.colors: one color per vertex ({num_verts}), got {list(m.colors.shape)}")
     if m.uvs is not None:
         tensor(m.uvs, f"{name}.uvs", dims=(2,), last=2, what="[T, 2]")
         if m.uv_faces is not None:

@@ -89,7 +89,7 @@ class Context:
             without a GPU there is one software device (llvmpipe).
 
     One context per process is the intended use. Any thread may use it: each call makes it current
-    on the calling thread under a lock, so calls from several threads are serialised. A context
+    on the calling thread under a lock, so calls from several threads are serialized. A context
     cannot cross ``fork()``: using one in a forked child raises ``RuntimeError`` (see
     :meth:`current`); it pickles as its settings, so ``spawn`` workers re-create it.
     """

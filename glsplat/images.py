@@ -1,8 +1,8 @@
 """Image files in and out: premultiplied RGBA tensors as 8-bit PNG, JPEG, ... files, and back.
 
 Renders are premultiplied RGBA (``rgb <= alpha``); files store straight (unpremultiplied)
-colour next to alpha, or opaque RGB. :func:`save_image` keeps the alpha channel (the
-silhouette) when asked to and the format can hold it, else composites over a background colour;
+color next to alpha, or opaque RGB. :func:`save_image` keeps the alpha channel (the
+silhouette) when asked to and the format can hold it, else composites over a background color;
 :func:`load_image` returns premultiplied RGBA and whether the file had alpha.
 """
 from __future__ import annotations
@@ -45,15 +45,15 @@ def save_image(path: Path | str, image: torch.Tensor, background=None) -> None:
     Args:
         path: the file; its folder must exist.
         image: ``[H, W, 4]`` premultiplied RGBA, as :func:`glsplat.render` returns per image;
-            or an opaque picture, ``[H, W, 3]`` RGB or ``[H, W, 1]`` grey in [0, 1] (clamped),
+            or an opaque picture, ``[H, W, 3]`` RGB or ``[H, W, 1]`` gray in [0, 1] (clamped),
             written as it is.
-        background: for RGBA: ``None`` writes RGBA with straight colour (``rgb / alpha``), which
-            needs a format with alpha (:data:`ALPHA_FORMATS`); a colour ``[3]`` in [0, 1]
+        background: for RGBA: ``None`` writes RGBA with straight color (``rgb / alpha``), which
+            needs a format with alpha (:data:`ALPHA_FORMATS`); a color ``[3]`` in [0, 1]
             writes opaque RGB, the image composited over it.
     """
     format_ = image_format(path)
     if image.dim() != 3 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"image: expected premultiplied RGBA [H, W, 4], or RGB [H, W, 3] or grey [H, W, 1], "
+        raise ValueError(f"image: expected premultiplied RGBA [H, W, 4], or RGB [H, W, 3] or gray [H, W, 1], "
                          f"got {list(image.shape)}")
     image = image.detach().float().cpu()
     if image.shape[-1] != 4:
@@ -63,7 +63,7 @@ def save_image(path: Path | str, image: torch.Tensor, background=None) -> None:
     rgb, alpha = image[..., :3], image[..., 3:]
     if background is None:
         if format_ not in ALPHA_FORMATS:
-            raise ValueError(f"{path}: {format_} has no alpha channel; give a background colour")
+            raise ValueError(f"{path}: {format_} has no alpha channel; give a background color")
         straight = torch.where(alpha > 0, rgb / alpha.clamp(min=1e-12), torch.zeros_like(rgb))
         Image.fromarray(to_uint8(torch.cat([straight, alpha], -1)), "RGBA").save(path)
     else:
@@ -91,7 +91,7 @@ def read_pixels(path: Path | str, mode: str, what: str = "image") -> tuple[np.nd
 def load_image(path: Path | str) -> tuple[torch.Tensor, bool]:
     """An image file as premultiplied RGBA ``[H, W, 4]`` float32, and whether it had alpha.
 
-    Without alpha (RGB, greyscale, JPEG) the image is opaque: alpha 1. ``FileNotFoundError``
+    Without alpha (RGB, grayscale, JPEG) the image is opaque: alpha 1. ``FileNotFoundError``
     for a missing file, ``ValueError`` for one PIL cannot read.
     """
     pixels, has_alpha = read_pixels(path, "RGBA")

@@ -17,7 +17,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 @dataclass
 class Mesh:
-    """A triangle mesh with optional per-vertex colours and a face-varying UV texture.
+    """A triangle mesh with optional per-vertex colors and a face-varying UV texture.
 
     Attributes:
         verts: float ``[V, 3]`` or ``[B, V, 3]`` positions.
@@ -27,7 +27,7 @@ class Mesh:
             vertices), or None.
         texture: float ``[Ht, Wt, C]`` in [0, 1], row 0 at the top (as stored in image files),
             or None.
-        colors: float ``[V, C]`` or ``[B, V, C]`` per-vertex colours, or None.
+        colors: float ``[V, C]`` or ``[B, V, C]`` per-vertex colors, or None.
     """
 
     verts: torch.Tensor
@@ -49,12 +49,12 @@ class Mesh:
         return replace(self, **changes)
 
     def normalized(self) -> "Mesh":
-        """The mesh scaled and moved so its bounding box is centred at 0 with longest side 1."""
+        """The mesh scaled and moved so its bounding box is centered at 0 with longest side 1."""
         lo = self.verts.reshape(-1, 3).min(0).values
         hi = self.verts.reshape(-1, 3).max(0).values
         extent = (hi - lo).max()
         if not bool(extent > 0):
-            raise ValueError(f"mesh: cannot normalise a mesh of zero extent (all {self.verts.shape[-2]} vertices at "
+            raise ValueError(f"mesh: cannot normalize a mesh of zero extent (all {self.verts.shape[-2]} vertices at "
                              f"one point, {lo.tolist()}): it is degenerate")
         return self.replace(verts=(self.verts - (lo + hi) / 2) / extent)
 
@@ -116,7 +116,7 @@ def _check_obj(path: Path, text: str, materials: bool) -> bool:
     missing or unreadable.
 
     Returns whether the materials name texture images and all can be read: trimesh puts a
-    grey placeholder in place of a texture that is missing or was never named.
+    gray placeholder in place of a texture that is missing or was never named.
     """
     counts = {"v": 0, "vt": 0}
     libraries = []
@@ -164,7 +164,7 @@ def load_mesh(path, texture_file=None, device=None, dtype=torch.float32) -> Mesh
     Polygons are triangulated. Vertices that trimesh split at UV seams are welded back by
     position, so ``verts``/``faces`` describe a connected surface and the UVs keep their own
     ``uv_faces`` index. A texture image referenced by the file's material is loaded as
-    ``texture``, unless ``texture_file`` (an image path) overrides it; per-vertex colours stored in
+    ``texture``, unless ``texture_file`` (an image path) overrides it; per-vertex colors stored in
     the file become ``colors``. Scenes are merged.
 
     Raises ``ValueError`` naming the file for a file that is not a mesh, faces that index
@@ -236,7 +236,7 @@ def _blob() -> trimesh.Trimesh:
     return sphere
 
 
-# Untextured procedural shapes (no colour: shaders give them their default albedo).
+# Untextured procedural shapes (no color: shaders give them their default albedo).
 _PROCEDURAL = {
     "blob": _blob,
     "capsule": lambda: trimesh.creation.capsule(height=0.6, radius=0.25, count=[32, 32]),

@@ -29,11 +29,11 @@ class Raster:
     Attributes:
         tri_id: int32 ``[B, K, H, W]``; 0 = background, otherwise face index + 1.
         bary: float32 ``[B, K, H, W, 2]``; perspective-correct barycentrics (b0, b1) of the
-            face's corners 0 and 1 at the pixel centre, b2 = 1 - b0 - b1; 0 on background.
+            face's corners 0 and 1 at the pixel center, b2 = 1 - b0 - b1; 0 on background.
         depth: float32 ``[B, K, H, W]``; window depth in [0, 1] (``gl_FragCoord.z`` on a 24-bit
             grid), exactly 1.0 on background.
         border: pixels of guard band rasterized around the image on each side (0: none). The
-            splat spreads each sample over its 3x3 neighbourhood, so the image's edge pixels
+            splat spreads each sample over its 3x3 neighborhood, so the image's edge pixels
             need the samples one pixel outside it: without a band they lack those taps, and a
             surface that fills the frame has alpha 0.94 along the edges (0.84 in the corners).
     """
@@ -77,7 +77,7 @@ class Raster:
     def index(self) -> torch.Tensor:
         """int64 ``[N]``: the flat indices into ``[B, K, H, W]`` of the ``N`` covered samples, ascending.
 
-        Per-sample values ``[N, C]`` (a shader's output, :func:`glsplat.splat`'s colours) come in
+        Per-sample values ``[N, C]`` (a shader's output, :func:`glsplat.splat`'s colors) come in
         this order: image, layer, row, column.
         """
         return self.mask.reshape(-1).nonzero().squeeze(1)
@@ -106,7 +106,7 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
         clip: float ``[B, V, 4]`` or ``[V, 4]`` vertex positions in OpenGL clip space (x right,
             y up, visible where -w <= x, y, z <= w). Any device; not differentiated.
         faces: integer ``[F, 3]`` vertex indices. A face is front-facing when its corners run
-            counter-clockwise in normalised device coordinates (OpenGL's and OBJ's convention).
+            counter-clockwise in normalized device coordinates (OpenGL's and OBJ's convention).
         size: ``(H, W)`` in pixels.
         layers: number of depth layers ``K`` to peel.
         cull_backfaces: drop back-facing triangles, so they neither show nor count as layers.
@@ -116,7 +116,7 @@ def rasterize(ctx: Context, clip: torch.Tensor, faces: torch.Tensor, size: tuple
             ``(H + 2, W + 2)``, and each of H, W may be at most ``ctx.max_size - 2``.
 
     Returns:
-        A :class:`Raster` on ``clip``'s device. Pixel (i, j) is sampled at its centre, i.e. at
+        A :class:`Raster` on ``clip``'s device. Pixel (i, j) is sampled at its center, i.e. at
         x = j + 0.5, y = i + 0.5 in image coordinates (y down), which is
         ndc = (2 x / W - 1, 1 - 2 y / H).
     """

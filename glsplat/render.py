@@ -15,7 +15,7 @@ from .splat import _splat
 
 
 def over_background(rgba: torch.Tensor, background) -> torch.Tensor:
-    """Composite premultiplied ``[B, H, W, 4]`` over a colour ``[C]`` or an image ``[(B,) H, W, C]``.
+    """Composite premultiplied ``[B, H, W, 4]`` over a color ``[C]`` or an image ``[(B,) H, W, C]``.
 
     The result is opaque (alpha 1).
     """
@@ -41,7 +41,7 @@ def render(ctx: Context, mesh: Mesh | torch.Tensor, camera: Camera, *, faces: to
             with ``silhouette="splat"``, ``glsplat.silhouette.GLUE_BORDER`` (5) with ``"edge"``.
         layers: depth layers ``K`` to peel; more layers give occlusion gradients (a surface
             moving out from behind another) at ``K`` times the cost.
-        background: ``None`` keeps alpha (premultiplied RGBA out); a colour ``[C]`` or an image
+        background: ``None`` keeps alpha (premultiplied RGBA out); a color ``[C]`` or an image
             ``[(B,) H, W, C]`` is composited under the render (alpha becomes 1).
         cull_backfaces: see :func:`glsplat.rasterize`.
         hard: return the plain rasterized layer 0 instead of the splat: the same shading, but

@@ -4,14 +4,14 @@ A shader is any callable ``shader(frags: Fragments) -> [N, 4]`` returning straig
 premultiplied) RGBA for the ``N`` covered samples of the raster (all images and layers, in the
 order of ``frags.index``); alpha is usually 1 (``frags.mask``), less for translucent surfaces.
 Shading only the covered samples, rather than whole frames, is what makes it cheap: the
-background can be most of an image. The built-in shaders take their base colour ("albedo")
-from the mesh: its texture if it has one and UVs, else its vertex colours, else a neutral grey
-(:data:`DEFAULT_ALBEDO`); pass ``albedo=`` a colour to override it.
+background can be most of an image. The built-in shaders take their base color ("albedo")
+from the mesh: its texture if it has one and UVs, else its vertex colors, else a neutral gray
+(:data:`DEFAULT_ALBEDO`); pass ``albedo=`` a color to override it.
 
 Their default light weights conserve energy: ambient + headlight (+ specular) sum to 1, so a
-white surface facing the camera is at most white, and an untextured mesh is mid-grey with its
+white surface facing the camera is at most white, and an untextured mesh is mid-gray with its
 shape shaded, readable over a white or black background. Brighter set-ups (several lights,
-colours above 1) go through :func:`soft_clamp`, which keeps every colour in [0, 1] (so the
+colors above 1) go through :func:`soft_clamp`, which keeps every color in [0, 1] (so the
 render is valid premultiplied RGBA, ``rgb <= alpha``) while keeping a gradient: it is the
 identity up to :data:`KNEE` and compresses what lies above it smoothly towards 1.
 """
@@ -31,11 +31,11 @@ from .mesh import Mesh, normalize, vertex_normals
 from .raster import Raster
 
 
-# Base colour of a mesh with neither texture nor vertex colours: a neutral grey (linear), like
+# Base color of a mesh with neither texture nor vertex colors: a neutral gray (linear), like
 # Blender's default material (0.8) and PyTorch3D's white under its 0.5 ambient, a bit darker so
 # that lit faces still stand out from a white background.
 DEFAULT_ALBEDO = (0.75, 0.75, 0.75)
-# Lit colours are the identity up to here; above, soft_clamp compresses them into [KNEE, 1).
+# Lit colors are the identity up to here; above, soft_clamp compresses them into [KNEE, 1).
 KNEE = 0.9
 
 
@@ -162,7 +162,7 @@ class Fragments:
 
     @cached_property
     def _center(self) -> torch.Tensor:
-        """The camera centre of every sample, ``[N, 3]``, or ``[1, 3]`` for one camera."""
+        """The camera center of every sample, ``[N, 3]``, or ``[1, 3]`` for one camera."""
         center = self.camera.center.to(self.mesh.verts.dtype).reshape(-1, 3)
         return center[self.batch_index] if center.shape[0] > 1 else center
 
@@ -209,7 +209,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
         texture: ``[Ht, Wt, C]``, or ``[B, Ht, Wt, C]`` with ``uv`` ``[B, ..., 2]``; row 0 at the
             top of the image.
         uv: ``[..., 2]``; u runs left to right, v bottom to top (OBJ's convention), texel
-            centres at ((j + 0.5) / Wt, 1 - (i + 0.5) / Ht); outside [0, 1] the border texel
+            centers at ((j + 0.5) / Wt, 1 - (i + 0.5) / Ht); outside [0, 1] the border texel
             is repeated.
 
     Returns:
@@ -224,7 +224,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
 
 
 def mesh_albedo(frags: Fragments) -> torch.Tensor:
-    """``[N, C]`` base colour: texture, else vertex colours, else :data:`DEFAULT_ALBEDO`."""
+    """``[N, C]`` base color: texture, else vertex colors, else :data:`DEFAULT_ALBEDO`."""
     mesh = frags.mesh
     if mesh.texture is not None and mesh.uvs is not None:
         return frags.sample_texture(mesh.texture)
@@ -240,7 +240,7 @@ def _albedo(frags: Fragments, albedo) -> torch.Tensor:
 
 
 def _rgba(rgb: torch.Tensor, frags: Fragments) -> torch.Tensor:
-    """Straight RGBA of the lit shaders: colours through :func:`soft_clamp`, alpha 1."""
+    """Straight RGBA of the lit shaders: colors through :func:`soft_clamp`, alpha 1."""
     return torch.cat([soft_clamp(rgb), frags.mask], -1)
 
 
@@ -293,7 +293,7 @@ def _light_color(light, frags: Fragments) -> torch.Tensor:
 
 
 class UnlitShader:
-    """The albedo as it is (texture, vertex colours or a constant colour), clamped to [0, 1].
+    """The albedo as it is (texture, vertex colors or a constant color), clamped to [0, 1].
 
     Args:
         albedo: ``None`` takes the mesh's own color: its texture (with uvs), else its vertex

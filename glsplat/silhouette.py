@@ -33,7 +33,7 @@ from .kernels import cpu_kernels
 from .raster import Raster
 
 BAND = 2.5
-"""A sample is glued to a contour edge whose closest point is at most this far (pixels) from its centre."""
+"""A sample is glued to a contour edge whose closest point is at most this far (pixels) from its center."""
 REACH = 2
 """...and only if a pixel at most this many rows and columns away (a 5 x 5 window) is deeper."""
 OUTSIDE = 1.5
@@ -163,7 +163,7 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
 
     Each edge is sampled every half pixel; every pixel of the 7 x 7 windows around the samples
     (which hold all pixels within ``BAND`` of the edge) is a candidate, tested as the kernel does:
-    the pixel centre on the edge's inner side and within ``BAND`` of it, and for each layer: the
+    the pixel center on the edge's inner side and within ``BAND`` of it, and for each layer: the
     layer covers it, not deeper than the edge point ``q``, with something deeper than ``q`` at
     ``OUTSIDE`` px outside the edge and something deeper than itself in its 5 x 5 window. Each
     sample keeps its nearest edge (the first one listed among equals).

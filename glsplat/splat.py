@@ -1,8 +1,8 @@
 """`splat`: the differentiable rasterize-then-splat pass (Cole et al., ICCV 2021).
 
 Every covered pixel sample is moved to the point of its triangle that it was rasterized from
-(a differentiable function of the clip-space corners) and spread over its 3x3 neighbourhood with
-a Gaussian. In the forward pass that point is the pixel centre, so the image is the rasterized
+(a differentiable function of the clip-space corners) and spread over its 3x3 neighborhood with
+a Gaussian. In the forward pass that point is the pixel center, so the image is the rasterized
 one up to a tiny blur; in the backward pass it moves with the vertices, which is where vertex
 gradients, silhouettes included, come from.
 """
@@ -23,18 +23,18 @@ from .silhouette import glue_offset
 SIGMA = 0.5
 """Standard deviation of the splat kernel, in pixels."""
 EPS = 0.05
-"""A centred splat's nine taps sum to ``1 + EPS``, so interior pixels saturate and normalise."""
+"""A centered splat's nine taps sum to ``1 + EPS``, so interior pixels saturate and normalize."""
 TAPS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-"""The (row, column) offsets of the 3x3 neighbourhood a sample splats onto."""
+"""The (row, column) offsets of the 3x3 neighborhood a sample splats onto."""
 SILHOUETTES = ("edge", "splat")
 """How silhouette samples move in the backward pass: glued to their contour edge (see :mod:`glsplat.silhouette`)
 or with the surface point each was rasterized from (the paper's)."""
 SCALE = (1 + EPS) / sum(math.exp(-(dy * dy + dx * dx) / (2 * SIGMA**2)) for dy, dx in TAPS)
-"""Gaussian scale: centre tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
+"""Gaussian scale: center tap 0.6503, edge taps 0.0880, corner taps 0.0119."""
 
 
 class SplatBuffers(NamedTuple):
-    """The three normalised accumulation buffers, each premultiplied RGBA ``[B, H, W, 4]``."""
+    """The three normalized accumulation buffers, each premultiplied RGBA ``[B, H, W, 4]``."""
 
     front: torch.Tensor  # S+: samples in front of the surface seen at the target pixel
     surface: torch.Tensor  # S0: samples on that surface
@@ -47,7 +47,7 @@ def image_positions(point: torch.Tensor, rast: Raster) -> torch.Tensor:
     ``point`` ``[B, K, H, W, 4]`` is each sample's point on its triangle: the face's clip-space
     corners blended with the pixel's barycentrics (``interpolate(clip, rast, faces)``). After the
     divide by w, x = (ndc_x + 1) / 2 * W and y = (1 - ndc_y) / 2 * H. In value that is the pixel
-    centre (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
+    center (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
     meaningless but finite.
     """
     height, width = rast.tri_id.shape[-2:]
@@ -57,7 +57,7 @@ def image_positions(point: torch.Tensor, rast: Raster) -> torch.Tensor:
     return torch.stack([x, y], -1)
 
 
-def _neighbour(values: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+def _neighbor(values: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     """``values[..., i + dy, j + dx]`` over the last two axes, ``fill`` outside the image."""
     height, width = values.shape[-2:]
     padded = F.pad(values, (1, 1, 1, 1), value=fill)
@@ -68,7 +68,7 @@ def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
     """int64 ``[B, H, W]``: the layer ``s`` of p that lies on the surface seen at q.
 
     ``depth_p``, ``depth_q`` are ``[B, K, H, W]`` layer depths of the source pixels and of their
-    target neighbours. A = argmin_l |z_p[l] - z_q[0]|, B = argmin_l |z_q[l] - z_p[0]|, and
+    target neighbors. A = argmin_l |z_p[l] - z_q[0]|, B = argmin_l |z_q[l] - z_p[0]|, and
     s = -B if |z_q[B] - z_p[0]| < |z_p[A] - z_q[0]| else A. Sample layer l then goes to S+ when
     s > l, to S0 when s == l and to S- when s < l.
     """
@@ -79,7 +79,7 @@ def surface_layer(depth_p: torch.Tensor, depth_q: torch.Tensor) -> torch.Tensor:
 
 def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
                      offset: torch.Tensor | None = None) -> torch.Tensor:
-    """Unnormalised S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
+    """Unnormalized S+, S0, S- buffers ``[3, B, H, W, 4]``, in plain torch ops (any device).
 
     ``point``: ``[B, K, H, W, 4]`` clip-space points of the samples (see
     :func:`image_positions`); ``colors``: ``[B, K, H, W, 4]`` straight RGBA; ``offset``:
@@ -91,7 +91,7 @@ def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
         pos = pos + offset
     rows = torch.arange(height, device=pos.device, dtype=pos.dtype).view(height, 1) + 0.5
     cols = torch.arange(width, device=pos.device, dtype=pos.dtype) + 0.5
-    off_x = pos[..., 0] - cols  # the sample's offset from its own pixel centre; 0 in value without `offset`
+    off_x = pos[..., 0] - cols  # the sample's offset from its own pixel center; 0 in value without `offset`
     off_y = pos[..., 1] - rows
     alpha = colors[..., 3] * rast.mask
     premult = torch.cat([colors[..., :3], torch.ones_like(colors[..., 3:])], -1)
@@ -101,14 +101,14 @@ def accumulate_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
     for dy, dx in TAPS:
         gauss = SCALE * torch.exp(-((dx - off_x) ** 2 + (dy - off_y) ** 2) / (2 * SIGMA**2))
         tap = (gauss * alpha)[..., None] * premult  # [B, K, H, W, 4]
-        s = surface_layer(rast.depth, _neighbour(rast.depth, dy, dx, 1.0))[:, None]
+        s = surface_layer(rast.depth, _neighbor(rast.depth, dy, dx, 1.0))[:, None]
         which = torch.stack([s > layer_ids, s == layer_ids, s < layer_ids])  # [3, B, K, H, W]
         landed = (which[..., None] * tap).sum(2)  # [3, B, H, W, 4]
         acc[:, :, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width] += landed
     return acc[:, :, 1:-1, 1:-1]
 
 
-def normalise(acc: torch.Tensor) -> torch.Tensor:
+def normalize(acc: torch.Tensor) -> torch.Tensor:
     """Divide accumulation buffers ``[..., 4]`` by ``max(weight, 1)``, the weight being channel 3."""
     return acc / acc[..., 3:].clamp(min=1)
 
@@ -122,12 +122,12 @@ def composite(buffers: SplatBuffers) -> torch.Tensor:
 
 def splat_layers_torch(point: torch.Tensor, colors: torch.Tensor, rast: Raster,
                        offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image ``[B, H, W, 4]`` and normalised buffers ``[3, B, H, W, 4]`` in plain torch ops.
+    """The image ``[B, H, W, 4]`` and normalized buffers ``[3, B, H, W, 4]`` in plain torch ops.
 
     Arguments as for :func:`accumulate_torch`. The reference for the compiled kernels, and the
     path where they are not built.
     """
-    buffers = normalise(accumulate_torch(point, colors, rast, offset))
+    buffers = normalize(accumulate_torch(point, colors, rast, offset))
     return composite(SplatBuffers(*buffers)), buffers
 
 
@@ -136,12 +136,12 @@ def _or_empty(grad: torch.Tensor | None) -> torch.Tensor:
 
 
 class _Splat(torch.autograd.Function):
-    """The compiled splat, on every device: accumulate, normalise and composite in one pass each way.
+    """The compiled splat, on every device: accumulate, normalize and composite in one pass each way.
 
     Takes what :func:`_splat` hands it: the raster's frame of clip-space vertices ``[1 or B, V, 4]``,
-    int64 faces ``[F, 3]`` (in range), the raster's ``bary``, ``tri_id`` and ``depth``, colours
+    int64 faces ``[F, 3]`` (in range), the raster's ``bary``, ``tri_id`` and ``depth``, colors
     packed ``[N, 4]`` and offsets ``[N, 2]`` (or an empty tensor: none), all but the raster in one
-    dtype. Interpolation is fused into the kernels: no per-sample points or full frames of colours,
+    dtype. Interpolation is fused into the kernels: no per-sample points or full frames of colors,
     either way. ``kernels.splat_forward`` returns the image, the buffers (if asked for) and the
     state its backward pass takes (see ``csrc/kernels.h``); the backward pass computes the
     gradients of clip and of the offsets only where autograd wants them.
@@ -209,7 +209,7 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
 
 def splat_buffers(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.Tensor, *,
                   offset: torch.Tensor | None = None, silhouette: str = "edge") -> SplatBuffers:
-    """Splat into the S+, S0 and S- buffers and normalise each by ``max(weight, 1)``.
+    """Splat into the S+, S0 and S- buffers and normalize each by ``max(weight, 1)``.
 
     Arguments as for :func:`splat`; each buffer is premultiplied RGBA ``[B, H, W, 4]``.
     """
@@ -224,7 +224,7 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         colors: float straight (not premultiplied) RGBA from a shader, alpha 1 where a surface
             is opaque: ``[N, 4]`` for the ``N`` covered samples in the order of ``rast.index``
             (what a shader returns from :class:`Fragments`; the faster form, which never makes
-            full frames of colours), or full frames ``[B, K, H, W, 4]`` per layer (entries on
+            full frames of colors), or full frames ``[B, K, H, W, 4]`` per layer (entries on
             background are ignored). Differentiable.
         clip: float ``[B, V, 4]`` or ``[V, 4]`` clip-space vertices that were rasterized.
             Differentiable: this is the path of vertex and camera gradients.
@@ -253,10 +253,10 @@ def splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.T
         Premultiplied RGBA ``[B, H, W, 4]`` (row 0 at the top; without the guard band: a view
         of the frame with it), in the promoted dtype of
         ``colors`` and ``clip`` (float32 or float64). Each sample spreads over its 3x3
-        neighbourhood with a Gaussian of sigma 0.5 px scaled so its nine taps sum to 1.05;
+        neighborhood with a Gaussian of sigma 0.5 px scaled so its nine taps sum to 1.05;
         taps land in front of (S+), on (S0) or behind (S-) the surface at the target pixel by
         matching layer depths; each buffer is divided by max(its weight, 1) and they are
-        composited back to front. Interior pixels keep their colour (for colours affine over the
+        composited back to front. Interior pixels keep their color (for colors affine over the
         3x3 window, exactly); silhouettes get a ~1 px soft edge whose coverage moves with the
         vertices.
     """

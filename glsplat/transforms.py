@@ -9,7 +9,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     """Rotation matrices ``[..., 3, 3]`` from axis-angle vectors ``[..., 3]`` (angle in radians).
 
     Rodrigues' formula, with its Taylor expansion near zero so the gradient at the identity is
-    finite (optimisers usually start there).
+    finite (optimizers usually start there).
     """
     theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]
     small = theta2 < 1e-8

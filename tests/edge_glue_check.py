@@ -1,7 +1,7 @@
 """Pose gradients of silhouettes against finite differences of a supersampled hard render.
 
 The loss is L = sum(W * alpha), W a smooth random weight image; the pose is a rotation (axis-angle,
-about the mesh's centre at the origin) and a translation. The reference is the central finite
+about the mesh's center at the origin) and a translation. The reference is the central finite
 difference of L on an 8 x 8 supersampled hard render averaged down. Shared by tests/test_edge_glue.py
 and benchmarks/edge_glue.py (the README's numbers).
 """
@@ -34,7 +34,7 @@ def weights(size: int, seed: int = 0) -> torch.Tensor:
 
 
 def shapes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Test meshes (float64 vertices centred at the origin, faces), about 1 across."""
+    """Test meshes (float64 vertices centered at the origin, faces), about 1 across."""
     def mesh(m):
         return torch.as_tensor(np.asarray(m.vertices), dtype=torch.float64), torch.as_tensor(np.asarray(m.faces))
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.5)

@@ -17,7 +17,7 @@ def test_orbit_places_the_eye_on_the_sphere_looking_at_the_target():
     # Azimuth 0 looks from -z, 90 from +x.
     assert offset[0, 2] < 0 and abs(offset[0, 0]) < 1e-5
     assert offset[1, 0] > 0 and abs(offset[1, 2]) < 1e-5
-    # The target projects to the image centre.
+    # The target projects to the image center.
     clip = camera.project(torch.tensor([[0.5, 0.0, -1.0]]).expand(3, 1, 3))
     torch.testing.assert_close(clip[..., :2] / clip[..., 3:], torch.zeros(3, 1, 2), atol=1e-5, rtol=0)
 
@@ -59,7 +59,7 @@ def test_cat_index_and_len_round_trip(ctx):
 @pytest.mark.parametrize("size", [(24, 28), (30, 20)])
 def test_look_at_is_the_centered_pinhole_of_from_intrinsics(size):
     """look_at's projection is from_intrinsics' for K with focal H / (2 tan(fov_y / 2)) and the image
-    centre; and it is the textbook perspective matrix (cot(fov/2) / aspect, cot(fov/2), near/far terms)."""
+    center; and it is the textbook perspective matrix (cot(fov/2) / aspect, cot(fov/2), near/far terms)."""
     height, width = size
     fov_y, near, far = 40.0, 0.3, 7.0
     eye = torch.tensor([0.4, 0.3, 2.0], dtype=torch.float64)

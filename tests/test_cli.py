@@ -30,7 +30,7 @@ def rotation_degrees(pose_file: Path) -> float:
 
 @pytest.fixture
 def untextured_obj(tmp_path) -> Path:
-    """A plain OBJ as users have them: no UVs, no colours; a box with a capsule off one corner, so
+    """A plain OBJ as users have them: no UVs, no colors; a box with a capsule off one corner, so
     every turn changes its silhouette."""
     import trimesh
 
@@ -44,7 +44,7 @@ def untextured_obj(tmp_path) -> Path:
 
 
 def test_render_then_fit_pose_round_trip_on_an_untextured_mesh(tmp_path, untextured_obj):
-    """render's default PNG keeps alpha, so fit-pose recovers the pose of a grey untextured mesh."""
+    """render's default PNG keeps alpha, so fit-pose recovers the pose of a gray untextured mesh."""
     done = glsplat("render", untextured_obj, "--out", "target.png", "--size", "64", "64", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     target = np.asarray(Image.open(tmp_path / "target.png"))
@@ -227,6 +227,6 @@ def test_fit_pose_warns_when_the_mesh_matches_an_rgb_targets_background(capsys):
     warn_if_mesh_matches_background(image, (1.0, 1.0, 1.0))
     err = capsys.readouterr().err
     assert err.startswith("glsplat: warning: --target has no alpha") and err.count("\n") == 1
-    image[..., :3] *= 0.6  # a grey mesh: no warning
+    image[..., :3] *= 0.6  # a gray mesh: no warning
     warn_if_mesh_matches_background(image, (1.0, 1.0, 1.0))
     assert capsys.readouterr().err == ""

@@ -24,7 +24,7 @@ def camera(size, device):
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("shift", [0.0, 0.7])
 def test_cuda_kernel_matches_torch(ctx, dtype, layers, shift):
-    """Image, buffers and the gradients w.r.t. clip, colours and offsets (samples moved by up to
+    """Image, buffers and the gradients w.r.t. clip, colors and offsets (samples moved by up to
     `shift` pixels) equal the pure-torch reference's."""
     assert cuda_kernels() is not None
     gen = torch.Generator().manual_seed(layers)

@@ -96,10 +96,10 @@ def test_glue_sits_on_the_silhouette(ctx):
     a, b = _pixels(clip[0, glue.edge[:, 0]], height, width), _pixels(clip[0, glue.edge[:, 1]], height, width)
     t = glue.t[:, None]
     q = _pixels((1 - t) * clip[0, glue.edge[:, 0]] + t * clip[0, glue.edge[:, 1]], height, width)
-    centre = torch.stack([col, row], 1).double() + 0.5
-    assert ((centre - q).norm(dim=1) <= 2.5 + 1e-9).all()
-    along, to_centre = b - a, centre - a
-    assert (along[:, 0] * to_centre[:, 1] - along[:, 1] * to_centre[:, 0] <= 0).all()  # inside: left in NDC
+    center = torch.stack([col, row], 1).double() + 0.5
+    assert ((center - q).norm(dim=1) <= 2.5 + 1e-9).all()
+    along, to_center = b - a, center - a
+    assert (along[:, 0] * to_center[:, 1] - along[:, 1] * to_center[:, 0] <= 0).all()  # inside: left in NDC
     # almost all of the silhouette ring (within 2 px of background) is glued
     near = torch.nn.functional.max_pool2d((~rast.mask[0]).float(), 5, stride=1, padding=2)[0] > 0
     ring = int((near & rast.mask[0, 0]).sum())
@@ -166,8 +166,8 @@ def test_forward_image_identical(ctx):
 
 
 @pytest.mark.parametrize("base_rotation", [(0.3, 0.5, 0.1), (-0.6, 0.2, 0.4), (1.1, -0.7, 0.3)])
-def test_sphere_turning_about_its_centre(ctx, base_rotation):
-    """A sphere's silhouette does not move when it turns about its centre: the rotation gradient is ~0."""
+def test_sphere_turning_about_its_center(ctx, base_rotation):
+    """A sphere's silhouette does not move when it turns about its center: the rotation gradient is ~0."""
     verts, faces = SHAPES["sphere"]
     loss = PoseLoss(ctx, verts, faces, 96, base_rotation=base_rotation)
     edge, splat = loss.splat_gradient("edge"), loss.splat_gradient("splat")
@@ -200,7 +200,7 @@ def test_pose_gradient_against_supersampled_fd(ctx, name):
 
 def test_occlusion_contour(ctx):
     """A sphere in front of a plane: its samples on the contour are glued (never the plane's), and turning
-    it about its centre gives almost no gradient, in layer 0 and with two layers."""
+    it about its center gives almost no gradient, in layer 0 and with two layers."""
     verts, faces, sphere_verts, sphere_faces = _sphere_over_plane()
     colors = torch.zeros(len(verts), 3, dtype=torch.float64)
     colors[:sphere_verts] = 1.0

@@ -54,7 +54,7 @@ def test_normal_consistency_of_tilted_squares_is_the_cosine():
 
 
 def test_laplacian_of_an_octahedron_is_its_radius():
-    """Each vertex's four neighbours average to the centre, so its offset is the radius."""
+    """Each vertex's four neighbors average to the center, so its offset is the radius."""
     verts = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]) * 0.7
     faces = torch.tensor([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
     shift = torch.tensor([3.0, -1.0, 2.0])
@@ -64,7 +64,7 @@ def test_laplacian_of_an_octahedron_is_its_radius():
 
 
 def test_squared_laplacian_of_a_triangle():
-    """Each corner's neighbours are the other two: offsets from their midpoints, squared, are
+    """Each corner's neighbors are the other two: offsets from their midpoints, squared, are
     0.5, 1.25 and 1.25 for the unit right triangle."""
     verts = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     faces = torch.tensor([[0, 1, 2]])

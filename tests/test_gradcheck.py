@@ -29,7 +29,7 @@ def test_interpolate(ctx):
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_splat(ctx, layers):
-    """Full Jacobian in the clip coordinates (the vertex-gradient path), random projections in colour."""
+    """Full Jacobian in the clip coordinates (the vertex-gradient path), random projections in color."""
     clip, faces, rast = random_scene(ctx, size=(6, 7), layers=layers)
     colors = torch.rand(*rast.shape, 4, dtype=torch.float64)
     colors[..., 3] = rast.mask  # straight RGBA, opaque where covered
@@ -44,7 +44,7 @@ def test_splat(ctx, layers):
 @pytest.mark.parametrize("layers", [1, 3])
 def test_splat_offset(ctx, layers):
     """Full Jacobian in the per-sample offsets (zero in value, as the viewer's probe uses them, and
-    off the pixel centre), with the clip-space vertices alongside: the two gradient paths agree
+    off the pixel center), with the clip-space vertices alongside: the two gradient paths agree
     with finite differences together."""
     clip, faces, rast = random_scene(ctx, size=(6, 7), layers=layers)
     count = rast.index.shape[0]
@@ -57,7 +57,7 @@ def test_splat_offset(ctx, layers):
                      (moved.requires_grad_(), clip), fast_mode=True)
 
 
-def test_splat_with_translucent_colours(ctx):
+def test_splat_with_translucent_colors(ctx):
     clip, faces, rast = random_scene(ctx, layers=2, seed=3)
     colors = torch.rand(*rast.shape, 4, dtype=torch.float64, requires_grad=True)
     clip.requires_grad_()

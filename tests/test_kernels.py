@@ -81,7 +81,7 @@ def test_interpolate_kernel_matches_torch(ctx, dtype, layers, attr_batch):
 def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
     clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
     clip = clip.to(dtype).requires_grad_()
-    # Translucent colours, so that every buffer shows through the composite.
+    # Translucent colors, so that every buffer shows through the composite.
     colors = torch.rand(*rast.shape, 4, dtype=dtype, requires_grad=True)
     point = glsplat.interpolate(clip, rast, faces)
     fast = _splat(colors, clip, rast, faces, with_buffers=output != "image", silhouette="splat")
@@ -101,8 +101,8 @@ def test_splat_kernel_matches_torch(ctx, dtype, layers, output):
 
 
 @pytest.mark.parametrize("layers", [1, 3])
-def test_packed_colours_splat_as_full_frames(ctx, layers):
-    """Colours [N, 4] in rast.index's order give the image of the full frames, and their gradient at those samples."""
+def test_packed_colors_splat_as_full_frames(ctx, layers):
+    """Colors [N, 4] in rast.index's order give the image of the full frames, and their gradient at those samples."""
     clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
     clip.requires_grad_()
     full = torch.rand(*rast.shape, 4, dtype=clip.dtype, requires_grad=True)
@@ -117,7 +117,7 @@ def test_packed_colours_splat_as_full_frames(ctx, layers):
     # The vertices' gradient is summed over threads in the order they finish: equal up to rounding.
     torch.testing.assert_close(g_clip, g_clip_packed)
     assert torch.equal(g_full.reshape(-1, 4)[rast.index], g_packed)
-    assert not g_full[~rast.mask].any()  # background colours are ignored
+    assert not g_full[~rast.mask].any()  # background colors are ignored
 
 
 def test_out_of_range_indices_are_refused_before_the_kernel(ctx):
@@ -158,8 +158,8 @@ def test_splat_kernel_refuses_mismatched_shapes(ctx):
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("shift", [0.7, 3.0, 10.0, 60.0])
 def test_offsets_far_from_the_pixel_match_torch(ctx, dtype, layers, shift):
-    """Samples moved off their pixel's centre by `shift` pixels: the taps fade to zero, never blow
-    up; image and gradients (clip, colours, offsets) equal the torch reference's."""
+    """Samples moved off their pixel's center by `shift` pixels: the taps fade to zero, never blow
+    up; image and gradients (clip, colors, offsets) equal the torch reference's."""
     clip, faces, rast = random_scene(ctx, size=(21, 26), faces_n=10, layers=layers)
     clip = clip.to(dtype).requires_grad_()
     count = rast.index.shape[0]

@@ -1,4 +1,4 @@
-"""Mesh loading (OBJ/PLY/GLB, the built-in Spot), normalisation and vertex normals."""
+"""Mesh loading (OBJ/PLY/GLB, the built-in Spot), normalization and vertex normals."""
 import numpy as np
 import pytest
 import torch
@@ -62,7 +62,7 @@ def test_spot_is_welded_watertight_and_keeps_uv_seams():
 
 
 def test_spot_outward_normals():
-    """Counter-clockwise faces seen from outside: vertex normals point away from the centre."""
+    """Counter-clockwise faces seen from outside: vertex normals point away from the center."""
     mesh = glsplat.load_example("spot").normalized()
     normals = glsplat.vertex_normals(mesh.verts, mesh.faces)
     # Signed volume from the divergence theorem is positive for outward-facing triangles.
@@ -83,10 +83,10 @@ def test_quads_with_normals_are_triangulated(tmp_path):
     for axis in range(3):
         for side in (-0.5, 0.5):
             ring = [v for v in corners if v[axis] == side]
-            centre = np.mean(ring, 0)
+            center = np.mean(ring, 0)
             u, w = [a for a in range(3) if a != axis]
             # counter-clockwise seen from outside
-            ring.sort(key=lambda v: np.arctan2(v[w] - centre[w], v[u] - centre[u]) * (1 if (side > 0) == (axis != 1) else -1))
+            ring.sort(key=lambda v: np.arctan2(v[w] - center[w], v[u] - center[u]) * (1 if (side > 0) == (axis != 1) else -1))
             quads.append(f"f {' '.join(f'{corners[v]}//{axis * 2 + (side > 0) + 1}' for v in ring)}")
     normals = [f"vn {' '.join(str(float(side) * (a == axis)) for a in range(3))}" for axis in range(3) for side in (-1, 1)]
     lines = [f"v {x} {y} {z}" for x, y, z in cube.vertices.tolist()] + normals + quads
@@ -116,8 +116,8 @@ def test_suzanne_quads_are_triangulated():
     assert len(torch.unique(f)) == len(mesh.verts)
 
 
-def off_centre(name: str) -> glsplat.Mesh:
-    if name.endswith(".obj"):  # fandisk sits far off the origin (y in [12.6, 17.9]); teapot is not centred
+def off_center(name: str) -> glsplat.Mesh:
+    if name.endswith(".obj"):  # fandisk sits far off the origin (y in [12.6, 17.9]); teapot is not centered
         return glsplat.load_mesh(shared_mesh(name))
     mesh = glsplat.load_example(name)
     return mesh.replace(verts=mesh.verts * torch.tensor([3.0, 5.0, 2.0]) + torch.tensor([1.0, 14.0, -2.0]))
@@ -125,9 +125,9 @@ def off_centre(name: str) -> glsplat.Mesh:
 
 @pytest.mark.parametrize("name", ["blob", "torus", "teapot.obj", "fandisk.obj"])
 def test_normalized_bbox(name):
-    mesh = off_centre(name)
+    mesh = off_center(name)
     lo, hi = mesh.verts.min(0).values, mesh.verts.max(0).values
-    assert ((lo + hi) / 2).abs().max() > 0.1  # the test means something: off-centre to start with
+    assert ((lo + hi) / 2).abs().max() > 0.1  # the test means something: off-center to start with
     norm = mesh.normalized()
     nlo, nhi = norm.verts.min(0).values, norm.verts.max(0).values
     torch.testing.assert_close((nlo + nhi) / 2, torch.zeros(3), atol=1e-6, rtol=0)
@@ -162,7 +162,7 @@ def test_ply_vertex_colors(tmp_path):
     assert mesh.colors is not None and mesh.colors.shape == (len(source.vertices), 3)
     assert mesh.uvs is None and mesh.texture is None
     assert mesh.faces.shape == (len(source.faces), 3)
-    # Colours follow their vertices (the loader may reorder vertices when welding).
+    # Colors follow their vertices (the loader may reorder vertices when welding).
     index = match_rows(mesh.verts.numpy().astype(np.float64), np.asarray(source.vertices))
     np.testing.assert_allclose(mesh.colors.numpy(), rgba[index, :3] / 255, atol=1e-6)
     # Faces describe the same triangles, same orientation.

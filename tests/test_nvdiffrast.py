@@ -24,11 +24,11 @@ def perspective_scene(dtype=torch.float64):
 
 
 def edge_barycentrics(pos, tri, face, px, py, size):
-    """Perspective-correct (u, v) and z/w of ``face`` at pixel (px, py)'s centre (row py from the bottom)."""
+    """Perspective-correct (u, v) and z/w of ``face`` at pixel (px, py)'s center (row py from the bottom)."""
     height, width = size
     x, y = (2 * px + 1) / width - 1, (2 * py + 1) / height - 1
     p = pos[0, tri[face].long()].double()
-    # Solve for the clip-space point u p0 + v p1 + (1 - u - v) p2 whose x/w, y/w is the pixel centre.
+    # Solve for the clip-space point u p0 + v p1 + (1 - u - v) p2 whose x/w, y/w is the pixel center.
     m = torch.stack([p[:, 0] - x * p[:, 3], p[:, 1] - y * p[:, 3], torch.ones(3, dtype=torch.float64)])
     b = torch.linalg.solve(m, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
     point = b @ p
@@ -43,7 +43,7 @@ def test_triangle_known_pixels(glctx):
     assert ids[1].tolist() == [0, 1, 1, 1, 1, 1, 0, 0]
     assert ids[5].tolist() == [0, 1, 0, 0, 0, 0, 0, 0]
     assert ids[0].sum() == 0 and ids[6:].sum() == 0 and ids[:, 0].sum() == 0
-    # Pixel (row 1, column 1): centre (-0.625, -0.625); corner 1 weighs (x + 0.8) / 1.6, corner 2 likewise.
+    # Pixel (row 1, column 1): center (-0.625, -0.625); corner 1 weighs (x + 0.8) / 1.6, corner 2 likewise.
     u, v, zw, tid = rast[0, 1, 1].tolist()
     assert (u, v, zw, tid) == pytest.approx((1 - 2 * 0.175 / 1.6, 0.175 / 1.6, 0.0, 1.0), abs=1e-6)
     # Screen-space derivatives: one pixel is 0.25 in NDC, so v (corner 1, x) grows 0.25 / 1.6 per column.
@@ -147,7 +147,7 @@ def test_same_scene_as_glsplat_splat(glctx):
     size = (40, 48)
     background = torch.tensor([0.2, 0.3, 0.4])
 
-    # Uniform colour: (u, v) give no gradient, so antialias's splat gives all of it, as in glsplat.
+    # Uniform color: (u, v) give no gradient, so antialias's splat gives all of it, as in glsplat.
     rast, _ = dr.rasterize(glctx, clip, tri, size)
     flat, _ = dr.interpolate(torch.tensor([[0.9, 0.5, 0.1]]).expand(clip.shape[1], 3).contiguous(), rast, tri)
     flat = torch.where(rast[..., 3:] > 0, flat, background)
@@ -165,7 +165,7 @@ def test_same_scene_as_glsplat_splat(glctx):
     torch.testing.assert_close(grad, ref_grad, atol=1e-3, rtol=1e-2)
     assert grad.abs().sum() > 0
 
-    # Colours that vary: the image is glsplat's splat of the same samples; the vertex gradient is
+    # Colors that vary: the image is glsplat's splat of the same samples; the vertex gradient is
     # the (u, v) path's plus the splat's at the silhouettes only (interior samples stay put).
     vcol = torch.rand(clip.shape[1], 3)
     rast, _ = dr.rasterize(glctx, clip, tri, size)
@@ -282,9 +282,9 @@ def test_bad_inputs(glctx):
 
 
 def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
-    """Samples move (carry coverage gradients) near empty pixels and where the neighbour's triangle
+    """Samples move (carry coverage gradients) near empty pixels and where the neighbor's triangle
     shares no vertex index (nvdiffrast's silhouette rule); elsewhere they stay put."""
-    from glsplat.nvdiffrast.ops import _moving, _neighbours
+    from glsplat.nvdiffrast.ops import _moving, _neighbors
     quad = torch.tensor([[-0.9, -0.9, 0, 1], [0.9, -0.9, 0, 1], [0.9, 0.9, 0, 1], [-0.9, 0.9, 0, 1]])
     shared_tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
     split_pos = quad[[0, 1, 2, 0, 2, 3]]
@@ -293,7 +293,7 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
         rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
         tri_id = rast[..., 3].flip(1).int()
         index = tri_id.reshape(-1).nonzero().squeeze(1)
-        moving = _moving(_neighbours(tri_id, index), index, tri_id.reshape(-1)[index].long() - 1, tri, 20)
+        moving = _moving(_neighbors(tri_id, index), index, tri_id.reshape(-1)[index].long() - 1, tri, 20)
         inner = torch.zeros_like(tri_id, dtype=torch.bool)
         inner.view(-1)[index[~moving]] = True
         ring = torch.zeros(20, 20, dtype=torch.bool)
@@ -307,14 +307,14 @@ def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
         assert bool(inner[0][ring & narrow].all()) if not seam_moves else not inner[0][ring & narrow].any()
 
 
-def test_antialias_keeps_a_flat_colour_where_a_surface_crosses_the_frame(glctx):
+def test_antialias_keeps_a_flat_color_where_a_surface_crosses_the_frame(glctx):
     """A surface that fills the image's edge: the splat lacks the taps from outside the frame there,
-    and what shows through is the pixel's own colour, so a flat colour stays flat (no dark frame);
-    at the silhouette inside the image the colour fades to the background over ~1 px."""
+    and what shows through is the pixel's own color, so a flat color stays flat (no dark frame);
+    at the silhouette inside the image the color fades to the background over ~1 px."""
     quad = torch.tensor([[[-1.5, -1.5, 0, 1], [0.5, -1.5, 0, 1], [0.5, 1.5, 0, 1], [-1.5, 1.5, 0, 1]]])
     tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
     rast, _ = dr.rasterize(glctx, quad, tri, (10, 12))
-    covered = rast[..., 3:] > 0  # columns 0..8 (centres up to x = 0.375 in NDC)
+    covered = rast[..., 3:] > 0  # columns 0..8 (centers up to x = 0.375 in NDC)
     assert covered[0, :, :9].all() and not covered[0, :, 9:].any()
     color = torch.where(covered, torch.tensor([0.2, 0.6, 1.0]), torch.tensor([1.0, 0.0, 0.0]))
     out = dr.antialias(color, rast, quad, tri)
@@ -327,5 +327,5 @@ def test_antialias_keeps_a_flat_colour_where_a_surface_crosses_the_frame(glctx):
         assert (mix[1:-1] - mix[1]).abs().max() < 1e-6
         assert 0.05 < mix[1, 0] < 0.95 and 0.05 < mix[1, 2] < 0.95
         assert (mix[[0, -1]] - mix[1]).abs().max() < 0.15
-    # (Before: the frame's covered pixels showed 0.94 of their colour, 0.84 in its corners.)
+    # (Before: the frame's covered pixels showed 0.94 of their color, 0.84 in its corners.)
     torch.testing.assert_close(out[0, :, :8], color[0, :, :8], atol=0.1, rtol=0)

@@ -61,7 +61,7 @@ def ref_tap(level, batch, face, ix, iy, boundary):
         off_x, off_y = not 0 <= ix < w, not 0 <= iy < h
         if off_x and off_y:
             return None
-        if off_x or off_y:  # the texel centre, extended past the edge, lands on the neighbour face
+        if off_x or off_y:  # the texel center, extended past the edge, lands on the neighbor face
             face, s, t = ref_cube_st(ref_cube_direction(face, (ix + 0.5) / w, (iy + 0.5) / h))
             ix, iy = min(int(math.floor(s * w)), w - 1), min(int(math.floor(t * h)), h - 1)
         return level[batch, face, iy, ix]
@@ -165,7 +165,7 @@ def sample(tex, points, **kw):
 
 
 @pytest.mark.parametrize("boundary, linear, nearest", [
-    # uv: texel [0, 0]'s centre, half way to [0, 1], the (0, 0) corner, (1, 0.5), (0.25, 0)
+    # uv: texel [0, 0]'s center, half way to [0, 1], the (0, 0) corner, (1, 0.5), (0.25, 0)
     ("wrap", [0, 0.5, (15 + 12 + 3 + 0) / 4, (7 + 4 + 11 + 8) / 4, (12 + 13 + 0 + 1) / 4], [0, 1, 0, 8, 1]),
     ("clamp", [0, 0.5, 0, (7 + 11) / 2, (0 + 1) / 2], [0, 1, 0, 11, 1]),
     ("zero", [0, 0.5, 0 / 4, (7 + 11) / 4, (0 + 0 + 0 + 1) / 4], [0, 1, 0, 0, 1]),
@@ -199,7 +199,7 @@ def test_mip_level_from_footprint_and_bias_by_hand():
     tex = squares4()
     level1 = (0 + 1 + 16 + 25) / 4  # block [0:2, 0:2] of the squares
     level2 = sum(k * k for k in range(16)) / 16
-    uv = torch.tensor([0.125, 0.125], dtype=F64).view(1, 1, 1, 2)  # texel [0, 0]'s centre
+    uv = torch.tensor([0.125, 0.125], dtype=F64).view(1, 1, 1, 2)  # texel [0, 0]'s center
     kw = dict(boundary_mode="clamp", filter_mode="linear-mipmap-nearest")
     # Footprints of 1, 2, 4 texels select levels 0, 1, 2.
     for texels, want in ((1, 0.0), (2, level1), (4, level2), (8, level2)):
@@ -236,7 +236,7 @@ def test_cube_face_selection_and_orientation_by_hand():
     directions = [(1, 0.5, -0.5), (-1, 0.5, 0.5), (0.5, 1, -0.5), (0.5, -1, 0.5), (0.5, 0.5, 1), (-0.5, 0.5, -1)]
     got = sample(cube_faces(), directions, filter_mode="nearest", boundary_mode="cube")
     assert got == [101, 201, 301, 401, 501, 601]
-    # Length does not matter; the six axis directions read their face's centre, the mean of 4 texels.
+    # Length does not matter; the six axis directions read their face's center, the mean of 4 texels.
     assert sample(cube_faces(), [tuple(3 * c for c in d) for d in directions], filter_mode="nearest",
                   boundary_mode="cube") == got
     axes = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
@@ -253,7 +253,7 @@ def test_cube_filtering_is_seamless_across_edges_and_corners():
     want = (100 + 110 + 501 + 511) / 4
     assert sample(tex, [(1, 0, 1)], boundary_mode="cube") == pytest.approx([want])
     # (1, 1, 1) is the corner of +x, +y, +z (x wins the tie): +x's texel [0, 0] = 100, the
-    # neighbours' corner texels +z [0, 1] = 501 and +y [1, 1] = 311, and their mean for the fourth.
+    # neighbors' corner texels +z [0, 1] = 501 and +y [1, 1] = 311, and their mean for the fourth.
     corner = (100 + 501 + 311) / 3
     assert sample(tex, [(1, 1, 1)], boundary_mode="cube") == pytest.approx([(100 + 501 + 311 + corner) / 4])
 

@@ -22,7 +22,7 @@ def test_mipmapped_texture_learning_beats_linear(tmp_path):
 
 def test_uv_derivatives_match_finite_differences():
     # The demo's uv_da (interpolate's pixel derivatives of the perspective-correct uv), against
-    # central differences of the interpolated uv between neighbouring pixels inside the quad.
+    # central differences of the interpolated uv between neighboring pixels inside the quad.
     import glsplat.nvdiffrast as dr
     demo = load_script("demos/nvdiffrast_texture_mip.py")
     camera, _ = demo.random_cameras(2, 48, torch.Generator().manual_seed(1), 3.0)

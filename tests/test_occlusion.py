@@ -10,7 +10,7 @@ Scene, in pixels of a 32 x 32 image (x right, y down):
   of F). The left quad (a, c, d), (a, d, b) lies entirely under F, more than 2 px from F's
   edges; a and b belong to no other triangle, so moving them must change nothing visible.
 
-Every vertex has its own w (perspective), colours are constant per surface (vertex colours with
+Every vertex has its own w (perspective), colors are constant per surface (vertex colors with
 alpha 1, so a layer's alpha is its coverage mask).
 """
 import pytest
@@ -33,7 +33,7 @@ W_PER_VERTEX = [1.0, 1.3, 0.8, 1.5, 1.2, 0.9, 1.4, 1.1, 0.7, 1.6]
 
 
 def scene(moves=None):
-    """Leaf clip coordinates ``[1, 10, 4]`` (float64, requires grad), faces (CCW), colours.
+    """Leaf clip coordinates ``[1, 10, 4]`` (float64, requires grad), faces (CCW), colors.
 
     ``moves`` maps a vertex index to a (dx, dy) shift in pixels.
     """
@@ -61,16 +61,16 @@ def render(ctx, clip, faces, rgba, layers=2):
     return rast, colors, glsplat.splat(colors, clip, rast, faces, silhouette="splat")
 
 
-def pixel_centres_inside(x0, x1, y0, y1, margin=0.0):
-    """bool ``[SIZE, SIZE]``: pixel centres inside the box shrunk by ``margin`` pixels."""
+def pixel_centers_inside(x0, x1, y0, y1, margin=0.0):
+    """bool ``[SIZE, SIZE]``: pixel centers inside the box shrunk by ``margin`` pixels."""
     c = torch.arange(SIZE, dtype=torch.float64) + 0.5
     inside_x = (c > x0 + margin) & (c < x1 - margin)
     inside_y = (c > y0 + margin) & (c < y1 - margin)
     return inside_y[:, None] & inside_x[None, :]
 
 
-OVERLAP = pixel_centres_inside(6.3, 18.3, 8.3, 24.3)  # Hb under F
-INTERIOR = pixel_centres_inside(6.3, 18.3, 8.3, 24.3, margin=1.0)  # ... with all 3x3 neighbours
+OVERLAP = pixel_centers_inside(6.3, 18.3, 8.3, 24.3)  # Hb under F
+INTERIOR = pixel_centers_inside(6.3, 18.3, 8.3, 24.3, margin=1.0)  # ... with all 3x3 neighbors
 
 
 def test_back_layer_is_peeled_and_fills_s_minus(ctx):
@@ -87,7 +87,7 @@ def test_back_layer_is_peeled_and_fills_s_minus(ctx):
     colors = glsplat.interpolate(rgba, rast, faces)
     buffers = glsplat.splat_buffers(colors, clip, rast, faces, silhouette="splat")
     back = buffers.back[0]
-    # The occluded region of S- is filled with Hb's colour (opaque inside, a soft edge of
+    # The occluded region of S- is filled with Hb's color (opaque inside, a soft edge of
     # alpha ~0.94 along Hb's own hidden edges) ...
     assert (back[..., 3][INTERIOR] == 1).all()
     assert (back[..., 3][OVERLAP] > 0.8).all()
@@ -99,9 +99,9 @@ def test_back_layer_is_peeled_and_fills_s_minus(ctx):
     assert (back[edge_rows, 17, 3] == 1).all()
     assert (back[edge_rows, 17, :3] - blue).abs().max() < 1e-6
     # S- is empty where nothing is hidden (F's pixels away from Hb, and Hb's visible part).
-    assert back[pixel_centres_inside(2.3, 18.3, 26.5, 29.7)][..., 3].abs().max() == 0
-    assert back[pixel_centres_inside(20.0, 27.3, 8.3, 24.3, margin=1.5)][..., 3].abs().max() == 0
-    # The hidden colour does not leak into the image: F's colour in the overlap (away from
+    assert back[pixel_centers_inside(2.3, 18.3, 26.5, 29.7)][..., 3].abs().max() == 0
+    assert back[pixel_centers_inside(20.0, 27.3, 8.3, 24.3, margin=1.5)][..., 3].abs().max() == 0
+    # The hidden color does not leak into the image: F's color in the overlap (away from
     # F's right edge, where the occlusion boundary is soft).
     image = glsplat.splat(colors, clip, rast, faces, silhouette="splat")[0]
     red = torch.tensor(RED + (1.0,), dtype=image.dtype)

@@ -1,7 +1,7 @@
 """Rasterization conventions, checked against a tiny pure-numpy reference rasterizer.
 
 Conventions under test (DESIGN.md step 3 and the issue): images are row 0 = top; pixel (i, j) is
-sampled at its centre x = j + 0.5, y = i + 0.5 (y down), i.e. ndc = (2x/W - 1, 1 - 2y/H);
+sampled at its center x = j + 0.5, y = i + 0.5 (y down), i.e. ndc = (2x/W - 1, 1 - 2y/H);
 tri_id is face index + 1 (0 = background); bary are the perspective-correct weights of corners
 0 and 1; depth is window depth ndc_z * 0.5 + 0.5 on a 24-bit grid, exactly 1.0 on background;
 front faces run counter-clockwise in NDC; layer k is the k-th covering fragment in the order
@@ -17,7 +17,7 @@ import glsplat
 
 H, W = 24, 32  # non-square on purpose: catches H/W swaps
 DEPTH_STEPS = 16777215.0
-EDGE_TOL_PX = 0.01  # pixel centres this close to an edge may go either way (fill rule, snapping)
+EDGE_TOL_PX = 0.01  # pixel centers this close to an edge may go either way (fill rule, snapping)
 DEPTH_TIE = 1e-6  # fragments this close in depth may be ordered either way (24-bit rounding)
 
 
@@ -30,17 +30,17 @@ def _seg_distance(px, py, ax, ay, bx, by):
 
 
 def reference_rasterize(clip, faces, height, width, layers, cull):
-    """Obviously-correct rasterizer: every pixel centre against every triangle, in float64.
+    """Obviously-correct rasterizer: every pixel center against every triangle, in float64.
 
     Args: clip ``[V, 4]`` (w > 0 everywhere, no clipping needed), faces ``[F, 3]``.
     Returns tri_id ``[K, H, W]``, bary ``[K, H, W, 2]``, depth ``[K, H, W]`` and a bool
-    ``[H, W]`` mask of ambiguous pixels (centre within EDGE_TOL_PX of an edge, or two of the
+    ``[H, W]`` mask of ambiguous pixels (center within EDGE_TOL_PX of an edge, or two of the
     first K + 1 fragments tied in depth) that the comparison skips.
     """
     clip = np.asarray(clip, dtype=np.float64)
     faces = np.asarray(faces)
     ii, jj = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    cx, cy = jj + 0.5, ii + 0.5  # pixel centres, image coordinates (y down)
+    cx, cy = jj + 0.5, ii + 0.5  # pixel centers, image coordinates (y down)
     nx, ny = 2 * cx / width - 1, 1 - 2 * cy / height  # the same points in NDC (y up)
     fragments = [[[] for _ in range(width)] for _ in range(height)]
     ambiguous = np.zeros((height, width), dtype=bool)
@@ -58,7 +58,7 @@ def reference_rasterize(clip, faces, height, width, layers, cull):
 
         lam = np.stack([edge(x1, y1, x2, y2), edge(x2, y2, x0, y0), edge(x0, y0, x1, y1)]) / area
         inside = (lam >= 0).all(0)
-        # Perspective-correct barycentrics: screen-space ones over w, renormalised.
+        # Perspective-correct barycentrics: screen-space ones over w, renormalized.
         q = lam / c[:, 3, None, None]
         bary = q / q.sum(0)
         z = (lam * ndc[:, 2, None, None]).sum(0)  # NDC z is affine in screen space
@@ -89,11 +89,11 @@ def reference_rasterize(clip, faces, height, width, layers, cull):
 def random_scene(generator, count, flip_some=False):
     """``count`` random, overlapping, CCW triangles with perspective (w differs per corner)."""
     rand = lambda *shape: torch.rand(*shape, generator=generator, dtype=torch.float64)
-    centre = rand(count, 1, 2) * 1.2 - 0.6
+    center = rand(count, 1, 2) * 1.2 - 0.6
     radius = 0.35 + 0.5 * rand(count, 1, 1)
     angles = rand(count, 1) * 2 * math.pi + torch.tensor([0.0, 2.1, 4.2], dtype=torch.float64)
     angles = angles + 0.4 * (rand(count, 3) - 0.5)  # irregular, still counter-clockwise
-    xy = centre + radius * torch.stack([angles.cos(), angles.sin()], -1)
+    xy = center + radius * torch.stack([angles.cos(), angles.sin()], -1)
     z = rand(count, 3, 1) * 1.6 - 0.8  # tilted: faces interpenetrate
     w = 0.5 + 3.0 * rand(count, 3, 1)
     clip = torch.cat([torch.cat([xy, z], -1) * w, w], -1).reshape(-1, 4)
@@ -139,8 +139,8 @@ def test_upper_left_lands_upper_left(ctx):
         assert hit[:, 1].min() >= cols[0] and hit[:, 1].max() < cols[1], (cx, cy, hit)
 
 
-def test_pixel_centres_exact(ctx):
-    """A tiny triangle around the centre of pixel (i, j) covers exactly that pixel."""
+def test_pixel_centers_exact(ctx):
+    """A tiny triangle around the center of pixel (i, j) covers exactly that pixel."""
     faces = torch.tensor([[0, 1, 2]])
     for i, j in [(0, 0), (3, 29), (20, 5), (H - 1, W - 1)]:
         ndc = (2 * (j + 0.5) / W - 1, 1 - 2 * (i + 0.5) / H)
@@ -320,8 +320,8 @@ def _covered_pixels(ctx, cam, points):
     return (rast.tri_id[0, 0] > 0).nonzero().tolist()
 
 
-def _tiny_world_triangle(centre, right, up, r):
-    return torch.stack([centre + r * (math.cos(a) * right + math.sin(a) * up) for a in (0.3, 2.4, 4.5)])
+def _tiny_world_triangle(center, right, up, r):
+    return torch.stack([center + r * (math.cos(a) * right + math.sin(a) * up) for a in (0.3, 2.4, 4.5)])
 
 
 def test_from_intrinsics_opencv_pixels(ctx):
@@ -343,8 +343,8 @@ def test_from_intrinsics_opencv_pixels(ctx):
         assert _covered_pixels(ctx, cam, tri) == [[v, u]]
 
 
-def test_look_at_centre_and_up(ctx):
-    size = (25, 33)  # odd: the image centre is pixel (12, 16)
+def test_look_at_center_and_up(ctx):
+    size = (25, 33)  # odd: the image center is pixel (12, 16)
     eye = torch.tensor([2.0, 1.0, 3.0], dtype=torch.float64)
     target = torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64)
     up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)

@@ -17,7 +17,7 @@ def spot_camera(eye, size=48):
 
 
 def near_background(alpha: torch.Tensor, radius: int) -> torch.Tensor:
-    """[B, H, W] True where a (2 radius + 1)^2 neighbourhood holds a pixel with coverage < 1."""
+    """[B, H, W] True where a (2 radius + 1)^2 neighborhood holds a pixel with coverage < 1."""
     uncovered = (alpha < 0.5).float()[:, None]
     return F.max_pool2d(uncovered, 2 * radius + 1, stride=1, padding=radius)[:, 0] > 0
 
@@ -87,7 +87,7 @@ def test_hard_is_the_shaded_raster(ctx, spot):
 
 
 def test_hard_differs_from_splat_only_near_silhouettes(ctx, spot):
-    """With a constant colour the splat changes only pixels that see the background nearby."""
+    """With a constant color the splat changes only pixels that see the background nearby."""
     camera = spot_camera(SPOT_EYES[0], size=64)
     shader = glsplat.UnlitShader(albedo=(0.9, 0.6, 0.3))
     hard = glsplat.render(ctx, spot, camera=camera, shader=shader, hard=True)
@@ -110,17 +110,17 @@ def test_hard_differs_from_splat_only_near_silhouettes(ctx, spot):
 
 # --- Backgrounds ----------------------------------------------------------------------------
 
-def test_background_colour_and_image(ctx, spot):
+def test_background_color_and_image(ctx, spot):
     camera = spot_camera(SPOT_EYES[0])
     rgba = glsplat.render(ctx, spot, camera=camera)
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
 
-    colour = torch.tensor([0.2, 0.5, 0.9])
-    out = glsplat.render(ctx, spot, camera=camera, background=colour)
+    color = torch.tensor([0.2, 0.5, 0.9])
+    out = glsplat.render(ctx, spot, camera=camera, background=color)
     assert out.shape == (1, 48, 48, 4)
     assert torch.all(out[..., 3] == 1)
-    torch.testing.assert_close(out[..., :3], rgb + (1 - alpha) * colour, atol=1e-6, rtol=0)
-    assert torch.equal(out[0, 0, 0, :3], colour)  # a far background pixel is the colour
+    torch.testing.assert_close(out[..., :3], rgb + (1 - alpha) * color, atol=1e-6, rtol=0)
+    assert torch.equal(out[0, 0, 0, :3], color)  # a far background pixel is the color
 
     image = torch.rand(48, 48, 3)
     out = glsplat.render(ctx, spot, camera=camera, background=image)
@@ -175,12 +175,12 @@ def test_renderer_module_matches_render_and_passes_gradients(ctx, spot):
 
 # --- Shaders on a screen-facing quad with known answers -------------------------------------
 
-QUAD_SIZE = 33  # odd: the centre pixel's centre is the quad's centre
+QUAD_SIZE = 33  # odd: the center pixel's center is the quad's center
 QUAD_CAMERA = glsplat.Camera.look_at((0.0, 0.0, 3.0), fov_y=30.0, image_size=(QUAD_SIZE, QUAD_SIZE), near=1.0, far=5.0)
 HALF_HEIGHT = 3.0 * math.tan(math.radians(15.0))  # half the view's height at the quad (z = 0)
 ALBEDO = torch.tensor([0.6, 0.4, 0.2])
 AMBIENT = 0.25
-CENTRE = QUAD_SIZE // 2
+CENTER = QUAD_SIZE // 2
 
 
 def make_quad(**extra) -> glsplat.Mesh:
@@ -196,10 +196,10 @@ def render_quad(ctx, shader, mesh=None, size=QUAD_SIZE, **kwargs):
 
 
 def pixel_world(size=QUAD_SIZE):
-    """[H, W, 2] world (x, y) on the plane z = 0 seen through each pixel's centre."""
-    centres = (torch.arange(size) + 0.5) / size * 2 - 1
-    x = centres[None, :].expand(size, size) * HALF_HEIGHT
-    y = -centres[:, None].expand(size, size) * HALF_HEIGHT
+    """[H, W, 2] world (x, y) on the plane z = 0 seen through each pixel's center."""
+    centers = (torch.arange(size) + 0.5) / size * 2 - 1
+    x = centers[None, :].expand(size, size) * HALF_HEIGHT
+    y = -centers[:, None].expand(size, size) * HALF_HEIGHT
     return torch.stack([x, y], -1)
 
 
@@ -236,9 +236,9 @@ def test_lambert_directional_at_60_degrees_and_behind(ctx):
         inner = interior(img)
         torch.testing.assert_close(img[inner][:, :3], (ALBEDO * (AMBIENT + 0.5)).expand(int(inner.sum()), 3),
                                    atol=1e-5, rtol=0)
-    # Not normalised by the caller: the light's direction is normalised by the shader.
+    # Not normalized by the caller: the light's direction is normalized by the shader.
     img = render_quad(ctx, lambert((2 * math.sin(angle), 0.0, 2 * math.cos(angle))))
-    torch.testing.assert_close(img[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 0.5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(img[CENTER, CENTER, :3], ALBEDO * (AMBIENT + 0.5), atol=1e-5, rtol=0)
     # From behind the quad: ambient only.
     for direction in [(0.0, 0.0, -1.0), (0.3, 0.0, -1.0)]:
         img = render_quad(ctx, lambert(direction))
@@ -247,28 +247,28 @@ def test_lambert_directional_at_60_degrees_and_behind(ctx):
                                    atol=1e-5, rtol=0)
 
 
-def test_light_colour_and_several_lights(ctx):
+def test_light_color_and_several_lights(ctx):
     shader = glsplat.LambertShader([glsplat.DirectionalLight(direction=(0, 0, 1), color=(1.0, 0.5, 0.0)),
                                     glsplat.DirectionalLight(direction=(0, 0, -1), color=(9.0, 9.0, 9.0)),
                                     glsplat.DirectionalLight(direction=(0, math.sqrt(3), 1), color=(0.0, 0.0, 1.0))],
                                    ambient=AMBIENT, albedo=ALBEDO)
     img = render_quad(ctx, shader)
     expected = ALBEDO * (AMBIENT + torch.tensor([1.0, 0.5, 0.0]) + torch.tensor([0.0, 0.0, 0.5]))
-    torch.testing.assert_close(img[CENTRE, CENTRE, :3], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(img[CENTER, CENTER, :3], expected, atol=1e-5, rtol=0)
 
 
 def test_point_light_headlight(ctx):
     shader = glsplat.LambertShader([glsplat.PointLight()], ambient=AMBIENT, albedo=ALBEDO)
     hard = render_quad(ctx, shader, hard=True)
     soft = render_quad(ctx, shader)
-    torch.testing.assert_close(hard[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 1), atol=1e-5, rtol=0)
-    torch.testing.assert_close(soft[CENTRE, CENTRE, :3], ALBEDO * (AMBIENT + 1), atol=1e-3, rtol=0)
+    torch.testing.assert_close(hard[CENTER, CENTER, :3], ALBEDO * (AMBIENT + 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(soft[CENTER, CENTER, :3], ALBEDO * (AMBIENT + 1), atol=1e-3, rtol=0)
     # Elsewhere the light comes in at an angle: cos = distance / |surface point - camera|.
     world = pixel_world()
     cosine = 3.0 / torch.sqrt(world.square().sum(-1) + 9.0)
     covered = hard[..., 3] > 0
     torch.testing.assert_close(hard[covered][:, :3], ALBEDO * (AMBIENT + cosine[covered][:, None]), atol=1e-5, rtol=0)
-    assert soft[CENTRE - 6, CENTRE - 6, 0] < soft[CENTRE, CENTRE, 0] - 1e-3  # it falls off
+    assert soft[CENTER - 6, CENTER - 6, 0] < soft[CENTER, CENTER, 0] - 1e-3  # it falls off
 
 
 def test_point_light_at_a_position(ctx):
@@ -293,8 +293,8 @@ def test_phong_highlight(ctx):
         phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO, specular=0.1,
                                                      shininess=32.0), hard=True)
         plain = render_quad(ctx, glsplat.LambertShader([light], ambient=AMBIENT, albedo=ALBEDO), hard=True)
-        # At the centre the reflection points straight at the camera: + specular, white.
-        torch.testing.assert_close(phong[CENTRE, CENTRE, :3] - plain[CENTRE, CENTRE, :3], torch.full((3,), 0.1),
+        # At the center the reflection points straight at the camera: + specular, white.
+        torch.testing.assert_close(phong[CENTER, CENTER, :3] - plain[CENTER, CENTER, :3], torch.full((3,), 0.1),
                                    atol=1e-5, rtol=0)
         # Everywhere: + specular * (r . v) ** shininess, the same in every channel.
         covered = plain[..., 3] > 0
@@ -311,20 +311,20 @@ def test_phong_highlight(ctx):
     # Light from behind: no highlight either (the surface is unlit).
     light = glsplat.DirectionalLight(direction=(0.0, 0.0, -1.0))
     phong = render_quad(ctx, glsplat.PhongShader([light], ambient=AMBIENT, albedo=ALBEDO))
-    torch.testing.assert_close(phong[CENTRE, CENTRE, :3], ALBEDO * AMBIENT, atol=1e-6, rtol=0)
+    torch.testing.assert_close(phong[CENTER, CENTER, :3], ALBEDO * AMBIENT, atol=1e-6, rtol=0)
 
 
-def test_unlit_constant_colour(ctx):
-    colour = torch.tensor([0.1, 0.7, 0.3])
+def test_unlit_constant_color(ctx):
+    color = torch.tensor([0.1, 0.7, 0.3])
     img = render_quad(ctx, glsplat.UnlitShader(albedo=(0.1, 0.7, 0.3)))
     inner = interior(img)
-    torch.testing.assert_close(img[inner][:, :3], colour.expand(int(inner.sum()), 3), atol=1e-6, rtol=0)
-    # Premultiplied: everywhere, soft edge included, rgb = colour * alpha.
-    torch.testing.assert_close(img[..., :3], colour * img[..., 3:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(img[inner][:, :3], color.expand(int(inner.sum()), 3), atol=1e-6, rtol=0)
+    # Premultiplied: everywhere, soft edge included, rgb = color * alpha.
+    torch.testing.assert_close(img[..., :3], color * img[..., 3:], atol=1e-6, rtol=0)
     assert ((img[..., 3] > 0.05) & (img[..., 3] < 0.95)).sum() > 40
 
 
-def test_vertex_colours_are_the_albedo(ctx):
+def test_vertex_colors_are_the_albedo(ctx):
     """Corners: bottom-left red, bottom-right green, top-right blue, top-left white."""
     colors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
     mesh = make_quad(colors=colors)
@@ -338,7 +338,7 @@ def test_vertex_colours_are_the_albedo(ctx):
             pixel = img[row, col, :3]
             assert (pixel - colors[vertex]).abs().max() < 0.2, (vertex, pixel)
             assert int((colors - pixel).norm(dim=-1).argmin()) == vertex
-    # The centre lies on the diagonal 0-2: the average of those two corners.
+    # The center lies on the diagonal 0-2: the average of those two corners.
     c = size // 2
     torch.testing.assert_close(hard[c, c, :3], (colors[0] + colors[2]) / 2, atol=1e-5, rtol=0)
     # Lit shaders use them too: Lambert facing a light of 0.8 (below the soft clamp's knee), no ambient.
@@ -368,7 +368,7 @@ def test_texture_right_way_up(ctx):
         torch.testing.assert_close(img[top, right, :3], texture[0, 3], atol=1e-4, rtol=0)
         torch.testing.assert_close(img[bottom, left, :3], texture[3, 0], atol=1e-4, rtol=0)
         torch.testing.assert_close(img[bottom, right, :3], texture[3, 3], atol=1e-4, rtol=0)
-    # Every texel lands where it should: the pixel nearest each texel's centre shows that texel.
+    # Every texel lands where it should: the pixel nearest each texel's center shows that texel.
     hard = render_quad(ctx, glsplat.UnlitShader(), mesh, size=size, hard=True)
     flat = texture.reshape(16, 3)
     for i in range(4):
@@ -380,7 +380,7 @@ def test_texture_right_way_up(ctx):
 
 
 def untextured_meshes() -> dict[str, glsplat.Mesh]:
-    """Procedural meshes as users have them: plain triangles, no colours, no UVs; normalized."""
+    """Procedural meshes as users have them: plain triangles, no colors, no UVs; normalized."""
     import trimesh
 
     made = {"icosphere": trimesh.creation.icosphere(2), "box": trimesh.creation.box((1.0, 0.6, 0.4)),
@@ -422,15 +422,15 @@ def test_soft_clamp_is_the_identity_below_the_knee_and_keeps_a_gradient():
 
 
 def test_untextured_mesh_reads_over_white_by_default(ctx):
-    """Grey, shaded and clearly darker than a white background; the edges darker than the middle."""
+    """Gray, shaded and clearly darker than a white background; the edges darker than the middle."""
     for name, mesh in untextured_meshes().items():
         camera = glsplat.Camera.orbit(30.0, 20.0, 2.5, fov_y=40.0, image_size=(64, 64))
         img = glsplat.render(ctx, mesh, camera, shader=glsplat.PhongShader(), background=(1.0, 1.0, 1.0))[0]
         alpha = glsplat.render(ctx, mesh, camera, shader=glsplat.PhongShader())[0, ..., 3]
-        grey = img[alpha > 0.99][:, :3]
-        assert grey.max() <= 0.85, name          # every covered pixel stands out from white
-        assert grey.std(0).min() > 0.05, name    # shading: not a flat tone
-        assert (grey.std(-1) < 1e-4).all(), name  # neutral grey
+        gray = img[alpha > 0.99][:, :3]
+        assert gray.max() <= 0.85, name          # every covered pixel stands out from white
+        assert gray.std(0).min() > 0.05, name    # shading: not a flat tone
+        assert (gray.std(-1) < 1e-4).all(), name  # neutral gray
 
 
 def test_texture_is_differentiable(ctx):
@@ -444,7 +444,7 @@ def test_texture_is_differentiable(ctx):
 
 
 def test_user_shader_shows_normals(ctx):
-    """Any callable Fragments -> straight RGBA works: here normals as colours, on a tilted quad."""
+    """Any callable Fragments -> straight RGBA works: here normals as colors, on a tilted quad."""
     def normal_shader(frags: glsplat.Fragments) -> torch.Tensor:
         return torch.cat([(frags.normals * 0.5 + 0.5) * frags.mask, frags.mask], -1)
 
@@ -492,7 +492,7 @@ def test_frame_filling_surface_is_opaque_to_the_edge(ctx, size, layers):
 
 
 def widened(camera: glsplat.Camera, margin: int) -> glsplat.Camera:
-    """The camera's frame with ``margin`` more pixels on every side (its image is the centre crop)."""
+    """The camera's frame with ``margin`` more pixels on every side (its image is the center crop)."""
     height, width = camera.image_size
     scale = torch.tensor([width / (width + 2 * margin), height / (height + 2 * margin), 1.0, 1.0])
     return glsplat.Camera(camera.R, camera.t, scale[:, None] * camera.projection,
@@ -604,7 +604,7 @@ def test_spot_end_to_end(ctx, spot):
     rgb = img[..., :3]
     assert rgb.min() >= 0 and rgb.max() <= 1 + 1e-5
     assert torch.all(rgb <= alpha[..., None] + 1e-5)  # premultiplied
-    # The texture shows: many distinct colours, not one flat tone.
+    # The texture shows: many distinct colors, not one flat tone.
     opaque = rgb[alpha > 0.99]
     assert opaque.std(0).min() > 0.05
 

@@ -70,7 +70,7 @@ def test_render_gives_an_image_or_a_documented_error(ctx, scene, shader, hard):
     assert torch.isfinite(img).all()
     assert (img[..., 3] >= 0).all() and (img[..., 3] <= 1 + 1e-5).all()
     assert (img[..., :3] >= -1e-6).all()
-    if img.requires_grad:  # not with hard=True and a constant-colour shader
+    if img.requires_grad:  # not with hard=True and a constant-color shader
         grad, = torch.autograd.grad(img.square().sum(), verts, allow_unused=True)
         assert grad is None or torch.isfinite(grad).all()
 

@@ -17,7 +17,7 @@ def hard_image(colors: torch.Tensor) -> torch.Tensor:
 
 
 def one_surface(tri_id: torch.Tensor) -> torch.Tensor:
-    """[B, H, W] True where the 3x3 neighbourhood is covered by layer 0 of one face."""
+    """[B, H, W] True where the 3x3 neighborhood is covered by layer 0 of one face."""
     ids = tri_id[:, 0]
     padded = torch.nn.functional.pad(ids, (1, 1, 1, 1), value=0)
     height, width = ids.shape[-2:]
@@ -30,7 +30,7 @@ def one_surface(tri_id: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_interior_equals_raster_for_flat_faces(ctx, layers):
-    """Random overlapping perspective triangles, each one colour: interiors keep it exactly.
+    """Random overlapping perspective triangles, each one color: interiors keep it exactly.
 
     The faces sit at distinct depths, further apart than their depth changes across a pixel:
     depth matching (DESIGN step 7) cannot tell apart layers closer than that.
@@ -55,8 +55,8 @@ def test_interior_equals_raster_for_flat_faces(ctx, layers):
     assert (out - hard_image(colors))[interior].abs().max() < 1e-5
 
 
-def test_interior_equals_raster_for_affine_colours(ctx):
-    """A screen-parallel quad with a colour ramp: the splat's blur leaves affine colour untouched."""
+def test_interior_equals_raster_for_affine_colors(ctx):
+    """A screen-parallel quad with a color ramp: the splat's blur leaves affine color untouched."""
     clip = torch.tensor([[-0.7, -0.6, 0.1, 1.0], [0.8, -0.6, 0.1, 1.0], [0.8, 0.7, 0.1, 1.0], [-0.7, 0.7, 0.1, 1.0]])
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     rgb = torch.tensor([[0.1, 0.9, 0.2], [0.7, 0.5, 0.0], [1.0, 0.0, 0.6], [0.4, 0.4, 0.8]])

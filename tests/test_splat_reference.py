@@ -47,7 +47,7 @@ def reference_splat(colors, clip, rast, faces):
                     for dy in (-1, 0, 1):
                         for dx in (-1, 0, 1):
                             qi, qj = i + dy, j + dx
-                            # Step 6: Gaussian of the offset from the splat to q's centre.
+                            # Step 6: Gaussian of the offset from the splat to q's center.
                             d2 = (qj + 0.5 - x) ** 2 + (qi + 0.5 - y) ** 2
                             weight = SCALE * torch.exp(-d2 / (2 * SIGMA**2)) * alpha
                             # Step 7: which buffer at q.
@@ -60,7 +60,7 @@ def reference_splat(colors, clip, rast, faces):
                             name = "+" if s > l else ("0" if s == l else "-")
                             if 0 <= qi < height and 0 <= qj < width:
                                 acc[name][qi][qj] = acc[name][qi][qj] + weight * sample
-        # Step 8: normalise each buffer by max(weight, 1), composite back to front.
+        # Step 8: normalize each buffer by max(weight, 1), composite back to front.
         image = []
         for i in range(height):
             row = []
@@ -79,10 +79,10 @@ def random_scene(seed, batch=2, count=5):
     """Random overlapping triangles with perspective, some clockwise; float64 leaf clip."""
     g = torch.Generator().manual_seed(seed)
     rand = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)
-    centre = rand(batch, count, 1, 2) * 1.0 - 0.5
+    center = rand(batch, count, 1, 2) * 1.0 - 0.5
     radius = 0.5 + 0.7 * rand(batch, count, 1, 1)
     angles = rand(batch, count, 1) * 2 * math.pi + torch.tensor([0.0, 2.1, 4.2], dtype=torch.float64)
-    xy = centre + radius * torch.stack([angles.cos(), angles.sin()], -1)
+    xy = center + radius * torch.stack([angles.cos(), angles.sin()], -1)
     z = rand(batch, count, 3, 1) * 1.6 - 0.8
     w = 0.5 + 2.5 * rand(batch, count, 3, 1)
     clip = torch.cat([torch.cat([xy, z], -1) * w, w], -1).reshape(batch, -1, 4)
@@ -138,7 +138,7 @@ def test_design_constants():
     assert abs(tap(0) + 4 * tap(1) + 4 * tap(2) - 1.05) < 1e-12
 
 
-def test_single_centred_splat_has_design_taps(ctx):
+def test_single_centered_splat_has_design_taps(ctx):
     """One opaque sample (alpha 0 everywhere else) spreads exactly the DESIGN taps around it."""
     clip = torch.tensor([[-3.0, -3.0, 0.0, 1.0], [3.0, -3.0, 0.0, 1.0], [0.0, 3.0, 0.0, 1.0]],
                         dtype=torch.float64)

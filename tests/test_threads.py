@@ -1,4 +1,4 @@
-"""A Context works from any thread (serialised by a lock); across fork it raises instead of hanging.
+"""A Context works from any thread (serialized by a lock); across fork it raises instead of hanging.
 
 DataLoader workers: with 'spawn' each worker re-creates the dataset's context (a Context pickles
 as its settings); with 'fork' after the parent made a context, the workers raise a clear error

@@ -308,7 +308,7 @@ def test_mesh_fields_are_checked_against_each_other(ctx, cam):
         glsplat.render(ctx, mesh, camera=cam)
     with pytest.raises(ValueError, match="mesh.texture: expected shape"):
         glsplat.render(ctx, mesh.replace(uv_faces=FACES, texture=torch.rand(4, 4)), camera=cam)
-    with pytest.raises(ValueError, match=r"mesh.colors: one colour per vertex \(3\)"):
+    with pytest.raises(ValueError, match=r"mesh.colors: one color per vertex \(3\)"):
         glsplat.render(ctx, glsplat.Mesh(TRI, FACES, colors=torch.rand(4, 3)), camera=cam)
 
 
@@ -371,7 +371,7 @@ def test_textured_obj_loads_its_texture(tmp_path):
     (b"m.mtl", b"broken.png", "texture image 'broken.png' of material library 'm.mtl' cannot be read"),
 ])
 def test_obj_whose_texture_is_missing_loads_untextured_with_a_warning(tmp_path, library, image, match):
-    """Before: a grey 2x2 placeholder texture (missing .mtl) or no texture, without a word."""
+    """Before: a gray 2x2 placeholder texture (missing .mtl) or no texture, without a word."""
     path = write_textured_obj(tmp_path, library, image)
     with pytest.warns(UserWarning, match=f"m.obj: {match}.*loading it untextured"):
         mesh = glsplat.load_mesh(path)
@@ -384,7 +384,7 @@ def test_obj_whose_texture_is_missing_loads_untextured_with_a_warning(tmp_path, 
 def test_obj_without_material_has_no_texture(tmp_path):
     (tmp_path / "plain.obj").write_bytes(UV_TRIANGLE + b"f 1/1 2/2 3/3\n")
     mesh = glsplat.load_mesh(tmp_path / "plain.obj")
-    assert mesh.texture is None and mesh.uvs.shape == (3, 2)  # before: trimesh's grey 2x2 placeholder
+    assert mesh.texture is None and mesh.uvs.shape == (3, 2)  # before: trimesh's gray 2x2 placeholder
 
 
 def test_directory_and_degenerate_mesh_say_so(tmp_path):
@@ -392,7 +392,7 @@ def test_directory_and_degenerate_mesh_say_so(tmp_path):
     with pytest.raises(ValueError, match="folder.obj is a directory, not a mesh file"):
         glsplat.load_mesh(tmp_path / "folder.obj")
     (tmp_path / "point.obj").write_bytes(b"v 1 2 3\nv 1 2 3\nv 1 2 3\nf 1 2 3\n")
-    with pytest.raises(ValueError, match=r"mesh: cannot normalise a mesh of zero extent \(all 1 vertices at one point"):
+    with pytest.raises(ValueError, match=r"mesh: cannot normalize a mesh of zero extent \(all 1 vertices at one point"):
         glsplat.load_mesh(tmp_path / "point.obj").normalized()
 
 

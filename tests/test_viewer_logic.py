@@ -91,8 +91,8 @@ def test_vertex_gradients_and_arrows_follow_finite_differences(shifted, camera):
 
     arrows = vertex_arrows(camera, snapshot.verts, snapshot.vert_grad, snapshot.visible)
     assert 50 < len(arrows.start) <= 300
-    centre = snapshot.verts.mean(0, keepdim=True)
-    expected = (to_pixels(camera, centre - 1e-3 * fd / fd.norm()) - to_pixels(camera, centre))[0]
+    center = snapshot.verts.mean(0, keepdim=True)
+    expected = (to_pixels(camera, center - 1e-3 * fd / fd.norm()) - to_pixels(camera, center))[0]
     assert expected[0] < 0  # world +x is screen left from the home view
     drawn = arrows.end - arrows.start
     # With edge-glued silhouettes (the default) a silhouette's gradient sits on its contour edges'
@@ -117,7 +117,7 @@ def test_heat_maps_are_hot_exactly_where_the_gradient_is(shifted, camera):
         assert np.array_equal(changed, values.numpy() > 0)
 
 
-def test_optimising_lowers_the_loss(ctx, spot, camera):
+def test_optimizing_lowers_the_loss(ctx, spot, camera):
     for mode in ("pose", "vertices"):
         problem = FitProblem(spot, PoseTarget(0.0, 0.0, (0.1, 0.0, 0.0)), SIZE, mode=mode, ctx=ctx)
         losses = []
@@ -171,7 +171,7 @@ def test_image_target(tmp_path, ctx, spot, camera):
 
 
 def test_image_target_at_its_own_pose_stays_there(ctx, tmp_path):
-    """From the pose glsplat render drew, the viewer's pose optimisation stays put (it drifted 6
+    """From the pose glsplat render drew, the viewer's pose optimization stays put (it drifted 6
     degrees in 150 steps, from 0: render clamped over-exposed Phong into an RGB file), and
     init_rotation starts it elsewhere, from where it heads back."""
     import trimesh
@@ -192,7 +192,7 @@ def test_image_target_at_its_own_pose_stays_there(ctx, tmp_path):
         assert math.degrees(problem.params[0].detach().norm()) < within, start
 
 
-def test_worker_answers_and_optimises_off_thread(spot, camera):
+def test_worker_answers_and_optimizes_off_thread(spot, camera):
     problem = FitProblem(spot, PoseTarget(0.0, 0.0, (0.1, 0.0, 0.0)), SIZE)  # its context: the worker's own
     worker = Worker(problem)
     worker.start()
@@ -201,7 +201,7 @@ def test_worker_answers_and_optimises_off_thread(spot, camera):
         assert worker.wait(version, 60)
         snapshot, answered, losses = worker.latest()
         assert answered == version and snapshot.step == 0 and losses == []
-        worker.submit(Request(camera, optimise=True))
+        worker.submit(Request(camera, optimize=True))
         deadline = time.monotonic() + 60
         while len(worker.latest()[2]) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)

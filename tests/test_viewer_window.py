@@ -1,4 +1,4 @@
-"""The viewer's window, driven by code under a private Xvfb: screenshots, keys, mouse, optimisation."""
+"""The viewer's window, driven by code under a private Xvfb: screenshots, keys, mouse, optimization."""
 import time
 
 import numpy as np
@@ -56,7 +56,7 @@ def home(viewer):
 
 
 def chroma(pixels: np.ndarray) -> np.ndarray:
-    """Colourfulness per pixel: 0 for greys (the dimmed base of the overlays)."""
+    """Colorfulness per pixel: 0 for grays (the dimmed base of the overlays)."""
     pixels = pixels.astype(int)
     return pixels.max(-1) - pixels.min(-1)
 
@@ -104,12 +104,12 @@ def test_arrows_point_where_finite_differences_say(home, descent):
     snapshot = home.snapshot()
     camera = snapshot.camera
     arrows = vertex_arrows(camera, snapshot.verts, snapshot.vert_grad, snapshot.visible)
-    centre = snapshot.verts.mean(0, keepdim=True)
-    expected = (to_pixels(camera, centre + 1e-3 * descent / descent.norm()) - to_pixels(camera, centre))[0]
+    center = snapshot.verts.mean(0, keepdim=True)
+    expected = (to_pixels(camera, center + 1e-3 * descent / descent.norm()) - to_pixels(camera, center))[0]
     assert expected[0] < 0  # the target is to the left on screen
     drawn = arrows.end - arrows.start
     assert torch.nn.functional.cosine_similarity(drawn.sum(0), expected, 0) > 0.95
-    # The screenshot shows them where they are: coloured pixels around the arrows' midpoints
+    # The screenshot shows them where they are: colored pixels around the arrows' midpoints
     # (a y-flip would put them a mirror image away).
     painted = np.argwhere(chroma(shot[24:-44]) > 80) + [24, 0]
     assert len(painted) > 200
@@ -133,7 +133,7 @@ def test_orbit_changes_the_image_and_reset_restores_it(home):
     assert np.array_equal(home.screenshot()[:-44], before[:-44])
 
 
-def test_optimising_lowers_the_loss_while_the_window_stays_responsive(home):
+def test_optimizing_lowers_the_loss_while_the_window_stays_responsive(home):
     home.press("O")
     slowest, deadline = 0.0, time.monotonic() + 45
     while len(home.losses()) < 6 and time.monotonic() < deadline:
@@ -151,7 +151,7 @@ def test_optimising_lowers_the_loss_while_the_window_stays_responsive(home):
     assert home.snapshot().step >= 6
 
 
-ESCAPE_WHILE_OPTIMISING = """
+ESCAPE_WHILE_OPTIMIZING = """
 import time, glsplat
 from glsplat.viewer import FitProblem, PoseTarget, Viewer
 from glsplat.viewer.virtual_display import virtual_display
@@ -170,12 +170,12 @@ with virtual_display():
 """
 
 
-def test_escape_while_optimising_closes_at_once():
+def test_escape_while_optimizing_closes_at_once():
     """In a process of its own: a second window in this one would end the module's (glfw is global)."""
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", ESCAPE_WHILE_OPTIMISING], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", ESCAPE_WHILE_OPTIMIZING], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) < 2.0
 

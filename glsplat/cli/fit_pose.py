@@ -1,7 +1,7 @@
 """``glsplat fit-pose MESH --target IMAGE --out pose.json``: fit a mesh's rotation and translation to an image.
 
 The camera is ``glsplat render``'s (2.5 units from the origin, 40-degree field of view, at
---azimuth/--elevation), and the pose applies to the mesh after normalisation (centred, longest
+--azimuth/--elevation), and the pose applies to the mesh after normalization (centered, longest
 side 1): ``p = R @ v + t``. So ``glsplat render MESH --out t.png`` followed by
 ``glsplat fit-pose MESH --target t.png --init-rotation 0 20 0`` recovers the identity.
 
@@ -27,9 +27,9 @@ DEFAULT_SIZE = (128, 128)
 CONVERGED_IOU = 0.9
 # Exit status of a fit that did not converge.
 NOT_CONVERGED = 3
-# Mean mesh colour this close (largest channel difference) to the background of an RGB target:
+# Mean mesh color this close (largest channel difference) to the background of an RGB target:
 # the silhouette is hard to see, and fit-pose warns.
-CLOSE_COLOUR = 0.15
+CLOSE_COLOR = 0.15
 
 DESCRIPTION = f"""\
 Fit the rotation and translation of MESH so that its render (Phong-lit, the camera of 'glsplat render')
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     parser.add_argument("--blur", type=float, default=2.0,
                         help="loss blur in pixels at the first step, falling to 0 by mid-run (default: 2)")
     parser.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
-                        help="background colour in [0, 1] behind an RGB target (default: 1 1 1)")
+                        help="background color in [0, 1] behind an RGB target (default: 1 1 1)")
     add_orbit(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar: print only the results")
 
@@ -91,7 +91,7 @@ def check(args: argparse.Namespace) -> None:
     if args.blur < 0:
         raise UsageError("--blur must not be negative")
     if not all(0 <= c <= 1 for c in args.background):
-        raise UsageError("--background colours must be in [0, 1]")
+        raise UsageError("--background colors must be in [0, 1]")
     check_orbit(args)
     check_output(args.out)
     if args.image is not None:
@@ -100,29 +100,29 @@ def check(args: argparse.Namespace) -> None:
 
 def silhouette_iou(fitted: torch.Tensor, target: torch.Tensor, background) -> float:
     """Intersection over union of the fit's coverage and the target's: alpha above 1/2, or for an
-    opaque target (``background`` a colour) the pixels that differ from ``background``, in the
+    opaque target (``background`` a color) the pixels that differ from ``background``, in the
     target and in the fit composited over it alike."""
     import glsplat
 
     if background is None:
         covered, fit = target[0, ..., 3] > 0.5, fitted[0, ..., 3] > 0.5
     else:
-        colour = torch.tensor(background)
-        covered, fit = ((x[0, ..., :3] - colour).abs().amax(-1) > 0.05
+        color = torch.tensor(background)
+        covered, fit = ((x[0, ..., :3] - color).abs().amax(-1) > 0.05
                         for x in (target, glsplat.over_background(fitted, background)))
     union = (covered | fit).sum().item()
     return (covered & fit).sum().item() / union if union else 1.0
 
 
 def warn_if_mesh_matches_background(image: torch.Tensor, background) -> None:
-    """One line on stderr when the mesh's mean colour in ``image`` (premultiplied) is near ``background``."""
+    """One line on stderr when the mesh's mean color in ``image`` (premultiplied) is near ``background``."""
     alpha = image[0, ..., 3].sum().item()
     if alpha == 0:
         return
-    colour = image[0, ..., :3].sum((0, 1)) / alpha
-    if (colour - torch.tensor(background)).abs().max().item() < CLOSE_COLOUR:
-        print(f"glsplat: warning: --target has no alpha channel and the mesh's colour "
-              f"({' '.join(f'{c:.2f}' for c in colour.tolist())}) is close to --background "
+    color = image[0, ..., :3].sum((0, 1)) / alpha
+    if (color - torch.tensor(background)).abs().max().item() < CLOSE_COLOR:
+        print(f"glsplat: warning: --target has no alpha channel and the mesh's color "
+              f"({' '.join(f'{c:.2f}' for c in color.tolist())}) is close to --background "
               f"({' '.join(f'{c:g}' for c in background)}): its silhouette barely shows; "
               f"use a target with alpha (glsplat render writes PNGs with alpha)", file=sys.stderr)
 
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     iou = silhouette_iou(fitted, target, background)
     result = {
         "mesh": str(args.mesh),
-        "convention": "p = R @ v + t for v on the normalized mesh (centred, longest side 1)",
+        "convention": "p = R @ v + t for v on the normalized mesh (centered, longest side 1)",
         "rotation": fit.rotation[0].tolist(),
         "translation": fit.translation[0].tolist(),
         "initial_loss": fit.losses[0, 0].item(),

@@ -13,8 +13,8 @@ from . import (UsageError, add_adam, add_command, add_silhouette, add_size, chec
 FORMATS = (".obj", ".ply", ".stl", ".off", ".glb")
 
 DESCRIPTION = """\
-Render MESH (normalized: centred, longest side 1; grey, Lambert-lit) from --views cameras on a sphere,
-deform an icosphere with Adam until its renders match (colour, silhouette and smoothness terms), and
+Render MESH (normalized: centered, longest side 1; gray, Lambert-lit) from --views cameras on a sphere,
+deform an icosphere with Adam until its renders match (color, silhouette and smoothness terms), and
 write the fitted mesh in MESH's own coordinates, plus OUT.png: target, sphere and fit from four other
 views. Prints the Chamfer distance (mean, as a fraction of the object's size) and the normal
 consistency to MESH before and after."""
@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     check(args)
     loaded = load(args.mesh)
     lo, hi = loaded.verts.min(0).values, loaded.verts.max(0).values
-    centre, scale = (lo + hi) / 2, (hi - lo).max()
+    center, scale = (lo + hi) / 2, (hi - lo).max()
     if not scale > 0:
         raise UsageError(f"{args.mesh}: the mesh has no extent")
-    target = glsplat.Mesh((loaded.verts - centre) / scale, loaded.faces)
+    target = glsplat.Mesh((loaded.verts - center) / scale, loaded.faces)
 
     ctx = glsplat.Context()
     cameras = view_cameras(args.views, tuple(args.size))
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
           f"normal consistency: {before[1]:.3f} -> {after[1]:.3f}   (target normalized to longest side 1)")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    verts = fit.mesh.verts * scale + centre
+    verts = fit.mesh.verts * scale + center
     trimesh.Trimesh(verts.numpy(), fit.mesh.faces.numpy(), process=False).export(args.out)
     grid = side_by_side(ctx, [target, template, fit.mesh], novel_views(), shader)
     picture = args.out.with_suffix(".png")

@@ -13,14 +13,14 @@ from . import (UsageError, add_command, add_layers, add_orbit, add_size, check_l
 BACKGROUND_HELP = (
     "'transparent' (the default for formats with alpha, e.g. PNG) keeps the alpha channel: the "
     "mesh's exact silhouette, which fit-pose and view use as the target's mask, whatever the mesh's "
-    "colour; a colour (a name such as white or black, or #rrggbb; white is the default for formats "
+    "color; a color (a name such as white or black, or #rrggbb; white is the default for formats "
     "without alpha, e.g. JPEG) writes opaque RGB composited over it")
 
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "render", run, help="render a mesh file to PNG",
                          description="Render MESH (any format trimesh reads; textured OBJ keeps its texture; "
-                                     "untextured meshes are grey) Phong-lit by a headlight, orbiting it for "
+                                     "untextured meshes are gray) Phong-lit by a headlight, orbiting it for "
                                      "--views > 1. PNGs keep alpha (--background transparent), so a "
                                      "render is a ready target for 'glsplat fit-pose' and 'glsplat view'.")
     parser.add_argument("--out", type=Path, required=True,
@@ -29,13 +29,13 @@ def register(subparsers) -> None:
     add_size(parser, (512, 512), "image height and width in pixels (default: 512 512)")
     add_layers(parser, 1)
     add_orbit(parser, "the first view's azimuth in degrees about +y; 0 looks from -z")
-    parser.add_argument("--background", metavar="COLOUR", help=BACKGROUND_HELP)
+    parser.add_argument("--background", metavar="COLOR", help=BACKGROUND_HELP)
     parser.add_argument("--no-cull", dest="cull", action="store_false",
                         help="draw back faces too (for open or inconsistently wound meshes)")
 
 
-def background_colour(name: str | None, out: Path) -> tuple[float, float, float] | None:
-    """``None`` for transparent, else an RGB colour in [0, 1], from --background and --out's format."""
+def background_color(name: str | None, out: Path) -> tuple[float, float, float] | None:
+    """``None`` for transparent, else an RGB color in [0, 1], from --background and --out's format."""
     from PIL import ImageColor
 
     from ..images import keeps_alpha
@@ -45,12 +45,12 @@ def background_colour(name: str | None, out: Path) -> tuple[float, float, float]
     if name.lower() == "transparent":
         if not keeps_alpha(out):
             raise UsageError(f"--background transparent: {out.suffix} files have no alpha channel; "
-                             f"write a .png or give a colour")
+                             f"write a .png or give a color")
         return None
     try:
         return tuple(c / 255 for c in ImageColor.getrgb(name)[:3])
     except ValueError:
-        raise UsageError(f"--background: 'transparent', a colour name or #rrggbb, got {name!r}") from None
+        raise UsageError(f"--background: 'transparent', a color name or #rrggbb, got {name!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--size must be positive")
     check_orbit(args)
     check_output(args.out, image=True)
-    background = background_colour(args.background, args.out)
+    background = background_color(args.background, args.out)
     mesh = load(args.mesh).normalized()
     ctx = glsplat.Context()
     shader = glsplat.PhongShader()

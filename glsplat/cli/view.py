@@ -9,7 +9,7 @@ from . import MAX_SIZE, MIN_SIZE, UsageError, add_command, add_layers, add_size,
 
 DESCRIPTION = """\
 Open a window on MESH (normalized to unit size), rendered by glsplat's differentiable renderer,
-with the loss against a target and its gradients drawn live; the optimisation runs in a
+with the loss against a target and its gradients drawn live; the optimization runs in a
 background thread, so the window stays responsive. The target is the same mesh at another pose
 (--target-pose, re-rendered for every view; the default turns it 20 degrees and moves it 0.08
 to the right) or an image (--target, meant for the home view: the first view of
@@ -37,8 +37,8 @@ def register(subparsers) -> None:
                         help="start (and key R's reset) with the mesh at this axis-angle rotation, in degrees "
                              "(default: 0 0 0, the pose glsplat render draws)")
     add_layers(parser, 2, ", so S+ and S- show occlusion edges")
-    parser.add_argument("--optimise", choices=("pose", "vertices"), default="pose",
-                        help="what key O optimises at first (key M switches; default: pose)")
+    parser.add_argument("--optimize", choices=("pose", "vertices"), default="pose",
+                        help="what key O optimizes at first (key M switches; default: pose)")
     parser.add_argument("--screenshots", type=Path, default=Path("."), metavar="DIR",
                         help="where key P writes glsplat_view_NNN.png (default: the current directory)")
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.size)
     target = image_target(args.target, size) if args.target is not None else pose_target(args.target_pose)
     mesh = load(args.mesh).normalized()
-    problem = FitProblem(mesh, target, size, layers=args.layers, mode=args.optimise,
+    problem = FitProblem(mesh, target, size, layers=args.layers, mode=args.optimize,
                          init_rotation=[math.radians(d) for d in args.init_rotation])
     try:
         viewer = Viewer(problem, screenshot_dir=args.screenshots)

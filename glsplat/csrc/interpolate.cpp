@@ -1,5 +1,5 @@
 // CPU kernel of `interpolate`: blend per-vertex attributes with the raster's barycentrics,
-// straight from (tri_id, bary, faces) without materialising per-pixel corner indices; the
+// straight from (tri_id, bary, faces) without materializing per-pixel corner indices; the
 // corner gather is the splat's (splat.h), the gradient's per-thread sums too (splat_cpu.h).
 #include <torch/extension.h>
 

@@ -15,11 +15,11 @@ torch::Tensor interpolate_backward(torch::Tensor grad_out, torch::Tensor attr, t
 // float32 [B, K, H, W]) of clip-space vertices clip [1 or B, V, 4] and faces int64 [F, 3]
 // (indices in range: checked before the call); each covered sample is splatted from its point
 // on its face (interpolate fused in) moved by offset (x, y in pixels; [N, 2], or empty: none),
-// with its straight RGBA colour. colors and offset are packed over the N covered samples in
+// with its straight RGBA color. colors and offset are packed over the N covered samples in
 // raster order (Raster.index's order), in clip's dtype. Returns the composited image
-// [B, H, W, 4], the normalised S+/S0/S- buffers [3, B, H, W, 4] (empty unless with_buffers),
+// [B, H, W, 4], the normalized S+/S0/S- buffers [3, B, H, W, 4] (empty unless with_buffers),
 // then the state the backward pass takes: with one layer the image and the weights [B, H, W],
-// with more the unnormalised S+/S0/S- sums [B, H, W, 3, 4].
+// with more the unnormalized S+/S0/S- sums [B, H, W, 3, 4].
 std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces, torch::Tensor bary,
                                          torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
                                          torch::Tensor offset, double scale, double sigma, bool with_buffers);

@@ -10,7 +10,7 @@
 namespace glsplat {
 namespace {
 
-// The packed rows of the raster, checked against the N rows of the packed colours.
+// The packed rows of the raster, checked against the N rows of the packed colors.
 cpu::PackedRows packed_rows(const SplatTensors& t) {
   TORCH_CHECK(t.tri_id.device().is_cpu(), "splat kernel: CPU tensors only");
   cpu::PackedRows rows(t.tri_id.data_ptr<int32_t>(), t.B(), t.K(), t.H(), t.W());

@@ -2,11 +2,11 @@
 // splat_cpu.h) and CUDA (one thread per item in splat_cuda.cu) kernels: where a sample is
 // splatted from (its clip-space point, blended from its face's corners, plus an optional
 // image-space offset), its 3x3 Gaussian taps, their accumulation at a target pixel into the
-// S+ / S0 / S- buffers, the normalisation and back-to-front composite, and the matching
+// S+ / S0 / S- buffers, the normalization and back-to-front composite, and the matching
 // backward steps.
 //
 // All passes are gathers, so no two items write to the same place: the forward pass works per
-// target pixel and pulls the taps of its 3x3 source neighbours; the backward pass turns the
+// target pixel and pulls the taps of its 3x3 source neighbors; the backward pass turns the
 // image gradient into per-buffer gradients at every target pixel, then works per source sample
 // and pulls the gradients of its 3x3 targets. Where the taps and those gradients are kept
 // (a table, a ring of rows) is the caller's choice, reached through small accessor objects.
@@ -58,14 +58,14 @@ GLSPLAT_HD inline float exp_of(float x) {
 }
 GLSPLAT_HD inline double exp_of(double x) { return exp(x); }
 
-// An image-space vector in pixels, x right, y down: a sample's offset from its pixel's centre,
+// An image-space vector in pixels, x right, y down: a sample's offset from its pixel's center,
 // or the gradient with respect to it.
 template <typename T>
 struct Vec2 {
   T x, y;
 };
 
-// RGBA: a straight colour, or premultiplied sums whose a is the taps' weight, or a gradient.
+// RGBA: a straight color, or premultiplied sums whose a is the taps' weight, or a gradient.
 template <typename T>
 struct Rgba {
   T r, g, b, a;
@@ -144,7 +144,7 @@ struct Packed {
   const T* colors;   // [N, 4] straight RGBA
   const T* offsets;  // [N, 2] image-space offsets (x, y) in pixels, added to each sample's position; null: none
 
-  GLSPLAT_HD Rgba<T> colour(int64_t index) const {
+  GLSPLAT_HD Rgba<T> color(int64_t index) const {
     const T* c = colors + 4 * index;
     return {c[0], c[1], c[2], c[3]};
   }
@@ -164,7 +164,7 @@ GLSPLAT_HD inline Rgba<T> add_tap(Rgba<T> sums, T w, T r, T g, T b) {
 
 // Step 7: a buffer is its sums divided by max(weight, 1), the weight being the sums' a.
 template <typename T>
-GLSPLAT_HD inline Rgba<T> normalised(Rgba<T> sums) {
+GLSPLAT_HD inline Rgba<T> normalized(Rgba<T> sums) {
   const T norm = sums.a > T(1) ? sums.a : T(1);
   return {sums.r / norm, sums.g / norm, sums.b / norm, sums.a / norm};
 }
@@ -173,7 +173,7 @@ GLSPLAT_HD inline Rgba<T> normalised(Rgba<T> sums) {
 // Where weight >= 1, d(buf)/d(sums) = (I - buf e_a^T) / weight (torch's clamp passes the
 // gradient at weight == 1 too); below 1 it is the identity.
 template <typename T>
-GLSPLAT_HD inline Rgba<T> normalised_gradient(Rgba<T> g, Rgba<T> buf, T weight) {
+GLSPLAT_HD inline Rgba<T> normalized_gradient(Rgba<T> g, Rgba<T> buf, T weight) {
   if (!(weight >= T(1))) return g;  // a branch: most pixels' S+ and S- are empty, no division there
   const T inv = T(1) / weight;
   const T dot = g.r * buf.r + g.g * buf.g + g.b * buf.b + g.a * buf.a;
@@ -191,11 +191,11 @@ GLSPLAT_HD inline Rgba<T> over(Rgba<T> top, Rgba<T> below) {
 // Step 8's pull: what a source sample gathers from its 3x3 targets going backwards.
 
 // The loss's derivatives w.r.t. a sample's position (x, y, in pixels: also those w.r.t. its
-// offset) and its straight colour.
+// offset) and its straight color.
 template <typename T>
 struct Pull {
   Vec2<T> position;
-  Rgba<T> colour;
+  Rgba<T> color;
 };
 
 // Where a sample's gradients go, packed like its inputs (see Packed).
@@ -206,10 +206,10 @@ struct PackedGrads {
 
   GLSPLAT_HD void set(int64_t index, const Pull<T>& a) const {
     T* c = colors + 4 * index;
-    c[0] = a.colour.r;
-    c[1] = a.colour.g;
-    c[2] = a.colour.b;
-    c[3] = a.colour.a;
+    c[0] = a.color.r;
+    c[1] = a.color.g;
+    c[2] = a.color.b;
+    c[3] = a.color.a;
     if (offsets) {
       offsets[2 * index] = a.position.x;
       offsets[2 * index + 1] = a.position.y;
@@ -255,7 +255,7 @@ struct Splat {
   GLSPLAT_HD static int buffer_of(int64_t s, int64_t l) { return s > l ? 0 : (s == l ? 1 : 2); }
 
   // Step 5's last part: the offset of a sample at pixel (i, j) with clip-space point p and
-  // image-space offset shift from that pixel's centre, in pixels, with x = (ndc_x + 1) W / 2
+  // image-space offset shift from that pixel's center, in pixels, with x = (ndc_x + 1) W / 2
   // and y = (1 - ndc_y) H / 2 (0 in value for a zero shift; the gradient path).
   GLSPLAT_HD Vec2<T> offset(ClipXYW<T> p, Vec2<T> shift, int64_t i, int64_t j) const {
     return {(p.x / p.w + T(1)) * half_w - (T(j) + T(0.5)) + shift.x,
@@ -263,30 +263,30 @@ struct Splat {
   }
 
   // Step 6's Gaussian separates: tap (dy, dx) weighs gy[dy] * gx[dx] (scale folded into gy), with
-  // the taps along one axis at d = -1, 0, 1 in before, centre, after: exp(-(d - o)^2 / (2 sigma^2)),
+  // the taps along one axis at d = -1, 0, 1 in before, center, after: exp(-(d - o)^2 / (2 sigma^2)),
   // three exponentials (factoring them into two overflows and underflows together, far from
   // the pixel, into a wrong finite weight or NaN).
   struct Axis {
-    T before, centre, after;
+    T before, center, after;
   };
-  GLSPLAT_HD static T tap(Axis a, int d) { return d < 0 ? a.before : (d == 0 ? a.centre : a.after); }
+  GLSPLAT_HD static T tap(Axis a, int d) { return d < 0 ? a.before : (d == 0 ? a.center : a.after); }
   GLSPLAT_HD Axis axis(T o, T factor) const {
     const T before = T(-1) - o, after = T(1) - o;
     return {factor * exp_of(-before * before * inv_two_sigma2), factor * exp_of(-o * o * inv_two_sigma2),
             factor * exp_of(-after * after * inv_two_sigma2)};
   }
 
-  // The kTapFactors of a covered sample with offset o from its pixel's centre: gx, and gy with
+  // The kTapFactors of a covered sample with offset o from its pixel's center: gx, and gy with
   // the scale and the sample's alpha folded in.
   struct Factors {
     Axis x, y;
   };
   GLSPLAT_HD Factors tap_factors(Vec2<T> o, T alpha) const {
     const Axis gx = axis(o.x, T(1)), gy = axis(o.y, scale);
-    return {gx, {gy.before * alpha, gy.centre * alpha, gy.after * alpha}};
+    return {gx, {gy.before * alpha, gy.center * alpha, gy.after * alpha}};
   }
 
-  // Step 6 at target pixel q = (b, qi, qj): the unnormalised S+/S0/S- sums. `record(n, l, pi, pj)`
+  // Step 6 at target pixel q = (b, qi, qj): the unnormalized S+/S0/S- sums. `record(n, l, pi, pj)`
   // gives the kFactorsAndRgb of covered sample n (layer l of source pixel (pi, pj)).
   template <typename Records>
   GLSPLAT_HD void accumulate(int64_t b, int64_t qi, int64_t qj, const Records& record, Rgba<T> sums[kBuffers]) const {
@@ -308,17 +308,17 @@ struct Splat {
     }
   }
 
-  // Step 7: normalise each buffer into buf and composite back to front (S- under S0 under S+).
+  // Step 7: normalize each buffer into buf and composite back to front (S- under S0 under S+).
   GLSPLAT_HD static Rgba<T> resolve(const Rgba<T> sums[kBuffers], Rgba<T> buf[kBuffers]) {
     Rgba<T> out{T(0), T(0), T(0), T(0)};
     for (int k = kBuffers - 1; k >= 0; --k) {
-      buf[k] = normalised(sums[k]);
+      buf[k] = normalized(sums[k]);
       out = over(buf[k], out);
     }
     return out;
   }
 
-  // Backward of step 7 at a target pixel: the gradients ga w.r.t. the unnormalised sums, given
+  // Backward of step 7 at a target pixel: the gradients ga w.r.t. the unnormalized sums, given
   // the sums, the image gradient g_out and the buffers' gradients g_buf[k * buf_stride + c];
   // either gradient may be null (absent).
   GLSPLAT_HD static void sums_gradient(const Rgba<T> sums[kBuffers], const T* g_out, const T* g_buf,
@@ -343,20 +343,20 @@ struct Splat {
         const T* e = g_buf + k * buf_stride;
         gb[k] = {gb[k].r + e[0], gb[k].g + e[1], gb[k].b + e[2], gb[k].a + e[3]};
       }
-      ga[k] = normalised_gradient(gb[k], buf[k], sums[k].a);
+      ga[k] = normalized_gradient(gb[k], buf[k], sums[k].a);
     }
   }
 
-  // Backward of steps 5-6, one tap: a source sample of straight colour c gathers from a target
-  // whose buffer has gradient g; gauss is the tap's Gaussian, e = (its centre - the sample's position).
+  // Backward of steps 5-6, one tap: a source sample of straight color c gathers from a target
+  // whose buffer has gradient g; gauss is the tap's Gaussian, e = (its center - the sample's position).
   GLSPLAT_HD Pull<T> pull(Pull<T> a, T gauss, T ex, T ey, Rgba<T> c, Rgba<T> g) const {
     // d(loss)/d(tap weight w), where the tap adds w * (r, g, b, 1) and w = gauss * alpha
     const T g_w = g.r * c.r + g.g * c.g + g.b * c.b + g.a;
     const T w = gauss * c.a;
-    // d(gauss)/d(position) = gauss * (centre - position) / sigma^2
+    // d(gauss)/d(position) = gauss * (center - position) / sigma^2
     const T g_position = w * g_w * inv_sigma2;
     return {{a.position.x + g_position * ex, a.position.y + g_position * ey},
-            {a.colour.r + w * g.r, a.colour.g + w * g.g, a.colour.b + w * g.b, a.colour.a + gauss * g_w}};
+            {a.color.r + w * g.r, a.color.g + w * g.g, a.color.b + w * g.b, a.color.a + gauss * g_w}};
   }
 
   // The pull through the perspective divide: the gradient w.r.t. the clip-space point's x, y, w.
@@ -366,8 +366,8 @@ struct Splat {
   }
 
   // Backward for a covered source sample (layer l of pixel (b, pi, pj)) with clip-space point p,
-  // image-space offset shift and straight colour c: its pull from its 3x3 targets.
-  // `grad_at(k, qi, qj)` gives the gradient (an Rgba) w.r.t. buffer k's unnormalised sums at
+  // image-space offset shift and straight color c: its pull from its 3x3 targets.
+  // `grad_at(k, qi, qj)` gives the gradient (an Rgba) w.r.t. buffer k's unnormalized sums at
   // target (qi, qj) of the same image.
   template <typename GradAt>
   GLSPLAT_HD Pull<T> backward_sample(int64_t b, int64_t l, int64_t pi, int64_t pj, ClipXYW<T> p, Vec2<T> shift,

@@ -142,11 +142,11 @@ struct TapRing {
       for (int64_t j = span.lo; j < span.hi; ++j) {
         const int64_t n = s.sample(b, l, r, j);
         if (!s.covered(n)) continue;  // never read
-        const Rgba<T> c = in.packed.colour(index);
+        const Rgba<T> c = in.packed.color(index);
         const auto f = s.tap_factors(s.offset(in.points.point(n), in.packed.offset(index), r, j), c.a);
         T* t = row + j * kFactorsAndRgb;
-        t[0] = f.x.before, t[1] = f.x.centre, t[2] = f.x.after;
-        t[3] = f.y.before, t[4] = f.y.centre, t[5] = f.y.after;
+        t[0] = f.x.before, t[1] = f.x.center, t[2] = f.x.after;
+        t[3] = f.y.before, t[4] = f.y.center, t[5] = f.y.after;
         t[6] = c.r, t[7] = c.g, t[8] = c.b;
         ++index;
       }
@@ -154,7 +154,7 @@ struct TapRing {
   }
 };
 
-// The gradients w.r.t. the unnormalised buffer sums of 3 consecutive target rows.
+// The gradients w.r.t. the unnormalized buffer sums of 3 consecutive target rows.
 template <typename T>
 struct GradRing {
   int64_t W;
@@ -186,7 +186,7 @@ void for_bands(int64_t B, int64_t H, const Make& make, const Body& body, const F
   }
 }
 
-// Any number of layers. The forward pass keeps the unnormalised S+/S0/S- sums of every pixel,
+// Any number of layers. The forward pass keeps the unnormalized S+/S0/S- sums of every pixel,
 // sums[B, H, W, kBuffers] (zero where no tap reaches), so the backward pass needs no taps:
 // per target row, the gradient w.r.t. the sums; per covered source sample, its 3x3 pull.
 template <typename T>
@@ -263,7 +263,7 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
                     const int64_t index = t.index[l]++;
                     const ClipXYW<T> p = in.points.point(n);
                     const Pull<T> a = s.backward_sample(b, l, pi, pj, p, in.packed.offset(index),
-                                                        in.packed.colour(index), t.ring);
+                                                        in.packed.color(index), t.ring);
                     grads.packed.set(index, a);
                     add_point_gradient(in.points, t.clip, n, s.pulled(p, a.position));
                   }
@@ -273,7 +273,7 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
             [&](Scratch& t) { t.clip.reduce(); });
 }
 
-// One layer: every tap lands in S0 and the image is S0 normalised. Rows of samples, taps and
+// One layer: every tap lands in S0 and the image is S0 normalized. Rows of samples, taps and
 // gradients are kept as arrays over their columns (structure of arrays), padded by one column
 // each side and zero where nothing is covered, so that the 3x3 gathers have no branches and
 // vectorise.
@@ -291,7 +291,7 @@ struct RowArrays {
 };
 
 // A row's samples: its clip-space point's x, y, w, its offset's x, y, its straight r, g, b, a;
-// the point (0, 0, 1), no offset and the colour 0 where nothing is covered, so that the columns
+// the point (0, 0, 1), no offset and the color 0 where nothing is covered, so that the columns
 // between covered ones can go through the same vector loops and add nothing.
 enum RowSample { kX, kY, kW, kShiftX, kShiftY, kRed, kGreen, kBlue, kAlpha };
 
@@ -307,7 +307,7 @@ void gather_row(const Inputs<T>& in, int64_t b, int64_t r, Span span, RowArrays<
     if (in.s.covered(n)) {
       p = in.points.point(n);
       shift = in.packed.offset(index);
-      c = in.packed.colour(index);
+      c = in.packed.color(index);
       ++index;
     }
     v[kX][j] = p.x, v[kY][j] = p.y, v[kW][j] = p.w;
@@ -345,10 +345,10 @@ struct FlatRows {
     for (int64_t j = span.lo; j < span.hi; ++j) {
       const auto f = s.tap_factors(s.offset(ClipXYW<T>{x[j], y[j], w[j]}, Vec2<T>{sx[j], sy[j]}, r, j), alpha[j]);
       row[j] = f.x.before;
-      row[stride + j] = f.x.centre;
+      row[stride + j] = f.x.center;
       row[2 * stride + j] = f.x.after;
       row[3 * stride + j] = f.y.before;
-      row[4 * stride + j] = f.y.centre;
+      row[4 * stride + j] = f.y.center;
       row[5 * stride + j] = f.y.after;
     }
     for (int k = 0; k < 3; ++k) {  // r, g, b
@@ -407,13 +407,13 @@ template <typename T>
 [[gnu::always_inline]] inline Pull<T> pull_row(const Splat<T>& s, Pull<T> a, const T* g, int64_t stride,
                                                typename Splat<T>::Axis gx, T wy, T ey, T ox, Rgba<T> c) {
   a = s.pull(a, gx.before * wy, T(-1) - ox, ey, c, Rgba<T>{g[-1], g[stride - 1], g[2 * stride - 1], g[3 * stride - 1]});
-  a = s.pull(a, gx.centre * wy, -ox, ey, c, Rgba<T>{g[0], g[stride], g[2 * stride], g[3 * stride]});
+  a = s.pull(a, gx.center * wy, -ox, ey, c, Rgba<T>{g[0], g[stride], g[2 * stride], g[3 * stride]});
   return s.pull(a, gx.after * wy, T(1) - ox, ey, c, Rgba<T>{g[1], g[stride + 1], g[2 * stride + 1], g[3 * stride + 1]});
 }
 
 // What the pull of a row of sources gives per column: d(loss)/d x, y, w of the clip-space point,
 // then d(loss)/d(offset) x, y and d(loss)/d r, g, b, a.
-enum RowPull { kPointX, kPointY, kPointW, kPositionX, kPositionY, kColourR, kColourG, kColourB, kColourA };
+enum RowPull { kPointX, kPointY, kPointW, kPositionX, kPositionY, kColorR, kColorG, kColorB, kColorA };
 
 // The 3x3 pulls of the samples of source row pi (columns span) into pulled, from the row's
 // samples and the gradients w.r.t. the sums of rows pi - 1 .. pi + 1.
@@ -433,7 +433,7 @@ void pull_row_of_sources(const Splat<T>& s, int64_t pi, Span span, const RowArra
     const Rgba<T> c{red[pj], green[pj], blue[pj], alpha[pj]};
     Pull<T> a{{T(0), T(0)}, {T(0), T(0), T(0), T(0)}};
     a = pull_row(s, a, above + pj, stride, gx, gy.before, T(-1) - o.y, o.x, c);
-    a = pull_row(s, a, here + pj, stride, gx, gy.centre, -o.y, o.x, c);
+    a = pull_row(s, a, here + pj, stride, gx, gy.center, -o.y, o.x, c);
     a = pull_row(s, a, below + pj, stride, gx, gy.after, T(1) - o.y, o.x, c);
     const ClipXYW<T> d = s.pulled(p, a.position);
     out[kPointX * W + pj] = d.x;
@@ -441,10 +441,10 @@ void pull_row_of_sources(const Splat<T>& s, int64_t pi, Span span, const RowArra
     out[kPointW * W + pj] = d.w;
     out[kPositionX * W + pj] = a.position.x;
     out[kPositionY * W + pj] = a.position.y;
-    out[kColourR * W + pj] = a.colour.r;
-    out[kColourG * W + pj] = a.colour.g;
-    out[kColourB * W + pj] = a.colour.b;
-    out[kColourA * W + pj] = a.colour.a;
+    out[kColorR * W + pj] = a.color.r;
+    out[kColorG * W + pj] = a.color.g;
+    out[kColorB * W + pj] = a.color.b;
+    out[kColorA * W + pj] = a.color.a;
   }
 }
 
@@ -472,7 +472,7 @@ void forward_flat(const Inputs<T>& in, T* out, T* buffers, T* weights) {
                 std::fill(weights + q0 + span.hi, weights + q0 + s.W, T(0));
                 const T *sr = t.sums.data(), *sg = sr + s.W, *sb = sg + s.W, *sa = sb + s.W;
                 for (int64_t qj = span.lo; qj < span.hi; ++qj) {
-                  const Rgba<T> image = normalised(Rgba<T>{sr[qj], sg[qj], sb[qj], sa[qj]});
+                  const Rgba<T> image = normalized(Rgba<T>{sr[qj], sg[qj], sb[qj], sa[qj]});
                   o[4 * qj] = image.r, o[4 * qj + 1] = image.g, o[4 * qj + 2] = image.b, o[4 * qj + 3] = image.a;
                   weights[q0 + qj] = sa[qj];
                 }
@@ -487,7 +487,7 @@ void forward_flat(const Inputs<T>& in, T* out, T* buffers, T* weights) {
             [](Scratch&) {});
 }
 
-// The forward pass kept the image (= S0 normalised) and the weights, so the backward pass needs
+// The forward pass kept the image (= S0 normalized) and the weights, so the backward pass needs
 // no taps: per target row, the gradient w.r.t. the sums; per row of sources, their 3x3 pulls.
 template <typename T>
 void backward_flat(const Inputs<T>& in, const T* grad_out, const T* grad_buffers, const T* image, const T* weights,
@@ -521,7 +521,7 @@ void backward_flat(const Inputs<T>& in, const T* grad_out, const T* grad_buffers
                   const T* o = go + 4 * qj;
                   const T* e = gb + 4 * qj;
                   const T* buf = im + 4 * qj;
-                  const Rgba<T> g = normalised_gradient(Rgba<T>{o[0] + e[0], o[1] + e[1], o[2] + e[2], o[3] + e[3]},
+                  const Rgba<T> g = normalized_gradient(Rgba<T>{o[0] + e[0], o[1] + e[1], o[2] + e[2], o[3] + e[3]},
                                                         Rgba<T>{buf[0], buf[1], buf[2], buf[3]}, weight[qj]);
                   ga[qj] = g.r, ga[stride + qj] = g.g, ga[2 * stride + qj] = g.b, ga[3 * stride + qj] = g.a;
                 }
@@ -539,8 +539,8 @@ void backward_flat(const Inputs<T>& in, const T* grad_out, const T* grad_buffers
                   const int64_t n = s.sample(b, 0, pi, pj);
                   if (!s.covered(n)) continue;
                   grads.packed.set(index++, Pull<T>{{d[kPositionX][pj], d[kPositionY][pj]},
-                                                    {d[kColourR][pj], d[kColourG][pj], d[kColourB][pj],
-                                                     d[kColourA][pj]}});
+                                                    {d[kColorR][pj], d[kColorG][pj], d[kColorB][pj],
+                                                     d[kColorA][pj]}});
                   add_point_gradient(in.points, t.clip, n, ClipXYW<T>{d[kPointX][pj], d[kPointY][pj], d[kPointW][pj]});
                 }
               }
@@ -559,7 +559,7 @@ void forward(const Inputs<T>& in, T* out, T* buffers, T* state) {
   }
 }
 
-// image (one layer only) and state: from the forward pass. Every covered sample's colour
+// image (one layer only) and state: from the forward pass. Every covered sample's color
 // gradient (and offset gradient, if wanted) is written.
 template <typename T>
 void backward(const Inputs<T>& in, const T* grad_out, const T* grad_buffers, const T* image, const T* state,

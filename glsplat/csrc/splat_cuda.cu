@@ -1,7 +1,7 @@
 // CUDA entry points of the splat: one thread per item of splat.h, with the taps and the buffer
 // gradients in image-sized tables (memory is cheap there, a second pass over it is not). The
 // inputs and arguments are the CPU's (kernels.h); the state kept for the backward pass is the
-// unnormalised sums [B, H, W, kBuffers, 4] and each sample's packed index.
+// unnormalized sums [B, H, W, kBuffers, 4] and each sample's packed index.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -44,11 +44,11 @@ __global__ void taps_kernel(Splat<T> s, ClipPoints<T> points, Packed<T> packed, 
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= s.B * s.K * s.H * s.W || !s.covered(n)) return;  // the rest is never read
   const int64_t j = n % s.W, i = (n / s.W) % s.H, p = index[n];
-  const Rgba<T> c = packed.colour(p);
+  const Rgba<T> c = packed.color(p);
   const auto f = s.tap_factors(s.offset(points.point(n), packed.offset(p), i, j), c.a);
   T* t = taps + kFactorsAndRgb * n;
-  t[0] = f.x.before, t[1] = f.x.centre, t[2] = f.x.after;
-  t[3] = f.y.before, t[4] = f.y.centre, t[5] = f.y.after;
+  t[0] = f.x.before, t[1] = f.x.center, t[2] = f.x.after;
+  t[3] = f.y.before, t[4] = f.y.center, t[5] = f.y.after;
   t[6] = c.r, t[7] = c.g, t[8] = c.b;
 }
 
@@ -92,7 +92,7 @@ __global__ void backward_kernel(Splat<T> s, ClipPoints<T> points, Packed<T> pack
   const Corners<T> c = points.corners(n);
   const ClipXYW<T> p = points.point(c);
   const int64_t k = index[n];
-  const Pull<T> a = s.backward_sample(b, l, pi, pj, p, packed.offset(k), packed.colour(k), GradTable<T>{s, grad_sums, b});
+  const Pull<T> a = s.backward_sample(b, l, pi, pj, p, packed.offset(k), packed.color(k), GradTable<T>{s, grad_sums, b});
   grads.set(k, a);
   if (grad_clip) ClipPoints<T>::scatter(c, s.pulled(p, a.position), AtomicAdd<T>{grad_clip});
 }

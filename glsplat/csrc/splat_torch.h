@@ -52,14 +52,14 @@ struct SplatTensors {
                 "splat kernel: bary must be float32 [B, K, H, W, 2]");
     TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4 && clip.is_contiguous() &&
                     (clip.size(0) == 1 || clip.size(0) == tri_id.size(0)) && clip.scalar_type() == colors.scalar_type(),
-                "splat kernel: clip must be contiguous [1 or B, V, 4] in the colours' dtype");
+                "splat kernel: clip must be contiguous [1 or B, V, 4] in the colors' dtype");
     TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == torch::kLong && faces.is_contiguous(),
                 "splat kernel: faces must be contiguous int64 [F, 3]");
     TORCH_CHECK(colors.dim() == 2 && colors.size(1) == 4 && colors.is_contiguous(),
                 "splat kernel: colors must be contiguous [N, 4]");
     TORCH_CHECK(offset.numel() == 0 || (offset.device() == device && offset.sizes() == at::IntArrayRef{colors.size(0), 2} &&
                                         offset.is_contiguous() && offset.scalar_type() == colors.scalar_type()),
-                "splat kernel: offset must be empty or contiguous [N, 2] in the colours' dtype");
+                "splat kernel: offset must be empty or contiguous [N, 2] in the colors' dtype");
     bary = evenly_spaced(bary_, 2, &bary_stride);
     depth = evenly_spaced(depth_, 1, &depth_stride);
   }
@@ -96,7 +96,7 @@ const T* optional_data(const torch::Tensor& t, at::IntArrayRef sizes, const torc
 }
 
 // The backward pass's outputs: the clip-space vertices' gradient (zeros like clip, or empty
-// unless wanted), the packed colours' and the offsets' (empty unless wanted and given).
+// unless wanted), the packed colors' and the offsets' (empty unless wanted and given).
 struct SplatGradients {
   torch::Tensor clip, colors, offset;
 

@@ -1,4 +1,4 @@
-"""Fitting with the renderer in the loop: reusable optimisation loops behind the demos and CLI,
+"""Fitting with the renderer in the loop: reusable optimization loops behind the demos and CLI,
 and the pieces for writing your own (regularizers that keep a deforming mesh smooth, metrics)."""
 from .metrics import chamfer_distance, edge_length_loss, face_normal_loss, laplacian_loss, normal_consistency
 from .pose import PoseFit, fit_pose, posed

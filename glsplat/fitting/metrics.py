@@ -131,9 +131,9 @@ def _cotangent_weights(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.
 
 def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor, method: str = "uniform",
                    edges: torch.Tensor | None = None, squared: bool = False) -> torch.Tensor:
-    """Mean norm of each vertex's offset from the weighted mean of its neighbours.
+    """Mean norm of each vertex's offset from the weighted mean of its neighbors.
 
-    ``method="uniform"``: all neighbours weigh the same (smooths, and also evens out the vertex
+    ``method="uniform"``: all neighbors weigh the same (smooths, and also evens out the vertex
     spacing); ``"cotangent"``: cotangent weights, computed from the current positions without
     gradient (as PyTorch3D does), which measure curvature rather than irregular sampling.
     ``edges`` (uniform only) as for :func:`edge_length_loss`. ``squared``: the mean squared norm
@@ -151,8 +151,8 @@ def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor, method: str = "unif
         raise ValueError(f"method: 'uniform' or 'cotangent', not {method!r}")
     count = verts.shape[-2]
     total = weights.new_zeros(*weights.shape[:-1], count).index_add(-1, index[0], weights)
-    neighbours = torch.zeros_like(verts).index_add(-2, index[0], weights[..., None] * verts[..., index[1], :])
-    mean = neighbours / total.clamp(min=1e-12)[..., None]
+    neighbors = torch.zeros_like(verts).index_add(-2, index[0], weights[..., None] * verts[..., index[1], :])
+    mean = neighbors / total.clamp(min=1e-12)[..., None]
     return ((mean - verts).square().sum(-1) if squared else (mean - verts).norm(dim=-1)).mean()
 
 

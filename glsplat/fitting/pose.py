@@ -1,7 +1,7 @@
 """Fit the rigid pose (rotation + translation) of a known mesh to target images.
 
 Conventions: a pose ``(R, t)`` maps the mesh's own coordinates to world space,
-``p_world = R @ p_mesh + t``, so the rotation is about the mesh's origin (its centre once
+``p_world = R @ p_mesh + t``, so the rotation is about the mesh's origin (its center once
 ``Mesh.normalized()``). Rotations are ``[B, 3, 3]`` matrices; translations ``[B, 3]``.
 A batch of ``B`` independent fits runs as one batched render: the loss is summed over the
 batch, and Adam's per-element steps keep the fits from influencing each other.
@@ -70,7 +70,7 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
              callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> PoseFit:
     """Fit rotations and translations so that renders of ``mesh`` match ``target``.
 
-    The loss is the mean squared difference of premultiplied RGBA (colour and coverage), both
+    The loss is the mean squared difference of premultiplied RGBA (color and coverage), both
     images blurred with a Gaussian whose width shrinks to zero over the first half of the steps
     (:func:`blur_schedule`): blurred silhouettes overlap even when far apart, which widens the
     basin of convergence. The rotation is parametrized as an axis-angle update applied on the
@@ -85,13 +85,13 @@ def fit_pose(ctx: Context, mesh: Mesh, target: torch.Tensor, camera: Camera,
         camera: the camera that saw the target (one, or a batch of ``B``).
         init_rotation: ``[B, 3, 3]`` (or ``[3, 3]``) starting rotations.
         init_translation: ``[B, 3]`` (or ``[3]``) starting translations.
-        steps: optimisation steps.
+        steps: optimization steps.
         lr: Adam's initial learning rate (radians for the rotation, scene units for ``t``).
         layers: depth layers rendered (more give occlusion gradients).
         hard: render the plain rasterized image instead of the splat (the baseline with no
             silhouette gradients).
         shader: the shader used for both the target and the fit (default: Lambert headlight).
-        background: ``None`` compares premultiplied RGBA; a colour ``[C]`` composites the renders
+        background: ``None`` compares premultiplied RGBA; a color ``[C]`` composites the renders
             over it first (for opaque targets, e.g. a photo-like RGB image with alpha 1).
         start_sigma: blur at step 0 in pixels (0 disables the coarse-to-fine schedule).
         silhouette: ``"edge"`` or ``"splat"``, see :func:`glsplat.splat`.

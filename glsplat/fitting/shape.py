@@ -1,7 +1,7 @@
 """Fit a mesh's shape (deform a template) to images of an object from several views.
 
 The template's vertices move freely (its faces stay); the loss compares renders of the deformed
-template with the target images, shaded colour and silhouette (alpha) separately, plus
+template with the target images, shaded color and silhouette (alpha) separately, plus
 regularizers that keep the surface smooth and its triangles even (:mod:`.metrics`). Optionally
 coarse to fine: the mesh is subdivided at given steps, so a few hundred vertices find the
 overall shape before more are added for the detail.
@@ -24,7 +24,7 @@ from .metrics import edge_length_loss, face_adjacency, face_normal_loss, laplaci
 
 
 def icosphere(level: int = 3, radius: float = 0.5) -> Mesh:
-    """An icosphere of ``radius`` centred at 0: ``10 * 4**level + 2`` vertices, ``20 * 4**level`` faces."""
+    """An icosphere of ``radius`` centered at 0: ``10 * 4**level + 2`` vertices, ``20 * 4**level`` faces."""
     sphere = trimesh.creation.icosphere(subdivisions=level, radius=radius)
     return Mesh(torch.as_tensor(sphere.vertices, dtype=torch.float32), torch.as_tensor(sphere.faces, dtype=torch.int64))
 
@@ -64,9 +64,9 @@ def novel_views(image_size: tuple[int, int] = (128, 128)) -> Camera:
 
 
 def fitting_shader(albedo=(0.8, 0.8, 0.8)) -> LambertShader:
-    """Grey Lambert shading under two fixed world-space lights, so shading reveals the normals.
+    """Gray Lambert shading under two fixed world-space lights, so shading reveals the normals.
 
-    Targets and fits are rendered with the same shader: the fit recovers shape, not colour.
+    Targets and fits are rendered with the same shader: the fit recovers shape, not color.
     """
     lights = [DirectionalLight((0.5, 0.8, 0.6), (0.7, 0.7, 0.7)), DirectionalLight((-0.6, -0.3, -0.5), (0.4, 0.4, 0.4))]
     return LambertShader(lights, ambient=0.25, albedo=albedo)

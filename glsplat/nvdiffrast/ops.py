@@ -3,7 +3,7 @@
 Conventions are nvdiffrast's, not glsplat's:
 
 - Images are ``[B, H, W, C]`` with row 0 at the BOTTOM (OpenGL's memory order; nvdiffrast's samples
-  flip vertically before saving). Pixel (row py, column px) is sampled at its centre, in normalised
+  flip vertically before saving). Pixel (row py, column px) is sampled at its center, in normalized
   device coordinates ``x = (2 px + 1) / W - 1``, ``y = (2 py + 1) / H - 1``.
 - ``rast`` ``[B, H, W, 4]`` = (u, v, z/w, triangle_id + 1), all 0 where no triangle covers the pixel.
   (u, v) are perspective-correct barycentrics: the triangle's first corner has (1, 0), its second
@@ -12,7 +12,7 @@ Conventions are nvdiffrast's, not glsplat's:
 
 glsplat's OpenGL pass decides which triangle covers each pixel (glsplat's :func:`glsplat.rasterize`
 with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the values (u, v, z/w) and
-``rast_db`` are then recomputed in torch at the pixel centres from that triangle's clip-space corners
+``rast_db`` are then recomputed in torch at the pixel centers from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
 glsplat's splat (:func:`glsplat.splat`), whose samples at silhouettes move with their
@@ -259,7 +259,7 @@ def _straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.T
 
 def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, with_db: bool,
                   grad_db: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rast, rast_db)`` at the pixel centres from the clip-space corners of the covering triangles.
+    """``(rast, rast_db)`` at the pixel centers from the clip-space corners of the covering triangles.
 
     Args:
         pos: float ``[B, V, 4]`` (instanced) or ``[V, 4]`` (range mode) clip-space vertices.
@@ -280,7 +280,7 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
     py = (index // width) % height
     px = index % width
     dtype = pos.dtype
-    fx = (2 * px + 1).to(dtype) / width - 1  # the pixel centre in NDC, [N]
+    fx = (2 * px + 1).to(dtype) / width - 1  # the pixel center in NDC, [N]
     fy = (2 * py + 1).to(dtype) / height - 1
 
     corner = tri.to(device=pos.device, dtype=torch.long).index_select(0, face)  # [N, 3]
@@ -290,7 +290,7 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
     # One [N] vector per corner and component (unbind: its backward is one stack, not a full
     # zero tensor per indexed column).
     (x0, y0, z0, w0), (x1, y1, z1, w1), (x2, y2, z2, w2) = (c.unbind(-1) for c in p.unbind(1))
-    # 2D homogeneous edge functions at the pixel centre: a_k is the area opposite corner k.
+    # 2D homogeneous edge functions at the pixel center: a_k is the area opposite corner k.
     ex0, ex1, ex2 = x0 - fx * w0, x1 - fx * w1, x2 - fx * w2
     ey0, ey1, ey2 = y0 - fy * w0, y1 - fy * w1, y2 - fy * w2
     a0, a1, a2 = ex1 * ey2 - ey1 * ex2, ex2 * ey0 - ey2 * ex0, ex0 * ey1 - ey0 * ex1
@@ -334,7 +334,7 @@ def rasterize(glctx, pos, tri, resolution, ranges=None, grad_db=True):
 
     Returns:
         ``(rast, rast_db)``, both ``[B, H, W, 4]`` in ``pos``' dtype and on its device, row 0 at the
-        bottom. ``rast`` = (u, v, z/w, triangle_id + 1) at each pixel centre, all 0 where empty;
+        bottom. ``rast`` = (u, v, z/w, triangle_id + 1) at each pixel center, all 0 where empty;
         ``rast_db`` = (du/dX, du/dY, dv/dX, dv/dY) in units per pixel (Y up), 0 where empty;
         ``[B, H, W, 0]`` for a :class:`RasterizeGLContext` made with ``output_db=False``.
     """
@@ -500,12 +500,12 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-_RING_1 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 neighbours
+_RING_1 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 neighbors
 _RING_2 = _RING_1 + [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
 
 
-def _neighbours(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """int32 ``[N, 24]``: the triangle id + 1 of each covered pixel's neighbours within 2 px.
+def _neighbors(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """int32 ``[N, 24]``: the triangle id + 1 of each covered pixel's neighbors within 2 px.
 
     ``tri_id`` int32 ``[B, H, W]``; ``index`` int64 ``[N]`` the covered pixels' flat indices. Columns
     follow ``_RING_2`` (the 8 nearest first); 0 is an empty pixel, -1 a place outside the image.
@@ -521,15 +521,15 @@ def _neighbours(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _moving(ids: torch.Tensor, index: torch.Tensor, face: torch.Tensor, tri: torch.Tensor, width: int) -> torch.Tensor:
     """bool ``[N]``: the covered pixels whose splat samples move with their triangle (edge pixels).
 
-    ``ids`` ``[N, 24]`` from :func:`_neighbours`, ``index`` the pixels' flat indices, ``face``
+    ``ids`` ``[N, 24]`` from :func:`_neighbors`, ``index`` the pixels' flat indices, ``face``
     int64 ``[N]`` their triangles, ``width`` the image's. A pixel is at an edge when an empty pixel
     lies within 2 px (the pixels its splat reaches are then not all saturated), or when one of its
-    8 neighbours shows a triangle that shares no vertex index with its own: a silhouette over other
+    8 neighbors shows a triangle that shares no vertex index with its own: a silhouette over other
     geometry, or a seam where the mesh's vertices are split (as nvdiffrast's antialias, which finds
     silhouettes from vertex indices, treats such seams). The image's frame is no edge.
     """
     moving = (ids == 0).any(1)
-    # Pairs of neighbours on different triangles, each pair once (the last 4 of _RING_1: the next
+    # Pairs of neighbors on different triangles, each pair once (the last 4 of _RING_1: the next
     # column, and three of the next row): do their triangles share a vertex index?
     after = ids[:, 4:8]
     pixel, step = ((after > 0) & (after != (face + 1)[:, None].to(after.dtype))).nonzero(as_tuple=True)
@@ -549,16 +549,16 @@ def _moving(ids: torch.Tensor, index: torch.Tensor, face: torch.Tensor, tri: tor
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
     """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
 
-    The covered pixels' colours are splatted (:func:`glsplat.splat`) from their points on their
-    triangles: each spreads over its 3x3 neighbourhood with a Gaussian (sigma 0.5 px). Samples at
-    edges (an empty pixel within 2 px, or a neighbour showing a triangle that shares no vertex index
+    The covered pixels' colors are splatted (:func:`glsplat.splat`) from their points on their
+    triangles: each spreads over its 3x3 neighborhood with a Gaussian (sigma 0.5 px). Samples at
+    edges (an empty pixel within 2 px, or a neighbor showing a triangle that shares no vertex index
     with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
     the gradient to ``pos``, which nvdiffrast's antialias also gives only at such edges. The other
-    samples do not move (their colour's dependence on ``pos`` already flows through ``rast``'s
-    (u, v), as in nvdiffrast). The result goes over the background: the input's own colour on
-    empty pixels (``rast`` id 0) and, on covered pixels next to empty ones, the mean colour of those
-    empty neighbours (on covered pixels at the image's frame with none, their own colour). Interior
-    pixels keep their colour exactly (when it is affine over their 3x3 window); edges get a ~1 px
+    samples do not move (their color's dependence on ``pos`` already flows through ``rast``'s
+    (u, v), as in nvdiffrast). The result goes over the background: the input's own color on
+    empty pixels (``rast`` id 0) and, on covered pixels next to empty ones, the mean color of those
+    empty neighbors (on covered pixels at the image's frame with none, their own color). Interior
+    pixels keep their color exactly (when it is affine over their 3x3 window); edges get a ~1 px
     soft ramp, where nvdiffrast gives the analytic coverage of the edge within the pixel.
 
     Args:
@@ -605,7 +605,7 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
         raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {num_faces}")
     index = tri_id.reshape(-1).nonzero().squeeze(1)  # the covered pixels, glsplat.Raster.index's order
     face = tri_id.reshape(-1).index_select(0, index).long() - 1
-    ids = _neighbours(tri_id, index)
+    ids = _neighbors(tri_id, index)
     moving = _moving(ids, index, face, tri, rast.shape[2])
     # Samples that do not move take their corners from a detached copy of the vertices (faces
     # F..2F-1): one splat, whose gradient reaches pos through the moving samples only.
@@ -625,7 +625,7 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     faces = torch.cat([tri, tri + pos.shape[-2]]).long()
     ones = samples.new_ones(samples.shape[0], 1)
     splatted, alpha = [], None
-    for first in range(0, channels, 3):  # the splat carries 3 colour channels at a time
+    for first in range(0, channels, 3):  # the splat carries 3 color channels at a time
         rgb = samples[:, first:first + 3]
         # The paper's splat: the edge glue's contour test would read the flipped winding as back faces.
         image = splat(torch.cat([F.pad(rgb, (0, 3 - rgb.shape[1])), ones], -1), clip, raster, faces,
@@ -634,8 +634,8 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
         alpha = image[..., 3:] if alpha is None else alpha
     front = torch.cat(splatted, -1) if len(splatted) > 1 else splatted[0]
 
-    # What shows through where the splat leaves coverage < 1: the input's own colour, except on
-    # covered pixels next to empty ones, which show the mean of those neighbours.
+    # What shows through where the splat leaves coverage < 1: the input's own color, except on
+    # covered pixels next to empty ones, which show the mean of those neighbors.
     edge = (ids[:, :8] == 0).any(1).nonzero().squeeze(1)
     at, empty = index.index_select(0, edge), ids.index_select(0, edge)[:, :8] == 0  # [M], [M, 8]
     step = torch.tensor([dy * width + dx for dy, dx in _RING_1], device=index.device)

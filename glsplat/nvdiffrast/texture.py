@@ -2,7 +2,7 @@
 
 Conventions (nvdiffrast's, which these functions reproduce):
 
-* A 2D texture is ``[B, H, W, C]``: row ``i`` of the ``H`` axis holds texel centres at
+* A 2D texture is ``[B, H, W, C]``: row ``i`` of the ``H`` axis holds texel centers at
   ``v = (i + 0.5) / H``, column ``j`` at ``u = (j + 0.5) / W``. ``(u, v) = (0, 0)`` is the corner of
   texel ``[0, 0]`` (the first row in memory); ``v`` grows with the row index. There is no flip.
 * A cube map is ``[B, 6, S, S, C]`` with faces in the order +x, -x, +y, -y, +z, -z, addressed by a
@@ -20,7 +20,7 @@ Conventions (nvdiffrast's, which these functions reproduce):
   -z    ``0.5 - x / (2|z|)``         ``0.5 - y / (2|z|)``
   ====  ===========================  ===========================
 
-  Bilinear taps that fall off a face are read from the neighbouring face's edge texels (seamless
+  Bilinear taps that fall off a face are read from the neighboring face's edge texels (seamless
   filtering); at a face corner the missing fourth texel is the mean of the other three.
 * Mip level ``k`` is ``[B, max(H >> k, 1), max(W >> k, 1), C]``, each texel the mean of a 2x2
   block of level ``k - 1`` (of 2 texels where a side is already 1); a side that is odd and above 1
@@ -298,7 +298,7 @@ _CUBE_N = ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
 def _cube_texel(face: torch.Tensor, ix: torch.Tensor, iy: torch.Tensor, size: torch.Tensor):
     """Resolve texel ``(ix, iy)`` of ``face`` that may lie one texel off the face's edge.
 
-    A texel off an edge is the neighbouring face's texel along that edge: the point of the shared
+    A texel off an edge is the neighboring face's texel along that edge: the point of the shared
     edge at the texel's row (or column) is mapped to 3D and read back on the face across the
     edge, in exact integer arithmetic. A texel off two edges at once (beyond a corner) has no
     counterpart.
@@ -356,7 +356,7 @@ def _bilinear(levels: _Levels, level: torch.Tensor, tz: torch.Tensor, u: torch.T
         u, v = u - u.detach().floor(), v - v.detach().floor()
     x, y = u * wf - 0.5, v * hf - 0.5
     step_x = step_y = 1
-    if boundary == "clamp":  # clamp to the edge texels' centres; then both taps are the edge texel
+    if boundary == "clamp":  # clamp to the edge texels' centers; then both taps are the edge texel
         x = torch.minimum(x.clamp(min=0), wf - 1)
         y = torch.minimum(y.clamp(min=0), hf - 1)
         step_x = ((x != 0) & (x != wf - 1)).long()
@@ -563,7 +563,7 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = No
         filter_mode: 'nearest', 'linear', 'linear-mipmap-nearest', 'linear-mipmap-linear' or
             'auto' ('linear-mipmap-linear' if ``uv_da`` or ``mip_level_bias`` is given,
             otherwise 'linear').
-        boundary_mode: 'wrap' (repeat), 'clamp' (to the edge texels' centres), 'zero' (zeros
+        boundary_mode: 'wrap' (repeat), 'clamp' (to the edge texels' centers), 'zero' (zeros
             outside) or 'cube' (a cube map).
         max_mip_level: at most this many mip levels above the base (None: down to 1x1). 0 turns
             mip-mapped modes into 'linear'. With a :func:`texture_construct_mip` stack, the

@@ -1,4 +1,4 @@
-"""Interactive viewer: orbit a mesh and watch the loss, its gradients and an optimisation live.
+"""Interactive viewer: orbit a mesh and watch the loss, its gradients and an optimization live.
 
 The window-free parts (camera control, the fitting problem, panels and frame composition, the
 worker thread) import without a display; :class:`Viewer` opens a glfw window on first use.

@@ -89,7 +89,7 @@ class Viewer:
     """An interactive window on a :class:`FitProblem`.
 
     Args:
-        problem: what to show and optimise; handed to the worker thread.
+        problem: what to show and optimize; handed to the worker thread.
         window_size: (H, W) of the window; by default the render scaled up to ~640 pixels.
         screenshot_dir: where key P writes its PNGs.
         home: the view to start from and return to on R.
@@ -117,7 +117,7 @@ class Viewer:
         self.image_size = (height, width)
         self.orbit = OrbitController(home, viewport_height=window_size[0])
         self.panel = 0
-        self.optimise = False
+        self.optimize = False
         self.mode = problem.mode
         self.resets = 0
         self.frame_seconds: float | None = None  # compose + upload + draw of the last frame drawn; None before one
@@ -138,7 +138,7 @@ class Viewer:
     # -- state the worker sees ------------------------------------------------------------
 
     def _submit(self) -> int:
-        request = Request(self.orbit.camera(self.image_size), self.optimise, self.mode, self.resets)
+        request = Request(self.orbit.camera(self.image_size), self.optimize, self.mode, self.resets)
         self._version = self.worker.submit(request)
         return self._version
 
@@ -155,7 +155,7 @@ class Viewer:
         return self.worker.latest()[0]
 
     def losses(self) -> list[float]:
-        """Losses of the optimisation steps since the last reset."""
+        """Losses of the optimization steps since the last reset."""
         return self.worker.latest()[2]
 
     # -- frames ---------------------------------------------------------------------------
@@ -195,8 +195,8 @@ class Viewer:
         return not glfw.window_should_close(self.window)
 
     def _compose(self, snapshot: Snapshot, losses: list[float], size: tuple[int, int]) -> np.ndarray:
-        optimising = f"optimising {snapshot.mode}" if self.optimise else f"{snapshot.mode} (O: optimise)"
-        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimising}", self.timings("   ")]
+        optimizing = f"optimizing {snapshot.mode}" if self.optimize else f"{snapshot.mode} (O: optimize)"
+        status = [f"loss {snapshot.loss:.4g}   step {snapshot.step}   {optimizing}", self.timings("   ")]
         return compose(PANELS[self.panel].make(snapshot), size, f"{self.panel_name} [{PANELS[self.panel].key}]",
                        status, losses)
 
@@ -286,7 +286,7 @@ class Viewer:
 
     def toggle_optimize(self) -> None:
         """Start or stop optimizing."""
-        self.optimise = not self.optimise
+        self.optimize = not self.optimize
         self._submit()
 
     def switch_mode(self) -> None:
@@ -297,7 +297,7 @@ class Viewer:
     def reset(self) -> None:
         """The home view, fresh parameters, an empty loss plot; not optimizing."""
         self.orbit.reset()
-        self.optimise = False
+        self.optimize = False
         self.resets += 1
         self._submit()
 

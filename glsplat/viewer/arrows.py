@@ -16,7 +16,7 @@ MAX_LENGTH = 0.08
 
 
 class Arrows(NamedTuple):
-    """``N`` arrows in image pixels (x right, y down; pixel (i, j)'s centre is (j + 0.5, i + 0.5))."""
+    """``N`` arrows in image pixels (x right, y down; pixel (i, j)'s center is (j + 0.5, i + 0.5))."""
 
     start: torch.Tensor  # [N, 2] the vertex on screen
     end: torch.Tensor  # [N, 2] start + the projected descent direction, scaled

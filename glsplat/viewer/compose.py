@@ -32,13 +32,13 @@ def _text(draw: ImageDraw.ImageDraw, xy, text: str, size: int, anchor: str = "la
 def draw_arrows(draw: ImageDraw.ImageDraw, arrows: Arrows, scale: tuple[float, float], width: int) -> None:
     """Arrows (image pixels) scaled to the canvas, weakest first so the strong ones stay on top."""
     sx, sy = scale
-    colours = (colormap(arrows.strength.numpy(), COOL_HOT) * 255).astype(int)
+    colors = (colormap(arrows.strength.numpy(), COOL_HOT) * 255).astype(int)
     head = 3.0 * width + 2
     for i in np.argsort(arrows.strength.numpy()):
         x0, y0 = arrows.start[i, 0].item() * sx, arrows.start[i, 1].item() * sy
         x1, y1 = arrows.end[i, 0].item() * sx, arrows.end[i, 1].item() * sy
-        colour = tuple(colours[i])
-        draw.line([(x0, y0), (x1, y1)], fill=colour, width=width)
+        color = tuple(colors[i])
+        draw.line([(x0, y0), (x1, y1)], fill=color, width=width)
         length = math.hypot(x1 - x0, y1 - y0)
         if length < 1:
             continue
@@ -46,11 +46,11 @@ def draw_arrows(draw: ImageDraw.ImageDraw, arrows: Arrows, scale: tuple[float, f
         h = min(head, 0.6 * length)
         draw.polygon([(x1 + ux * h * 0.3, y1 + uy * h * 0.3),
                       (x1 - ux * h - uy * h * 0.5, y1 - uy * h + ux * h * 0.5),
-                      (x1 - ux * h + uy * h * 0.5, y1 - uy * h - ux * h * 0.5)], fill=colour)
+                      (x1 - ux * h + uy * h * 0.5, y1 - uy * h - ux * h * 0.5)], fill=color)
 
 
 def draw_loss_plot(canvas: Image.Image, losses: list[float]) -> None:
-    """log10(loss) over the optimisation, in the bottom-right corner."""
+    """log10(loss) over the optimization, in the bottom-right corner."""
     if len(losses) < 2:
         return
     width, height = canvas.size
@@ -72,7 +72,7 @@ def draw_loss_plot(canvas: Image.Image, losses: list[float]) -> None:
 
 
 def waiting(size: tuple[int, int], text: str) -> np.ndarray:
-    """The frame before the first snapshot: ``text`` centred on black, ``uint8 [h, w, 3]``."""
+    """The frame before the first snapshot: ``text`` centered on black, ``uint8 [h, w, 3]``."""
     height, width = size
     canvas = Image.new("RGB", (width, height))
     _text(ImageDraw.Draw(canvas), (width / 2, height / 2), text, max(11, min(height, width) // 32), anchor="mm")

@@ -24,9 +24,9 @@ class Command:
 # Every key besides the panels' digits; nothing else reaches the window's dispatch.
 COMMANDS = (
     Command(("TAB",), "Tab / Shift+Tab", "next / previous panel", "next_panel", shift_action="previous_panel"),
-    Command(("O",), "O", "start / stop optimising (Adam on the pose or on the vertex positions)", "toggle_optimize"),
-    Command(("M",), "M", "switch what is optimised: pose <-> vertex positions (resets the parameters)", "switch_mode"),
-    Command(("R",), "R", "reset the view, the parameters and the loss plot; stops optimising", "reset"),
+    Command(("O",), "O", "start / stop optimizing (Adam on the pose or on the vertex positions)", "toggle_optimize"),
+    Command(("M",), "M", "switch what is optimized: pose <-> vertex positions (resets the parameters)", "switch_mode"),
+    Command(("R",), "R", "reset the view, the parameters and the loss plot; stops optimizing", "reset"),
     Command(("P",), "P", f"screenshot of the window to {SCREENSHOT_PATTERN.format(0).replace('000', 'NNN')}",
             "report_screenshot"),
     Command(("ESCAPE", "Q"), "Esc / Q", "quit", "quit"),

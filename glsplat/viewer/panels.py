@@ -15,26 +15,26 @@ from .arrows import Arrows, vertex_arrows
 from .problem import Snapshot
 
 BACKGROUND = np.array([0.16, 0.17, 0.20])
-# Gradient magnitudes are normalised by this quantile of the non-zero ones: the maximum is
+# Gradient magnitudes are normalized by this quantile of the non-zero ones: the maximum is
 # usually a handful of silhouette pixels that would leave the rest of the map black.
 HEAT_QUANTILE = 0.98
 
-# Colour ramps as evenly spaced anchors, interpolated linearly (no matplotlib at run time).
+# Color ramps as evenly spaced anchors, interpolated linearly (no matplotlib at run time).
 INFERNO = np.array([[0, 0, 4], [31, 12, 72], [85, 15, 109], [136, 34, 106], [186, 54, 85],
                     [227, 89, 51], [249, 140, 10], [249, 201, 50], [252, 255, 164]]) / 255
-# Arrows and edges: readable on the grey render, from faint (blue) to strong (red).
+# Arrows and edges: readable on the gray render, from faint (blue) to strong (red).
 COOL_HOT = np.array([[60, 150, 255], [60, 220, 200], [250, 230, 60], [255, 140, 30], [240, 40, 40]]) / 255
 
 
 def colormap(values: np.ndarray, ramp: np.ndarray = INFERNO) -> np.ndarray:
-    """``[..., 3]`` colours for ``values`` in [0, 1] (clipped)."""
+    """``[..., 3]`` colors for ``values`` in [0, 1] (clipped)."""
     position = np.clip(values, 0, 1) * (len(ramp) - 1)
     low = np.minimum(position.astype(int), len(ramp) - 2)
     frac = (position - low)[..., None]
     return ramp[low] * (1 - frac) + ramp[low + 1] * frac
 
 
-def normalise(values: np.ndarray) -> np.ndarray:
+def normalize(values: np.ndarray) -> np.ndarray:
     """Non-negative values scaled to [0, 1] by their high quantile (all zeros stay zeros)."""
     nonzero = values[values > 0]
     if nonzero.size == 0:
@@ -43,21 +43,21 @@ def normalise(values: np.ndarray) -> np.ndarray:
 
 
 def over(rgba: torch.Tensor, background: np.ndarray) -> np.ndarray:
-    """Premultiplied ``[H, W, 4]`` over an RGB colour or image, as float RGB."""
+    """Premultiplied ``[H, W, 4]`` over an RGB color or image, as float RGB."""
     rgba = rgba.detach().clamp(0, 1).numpy()
     return rgba[..., :3] + (1 - rgba[..., 3:]) * background
 
 
 def dimmed(snapshot: Snapshot) -> np.ndarray:
-    """The render in grey at reduced contrast, as a base for overlays."""
+    """The render in gray at reduced contrast, as a base for overlays."""
     rgb = over(snapshot.image, BACKGROUND)
-    grey = rgb @ np.array([0.3, 0.59, 0.11])
-    return (0.12 + 0.45 * grey)[..., None].repeat(3, -1)
+    gray = rgb @ np.array([0.3, 0.59, 0.11])
+    return (0.12 + 0.45 * gray)[..., None].repeat(3, -1)
 
 
 def heat_over(values: np.ndarray, base: np.ndarray) -> np.ndarray:
     """A magnitude map over ``base``: zero leaves the base, larger values are hotter and opaque."""
-    level = normalise(values)
+    level = normalize(values)
     alpha = np.clip(3 * level, 0, 1)[..., None]
     return base * (1 - alpha) + colormap(0.3 + 0.7 * np.sqrt(level)) * alpha
 
@@ -110,17 +110,17 @@ def buffer_gain(buffer: torch.Tensor) -> float:
 
 
 def buffer_image(buffer: torch.Tensor) -> np.ndarray:
-    """A buffer over a checkerboard; premultiplied, so scaling it keeps its colours."""
+    """A buffer over a checkerboard; premultiplied, so scaling it keeps its colors."""
     height, width = buffer.shape[:2]
     return over(buffer * buffer_gain(buffer), checkerboard(height, width))
 
 
 def alpha_edge_image(snapshot: Snapshot) -> np.ndarray:
-    """Coverage in grey, with partly covered pixels (the splat's soft edge) coloured by their alpha."""
+    """Coverage in gray, with partly covered pixels (the splat's soft edge) colored by their alpha."""
     alpha = snapshot.image[..., 3].clamp(0, 1).numpy()
-    grey = alpha[..., None].repeat(3, -1) * 0.85
+    gray = alpha[..., None].repeat(3, -1) * 0.85
     edge = ((alpha > 0.02) & (alpha < 0.98))[..., None]
-    return np.where(edge, colormap(alpha, COOL_HOT), grey)
+    return np.where(edge, colormap(alpha, COOL_HOT), gray)
 
 
 def _buffer_note(buffer: torch.Tensor, layers: int) -> str:
@@ -136,7 +136,7 @@ def single_buffer_panel(index: int, name: str) -> Callable[[Snapshot], PanelImag
     def panel(snapshot: Snapshot) -> PanelImage:
         buffer = snapshot.buffers[index]
         return PanelImage(buffer_image(buffer), smooth=False, note=_buffer_note(buffer, snapshot.layers))
-    panel.__doc__ = f"The {name} buffer (normalised, premultiplied) over a checkerboard."
+    panel.__doc__ = f"The {name} buffer (normalized, premultiplied) over a checkerboard."
     return panel
 
 
@@ -167,10 +167,10 @@ PANELS = (
     Panel("target", "2", "the target, with the render ghosted over it", target_panel),
     Panel("heat: dL/dimage", "3", "per-pixel |dLoss/dImage|", image_heat_panel),
     Panel("heat: dL/dposition", "4", "per-pixel |dLoss/d splat position| (what moves vertices)", position_heat_panel),
-    Panel("arrows", "5", "per-vertex descent directions, coloured by gradient magnitude", arrows_panel),
+    Panel("arrows", "5", "per-vertex descent directions, colored by gradient magnitude", arrows_panel),
     Panel("S+", "6", "splat buffer: samples in front of the surface seen there", single_buffer_panel(0, "S+")),
     Panel("S0", "7", "splat buffer: samples on the surface seen there", single_buffer_panel(1, "S0")),
     Panel("S-", "8", "splat buffer: samples behind the surface seen there", single_buffer_panel(2, "S-")),
-    Panel("alpha edge", "9", "coverage; the soft edge's partly covered pixels in colour", alpha_edge_panel),
+    Panel("alpha edge", "9", "coverage; the soft edge's partly covered pixels in color", alpha_edge_panel),
     Panel("buffers", "0", "S+, S0, S- and the alpha edge side by side", buffers_panel),
 )

@@ -1,4 +1,4 @@
-"""The fitting problem the viewer shows: parameters, loss against a target, gradients, optimiser.
+"""The fitting problem the viewer shows: parameters, loss against a target, gradients, optimizer.
 
 Everything here runs in one thread (the viewer's worker): the OpenGL context is made on first
 use in the thread that evaluates, and the parameters change only there.
@@ -32,7 +32,7 @@ SMOOTHNESS = 2.0
 class Snapshot:
     """One evaluation of the loss and its gradients for one view; tensors detached, batch dropped."""
 
-    step: int  # optimiser steps taken before this evaluation
+    step: int  # optimizer steps taken before this evaluation
     mode: str
     loss: float
     camera: Camera
@@ -81,7 +81,7 @@ class FitProblem:
         self.reset()
 
     def reset(self, mode: str | None = None) -> None:
-        """Back to the mesh as given, with a fresh optimiser (and optionally another mode)."""
+        """Back to the mesh as given, with a fresh optimizer (and optionally another mode)."""
         if mode is not None:
             if mode not in MODES:
                 raise ValueError(f"mode: one of {MODES}, got {mode!r}")

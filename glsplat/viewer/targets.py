@@ -57,13 +57,13 @@ class ImageTarget:
         """A premultiplied RGBA image ``[H, W, 4]`` as :func:`glsplat.images.load_image` reads it,
         resized (bilinear) to ``size`` = (H, W) if it differs."""
         if tuple(rgba.shape[:2]) != tuple(size):
-            # Premultiplied, so the resize blends colour only where there is coverage.
+            # Premultiplied, so the resize blends color only where there is coverage.
             rgba = torch.nn.functional.interpolate(rgba.permute(2, 0, 1)[None], size=tuple(size), mode="bilinear",
                                                    antialias=True, align_corners=False)[0].permute(1, 2, 0)
         return cls(rgba if has_alpha else rgba[..., :3])
 
     def comparable(self, rgba: torch.Tensor) -> torch.Tensor:
-        """The render ``[1, H, W, 4]`` in the target's colour space (premultiplied RGBA, or RGB over white)."""
+        """The render ``[1, H, W, 4]`` in the target's color space (premultiplied RGBA, or RGB over white)."""
         if self.image.shape[-1] == 4:
             return rgba
         return over_background(rgba, WHITE)[..., :3]

@@ -1,4 +1,4 @@
-"""The viewer's background thread: evaluates (and optimises) a :class:`FitProblem` off the UI thread.
+"""The viewer's background thread: evaluates (and optimizes) a :class:`FitProblem` off the UI thread.
 
 The UI thread only ever posts the latest :class:`Request` and reads the latest :class:`Snapshot`;
 requests it posts while the worker is busy collapse into the newest one, so a slow gradient
@@ -19,16 +19,16 @@ from .problem import POSE, FitProblem, Snapshot
 
 @dataclass(frozen=True)
 class Request:
-    """What the UI wants computed: the view, whether to optimise, and which parameters."""
+    """What the UI wants computed: the view, whether to optimize, and which parameters."""
 
     camera: Camera
-    optimise: bool = False
+    optimize: bool = False
     mode: str = POSE
     resets: int = 0  # the UI bumps this to reset the parameters and the loss history
 
 
 class Worker:
-    """Evaluate the newest request, over and over while it asks to optimise.
+    """Evaluate the newest request, over and over while it asks to optimize.
 
     Args:
         problem: the problem, used only from the worker's thread from :meth:`start` on.
@@ -81,7 +81,7 @@ class Worker:
     def _next(self) -> tuple[Request, int] | None:
         with self._changed:
             self._changed.wait_for(lambda: self._stopping or (self._request is not None and (
-                self._posted > self._answered or self._request.optimise)))
+                self._posted > self._answered or self._request.optimize)))
             return None if self._stopping else (self._request, self._posted)
 
     def _run(self) -> None:
@@ -96,11 +96,11 @@ class Worker:
                         self._losses.clear()
                 started = time.perf_counter()
                 snapshot = self.problem.evaluate(request.camera)
-                if request.optimise:
+                if request.optimize:
                     self.problem.step()
                 self.seconds = time.perf_counter() - started
                 with self._changed:
-                    if request.optimise:
+                    if request.optimize:
                         self._losses.append(snapshot.loss)
                     self._snapshot, self._answered = snapshot, version
                     self._changed.notify_all()

@@ -1,4 +1,4 @@
-"""Optimisation through the renderer converges: a triangle's translation, and Spot's pose."""
+"""Optimization through the renderer converges: a triangle's translation, and Spot's pose."""
 import math
 
 import torch

@@ -2,6 +2,7 @@
 // glsplat/silhouette.py, whose find_glue_torch is the reference this is tested against, in the
 // same order of floating-point operations: hence no fused multiply-adds in this file).
 #pragma GCC optimize("fp-contract=off")
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -120,81 +121,99 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, to
     return false;
   };
 
-  std::vector<int32_t> slot(tri_id.numel(), -1);
-  std::vector<Found> found;
-  for (int64_t m = 0; m < edges.size(0); ++m) {
-    const int64_t image = e[3 * m];
-    const double* ca = c + ((shared ? 0 : image) * verts + e[3 * m + 1]) * 4;
-    const double* cb = c + ((shared ? 0 : image) * verts + e[3 * m + 2]) * 4;
-    if (!(ca[3] > 0 && cb[3] > 0)) continue;
-    double ax, ay, bx, by;
-    to_pixels(ca, width, height, &ax, &ay);
-    to_pixels(cb, width, height, &bx, &by);
-    const double abx = bx - ax, aby = by - ay;
-    const double l2 = abx * abx + aby * aby;
-    if (!(l2 > 0)) continue;
-    const double norm = std::sqrt(l2), ox = -aby / norm, oy = abx / norm;
-    double s0, s1;  // the part of the edge within reach of the image's pixels
-    if (!clip_segment(ax, ay, abx, aby, -band - 1, width + band + 1, -band - 1, height + band + 1, &s0, &s1)) continue;
-    // Walk the major axis; on each of its pixel lines, the pixels within `band` of the segment.
-    const bool x_major = std::abs(abx) >= std::abs(aby);
-    const double u0 = x_major ? ax + s0 * abx : ay + s0 * aby, u1 = x_major ? ax + s1 * abx : ay + s1 * aby;
-    const double v0 = x_major ? ay + s0 * aby : ax + s0 * abx, v1 = x_major ? ay + s1 * aby : ax + s1 * abx;
-    const double umin = std::min(u0, u1), umax = std::max(u0, u1);
-    const int64_t ulimit = x_major ? width : height, vlimit = x_major ? height : width;
-    const int64_t ufirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(umin - band - 0.5)));
-    const int64_t ulast = std::min<int64_t>(ulimit - 1, static_cast<int64_t>(std::floor(umax + band - 0.5)));
-    for (int64_t u = ufirst; u <= ulast; ++u) {
-      const double lo = std::max(umin, u + 0.5 - band), hi = std::min(umax, u + 0.5 + band);
-      double va = v0, vb = v1;
-      if (umax > umin) {
-        va = v0 + (v1 - v0) * ((lo - u0) / (u1 - u0));
-        vb = v0 + (v1 - v0) * ((hi - u0) / (u1 - u0));
-      }
-      const double vmin = std::min(va, vb), vmax = std::max(va, vb);
-      const int64_t vfirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(vmin - band - 0.5)) - 1);
-      const int64_t vlast = std::min<int64_t>(vlimit - 1, static_cast<int64_t>(std::floor(vmax + band - 0.5)) + 1);
-      for (int64_t v = vfirst; v <= vlast; ++v) {
-        const int64_t row = x_major ? v : u, col = x_major ? u : v;
-        const double px = col + 0.5, py = row + 0.5;
-        const double apx = px - ax, apy = py - ay;
-        const double s = std::min(std::max((apx * abx + apy * aby) / l2, 0.0), 1.0);
-        const double qx = s <= 0 ? ax : (s >= 1 ? bx : ax + s * abx);
-        const double qy = s <= 0 ? ay : (s >= 1 ? by : ay + s * aby);
-        const double dx = px - qx, dy = py - qy;
-        const double dist2 = dx * dx + dy * dy;
-        const double cross = abx * apy - aby * apx;
-        if (!(dist2 <= band2 && cross <= 0)) continue;
-        const double out_row = std::floor(qy + oy * outside), out_col = std::floor(qx + ox * outside);
-        const bool out_in = out_row >= 0 && out_row < height && out_col >= 0 && out_col < width;
-        const double wa = ca[3], wb = cb[3];
-        const double t = s * wa / (s * wa + (1 - s) * wb);
-        double q[4];
-        for (int i = 0; i < 4; ++i) q[i] = (1 - t) * ca[i] + t * cb[i];
-        const double q_depth = (q[2] / q[3] + 1) * 0.5;
-        const double q_deeper = q_depth + tolerance * (1 - q_depth);
-        for (int64_t k = 0; k < layers; ++k) {
-          const int64_t sample = (image * layers + k) * frame + row * width + col;
-          if (id[sample] <= 0) break;  // deeper layers are empty too
-          const float* layer = z + image * zb + k * zk;
-          const double d_p = layer[row * zi + col * zj];
-          const double d_out = out_in ? static_cast<double>(layer[static_cast<int64_t>(out_row) * zi +
-                                                                  static_cast<int64_t>(out_col) * zj])
-                                      : 1.0;
-          if (!(d_p <= q_deeper && d_out > q_deeper)) continue;
-          if (!deeper_near(layer, row, col, d_p + tolerance * (1 - d_p))) continue;
-          int32_t& at = slot[sample];
-          if (at < 0) {
-            at = static_cast<int32_t>(found.size());
-            found.push_back({sample, m, dist2, t});
-          } else if (dist2 < found[at].dist2) {
-            found[at] = {sample, m, dist2, t};
+  // The edges [first, end) in order: each sample's nearest edge (ties to the first), `slot`
+  // indexing `found`.
+  auto search = [&](int64_t first, int64_t end, std::vector<Found>& found) {
+    std::vector<int32_t> slot(tri_id.numel(), -1);
+    for (int64_t m = first; m < end; ++m) {
+      const int64_t image = e[3 * m];
+      const double* ca = c + ((shared ? 0 : image) * verts + e[3 * m + 1]) * 4;
+      const double* cb = c + ((shared ? 0 : image) * verts + e[3 * m + 2]) * 4;
+      if (!(ca[3] > 0 && cb[3] > 0)) continue;
+      double ax, ay, bx, by;
+      to_pixels(ca, width, height, &ax, &ay);
+      to_pixels(cb, width, height, &bx, &by);
+      const double abx = bx - ax, aby = by - ay;
+      const double l2 = abx * abx + aby * aby;
+      if (!(l2 > 0)) continue;
+      const double norm = std::sqrt(l2), ox = -aby / norm, oy = abx / norm;
+      double s0, s1;  // the part of the edge within reach of the image's pixels
+      if (!clip_segment(ax, ay, abx, aby, -band - 1, width + band + 1, -band - 1, height + band + 1, &s0, &s1))
+        continue;
+      // Walk the major axis; on each of its pixel lines, the pixels within `band` of the segment.
+      const bool x_major = std::abs(abx) >= std::abs(aby);
+      const double u0 = x_major ? ax + s0 * abx : ay + s0 * aby, u1 = x_major ? ax + s1 * abx : ay + s1 * aby;
+      const double v0 = x_major ? ay + s0 * aby : ax + s0 * abx, v1 = x_major ? ay + s1 * aby : ax + s1 * abx;
+      const double umin = std::min(u0, u1), umax = std::max(u0, u1);
+      const int64_t ulimit = x_major ? width : height, vlimit = x_major ? height : width;
+      const int64_t ufirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(umin - band - 0.5)));
+      const int64_t ulast = std::min<int64_t>(ulimit - 1, static_cast<int64_t>(std::floor(umax + band - 0.5)));
+      for (int64_t u = ufirst; u <= ulast; ++u) {
+        const double lo = std::max(umin, u + 0.5 - band), hi = std::min(umax, u + 0.5 + band);
+        double va = v0, vb = v1;
+        if (umax > umin) {
+          va = v0 + (v1 - v0) * ((lo - u0) / (u1 - u0));
+          vb = v0 + (v1 - v0) * ((hi - u0) / (u1 - u0));
+        }
+        const double vmin = std::min(va, vb), vmax = std::max(va, vb);
+        const int64_t vfirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(vmin - band - 0.5)) - 1);
+        const int64_t vlast = std::min<int64_t>(vlimit - 1, static_cast<int64_t>(std::floor(vmax + band - 0.5)) + 1);
+        for (int64_t v = vfirst; v <= vlast; ++v) {
+          const int64_t row = x_major ? v : u, col = x_major ? u : v;
+          const double px = col + 0.5, py = row + 0.5;
+          const double apx = px - ax, apy = py - ay;
+          const double s = std::min(std::max((apx * abx + apy * aby) / l2, 0.0), 1.0);
+          const double qx = s <= 0 ? ax : (s >= 1 ? bx : ax + s * abx);
+          const double qy = s <= 0 ? ay : (s >= 1 ? by : ay + s * aby);
+          const double dx = px - qx, dy = py - qy;
+          const double dist2 = dx * dx + dy * dy;
+          const double cross = abx * apy - aby * apx;
+          if (!(dist2 <= band2 && cross <= 0)) continue;
+          const double out_row = std::floor(qy + oy * outside), out_col = std::floor(qx + ox * outside);
+          const bool out_in = out_row >= 0 && out_row < height && out_col >= 0 && out_col < width;
+          const double wa = ca[3], wb = cb[3];
+          const double t = s * wa / (s * wa + (1 - s) * wb);
+          double q[4];
+          for (int i = 0; i < 4; ++i) q[i] = (1 - t) * ca[i] + t * cb[i];
+          const double q_depth = (q[2] / q[3] + 1) * 0.5;
+          const double q_deeper = q_depth + tolerance * (1 - q_depth);
+          for (int64_t k = 0; k < layers; ++k) {
+            const int64_t sample = (image * layers + k) * frame + row * width + col;
+            if (id[sample] <= 0) break;  // deeper layers are empty too
+            const float* layer = z + image * zb + k * zk;
+            const double d_p = layer[row * zi + col * zj];
+            const double d_out = out_in ? static_cast<double>(layer[static_cast<int64_t>(out_row) * zi +
+                                                                    static_cast<int64_t>(out_col) * zj])
+                                        : 1.0;
+            if (!(d_p <= q_deeper && d_out > q_deeper)) continue;
+            if (!deeper_near(layer, row, col, d_p + tolerance * (1 - d_p))) continue;
+            int32_t& at = slot[sample];
+            if (at < 0) {
+              at = static_cast<int32_t>(found.size());
+              found.push_back({sample, m, dist2, t});
+            } else if (dist2 < found[at].dist2) {
+              found[at] = {sample, m, dist2, t};
+            }
           }
         }
       }
     }
-  }
-  std::sort(found.begin(), found.end(), [](const Found& x, const Found& y) { return x.sample < y.sample; });
+  };
+  // Edges in chunks, one per thread; merged into what one pass over all edges in order keeps.
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), edges.size(0) / 128));
+  std::vector<std::vector<Found>> parts(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t stop) {
+    for (int64_t k = begin; k < stop; ++k)
+      search(edges.size(0) * k / chunks, edges.size(0) * (k + 1) / chunks, parts[k]);
+  });
+  std::vector<Found> all;
+  for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());
+  std::sort(all.begin(), all.end(), [](const Found& x, const Found& y) {
+    return x.sample != y.sample ? x.sample < y.sample : (x.dist2 != y.dist2 ? x.dist2 < y.dist2 : x.edge < y.edge);
+  });
+  std::vector<Found> found;
+  for (const Found& f : all)
+    if (found.empty() || found.back().sample != f.sample) found.push_back(f);
   const int64_t count = static_cast<int64_t>(found.size());
   auto sample = torch::empty({count}, torch::kLong);
   auto edge = torch::empty({count}, torch::kLong);

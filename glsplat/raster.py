@@ -88,8 +88,19 @@ class Raster:
         return full.index_copy_(0, self.index, values).view(*self.shape, -1)  # in place: no second frame
 
 
+def clip_to_pixels(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[..., 2]`` image coordinates (x right, y down, in pixels) of clip-space points ``[..., 4]``.
+
+    After the divide by w, x = (ndc_x + 1) / 2 * W and y = (1 - ndc_y) / 2 * H for an image of
+    ``height`` x ``width`` pixels: pixel (i, j)'s center is (j + 0.5, i + 0.5). Differentiable.
+    """
+    return torch.stack([(clip[..., 0] / clip[..., 3] + 1) * (width / 2),
+                        (1 - clip[..., 1] / clip[..., 3]) * (height / 2)], -1)
+
+
 def guard_band(clip: torch.Tensor, size: tuple[int, int], border: int) -> torch.Tensor:
-    """``clip`` ``[..., 4]`` for a frame of ``size`` (H, W) widened by ``border`` pixels on each side (see :meth:`Raster.framed`)."""
+    """``clip`` ``[..., 4]`` for a frame of ``size`` (H, W) widened by ``border`` pixels on each side
+    (see :meth:`Raster.framed`)."""
     if border == 0:
         return clip
     height, width = size

@@ -98,7 +98,7 @@ class Renderer(torch.nn.Module):
     arguments, by the same names) between calls to move the camera or change the shading.
 
     Args:
-        camera, shader, layers, background, cull_backfaces: as in :func:`render`.
+        camera, shader, layers, background, cull_backfaces, silhouette: as in :func:`render`.
         ctx: the OpenGL :class:`Context`; ``None`` creates one on the first call (in the calling
             thread; a process should hold one context, so pass it where one exists).
     """

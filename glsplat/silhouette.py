@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .kernels import cpu_kernels
-from .raster import Raster
+from .raster import Raster, clip_to_pixels
 
 BAND = 2.5
 """A sample is glued to a contour edge whose closest point is at most this far (pixels) from its center."""
@@ -152,12 +152,6 @@ def find_glue(clip: torch.Tensor, faces: torch.Tensor, rast: Raster) -> Glue:
     return Glue(sample, edges[index, 1:], t)
 
 
-def _pixels(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``[..., 2]`` image coordinates (x right, y down, pixels) of clip-space points ``[..., 4]``."""
-    return torch.stack([(clip[..., 0] / clip[..., 3] + 1) * (width / 2),
-                        (1 - clip[..., 1] / clip[..., 3]) * (height / 2)], -1)
-
-
 def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Glue:
     """:func:`find_glue` in torch ops, from the contour ``edges`` (:func:`contour_edges`).
 
@@ -179,7 +173,7 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
     image, va, vb = edges.unbind(1)
     ci = image if clip.shape[0] > 1 else torch.zeros_like(image)
     ca, cb = clip[ci, va], clip[ci, vb]  # [M, 4]
-    pa, pb = _pixels(ca, height, width), _pixels(cb, height, width)
+    pa, pb = clip_to_pixels(ca, height, width), clip_to_pixels(cb, height, width)
 
     # Candidate (edge, pixel) pairs: the part of each edge near the frame (Liang-Barsky), sampled.
     along = pb - pa
@@ -281,11 +275,11 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
     face = faces.to(device=clip.device, dtype=torch.long)[rast.tri_id[at].long() - 1]  # [G, 3]
     b01 = rast.bary[at].to(clip.dtype)  # (the G-buffers are strided views: no reshape of whole frames)
     bary = torch.cat([b01, 1 - b01.sum(1, keepdim=True)], 1)  # [G, 3]
-    p = _pixels((clip[ci[:, None], face] * bary[..., None]).sum(1), height, width)
+    p = clip_to_pixels((clip[ci[:, None], face] * bary[..., None]).sum(1), height, width)
     t = glue.t.to(clip.dtype)[:, None]
-    q = _pixels((1 - t) * clip[ci, glue.edge[:, 0]] + t * clip[ci, glue.edge[:, 1]], height, width)
-    along = _pixels(clip[ci, glue.edge[:, 1]].detach(), height, width) - _pixels(clip[ci, glue.edge[:, 0]].detach(),
-                                                                                height, width)
+    q = clip_to_pixels((1 - t) * clip[ci, glue.edge[:, 0]] + t * clip[ci, glue.edge[:, 1]], height, width)
+    ends = clip_to_pixels(clip[ci[:, None], glue.edge].detach(), height, width)  # [G, 2 ends, 2]
+    along = ends[:, 1] - ends[:, 0]
     m = torch.stack([-along[:, 1], along[:, 0]], 1) / along.norm(dim=1, keepdim=True)
     motion = (q - q.detach()) - (p - p.detach())
     return m * (m * motion).sum(1, keepdim=True)

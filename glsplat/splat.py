@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from . import checks
 from .interpolate import interpolate_torch
 from .kernels import kernels_for
-from .raster import Raster
+from .raster import Raster, clip_to_pixels
 from .silhouette import glue_offset
 
 SIGMA = 0.5
@@ -45,16 +45,14 @@ def image_positions(point: torch.Tensor, rast: Raster) -> torch.Tensor:
     """``[B, K, H, W, 2]`` image coordinates (x right, y down, in pixels) of clip-space points.
 
     ``point`` ``[B, K, H, W, 4]`` is each sample's point on its triangle: the face's clip-space
-    corners blended with the pixel's barycentrics (``interpolate(clip, rast, faces)``). After the
-    divide by w, x = (ndc_x + 1) / 2 * W and y = (1 - ndc_y) / 2 * H. In value that is the pixel
+    corners blended with the pixel's barycentrics (``interpolate(clip, rast, faces)``), placed by
+    :func:`glsplat.raster.clip_to_pixels`. In value that is the pixel
     center (j + 0.5, i + 0.5); in gradient it is glued to the triangle. Background entries are
     meaningless but finite.
     """
     height, width = rast.tri_id.shape[-2:]
     w = torch.where(rast.mask, point[..., 3], torch.ones_like(point[..., 3]))
-    x = (point[..., 0] / w + 1) * (width / 2)
-    y = (1 - point[..., 1] / w) * (height / 2)
-    return torch.stack([x, y], -1)
+    return clip_to_pixels(torch.cat([point[..., :3], w[..., None]], -1), height, width)
 
 
 def _neighbor(values: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:

@@ -14,7 +14,8 @@ import trimesh
 
 import glsplat
 from glsplat.kernels import cpu_kernels
-from glsplat.silhouette import (Glue, _GlueOffset, _pixels, contour_edges, find_glue, find_glue_torch, glue_offsets)
+from glsplat.raster import clip_to_pixels
+from glsplat.silhouette import Glue, _GlueOffset, contour_edges, find_glue, find_glue_torch, glue_offsets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_glue_check import PoseLoss, score, shapes, weights  # noqa: E402
@@ -95,9 +96,9 @@ def test_glue_sits_on_the_silhouette(ctx):
     assert rast.mask.reshape(-1)[glue.sample].all()
     background = torch.nn.functional.max_pool2d((~rast.mask[0]).float(), 7, stride=1, padding=3)[0] > 0
     assert background[row, col].all()
-    a, b = _pixels(clip[0, glue.edge[:, 0]], height, width), _pixels(clip[0, glue.edge[:, 1]], height, width)
+    a, b = clip_to_pixels(clip[0, glue.edge], height, width).unbind(1)
     t = glue.t[:, None]
-    q = _pixels((1 - t) * clip[0, glue.edge[:, 0]] + t * clip[0, glue.edge[:, 1]], height, width)
+    q = clip_to_pixels((1 - t) * clip[0, glue.edge[:, 0]] + t * clip[0, glue.edge[:, 1]], height, width)
     center = torch.stack([col, row], 1).double() + 0.5
     assert ((center - q).norm(dim=1) <= 2.5 + 1e-9).all()
     along, to_center = b - a, center - a
@@ -120,11 +121,11 @@ def test_glue_offsets_gradient(ctx):
     bary = torch.cat([b01, 1 - b01.sum(1, keepdim=True)], 1)
 
     def normal_gap(c):  # m^T (q - p), m the edge's normal at the unperturbed clip (constant)
-        a, b = _pixels(clip[0, glue.edge[:, 0]], height, width), _pixels(clip[0, glue.edge[:, 1]], height, width)
+        a, b = clip_to_pixels(clip[0, glue.edge], height, width).unbind(1)
         m = torch.stack([a[:, 1] - b[:, 1], b[:, 0] - a[:, 0]], 1) / (b - a).norm(dim=1, keepdim=True)
         t = glue.t[:, None]
-        q = _pixels((1 - t) * c[0, glue.edge[:, 0]] + t * c[0, glue.edge[:, 1]], height, width)
-        p = _pixels((c[0][face] * bary[..., None]).sum(1), height, width)
+        q = clip_to_pixels((1 - t) * c[0, glue.edge[:, 0]] + t * c[0, glue.edge[:, 1]], height, width)
+        p = clip_to_pixels((c[0][face] * bary[..., None]).sum(1), height, width)
         return m, ((q - p) * m).sum(1)
 
     c = clip.clone().requires_grad_(True)

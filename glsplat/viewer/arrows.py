@@ -6,6 +6,7 @@ from typing import NamedTuple
 import torch
 
 from ..camera import Camera
+from ..raster import clip_to_pixels
 
 # Vertices whose gradient is below this fraction of the largest get no arrow: the loss is
 # indifferent to them and a carpet of dots would hide the ones that matter.
@@ -26,10 +27,7 @@ class Arrows(NamedTuple):
 
 def to_pixels(camera: Camera, points: torch.Tensor) -> torch.Tensor:
     """World points ``[N, 3]`` to image pixels ``[N, 2]`` (x right, y down)."""
-    clip = camera.project(points.to(camera.R.dtype))[0]
-    height, width = camera.image_size
-    ndc = clip[:, :2] / clip[:, 3:]
-    return torch.stack([(ndc[:, 0] + 1) * (width / 2), (1 - ndc[:, 1]) * (height / 2)], -1)
+    return clip_to_pixels(camera.project(points.to(camera.R.dtype))[0], *camera.image_size)
 
 
 def vertex_arrows(camera: Camera, verts: torch.Tensor, grad: torch.Tensor, visible: torch.Tensor,

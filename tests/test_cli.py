@@ -103,6 +103,17 @@ def test_fit_pose_to_a_target_pose(tmp_path):
     assert "rotation error" in done.stdout
 
 
+def test_fit_pose_never_writes_its_picture_over_the_target(tmp_path, untextured_obj):
+    """--out t.json next to --target t.png: the default picture t.png would destroy the target."""
+    assert glsplat("render", untextured_obj, "--out", "t.png", "--size", "32", "32", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "t.png").read_bytes()
+    done = glsplat("fit-pose", untextured_obj, "--target", "t.png", "--out", "t.json", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "would overwrite the target" in done.stderr
+    assert (tmp_path / "t.png").read_bytes() == before
+    assert not (tmp_path / "t.json").exists()
+
+
 def test_console_script_reports_a_missing_file_in_one_line(tmp_path):
     done = glsplat("fit-pose", "nope.obj", "--target-rotation", "0", "0", "0", "--out", "p.json", cwd=tmp_path)
     assert done.returncode == 2

@@ -96,6 +96,14 @@ def check(args: argparse.Namespace) -> None:
     check_output(args.out)
     if args.image is not None:
         check_output(args.image, "--image", image=True)
+    if args.target is not None and comparison_path(args).resolve() == args.target.resolve():
+        raise UsageError(f"--image: the comparison picture would overwrite the target {args.target}; "
+                         f"give --image (or --out) another name")
+
+
+def comparison_path(args: argparse.Namespace) -> Path:
+    """Where the target | fit | difference picture goes: --image, or --out with the suffix .png."""
+    return args.image if args.image is not None else args.out.with_suffix(".png")
 
 
 def silhouette_iou(fitted: torch.Tensor, target: torch.Tensor, background) -> float:
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from glsplat.transforms import rotation_angle
 
     check(args)
-    image_path = args.image if args.image is not None else args.out.with_suffix(".png")
+    image_path = comparison_path(args)
     mesh = load(args.mesh).normalized()
     if args.target is not None:
         target, has_alpha = load_target(args.target, args.size)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -58,11 +57,14 @@ class Glue(NamedTuple):
         edge: int64 ``[G, 2]`` vertex indices ``(a, b)`` of each one's contour edge.
         t: float64 ``[G]`` the closest point's perspective-correct parameter on the edge:
             ``q = (1 - t) clip[a] + t clip[b]`` in clip space.
+        row: int64 ``[G]`` each one's row in the packed order of covered samples
+            (:attr:`Raster.index`): where its offset goes.
     """
 
     sample: torch.Tensor
     edge: torch.Tensor
     t: torch.Tensor
+    row: torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,17 +141,17 @@ def contour_edges_torch(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> 
 def find_glue(clip: torch.Tensor, faces: torch.Tensor, rast: Raster) -> Glue:
     """The glued samples of ``rast``, which was rasterized from ``clip`` ``[1 or B, V, 4]`` (its frame).
 
-    Compiled on the CPU (``csrc/edges.cpp``), :func:`find_glue_torch` elsewhere; the same answer.
+    Compiled on the CPU (``csrc/edges.cpp``: the contour edges and the search in one call),
+    :func:`find_glue_torch` elsewhere; the same answer.
     """
     clip = clip.detach().double()
     clip = (clip if clip.dim() == 3 else clip[None]).contiguous()
-    edges = contour_edges(clip, faces, rast.tri_id.shape[0])
     kernels = cpu_kernels() if clip.device.type == "cpu" else None
-    if kernels is None:
-        return find_glue_torch(clip, edges, rast)
-    sample, index, t = kernels.find_glue(clip, edges, rast.tri_id.contiguous(), rast.depth, BAND, REACH, OUTSIDE,
-                                         DEPTH_TOLERANCE)
-    return Glue(sample, edges[index, 1:], t)
+    if kernels is None or faces.shape[0] == 0:
+        return find_glue_torch(clip, contour_edges(clip, faces, rast.tri_id.shape[0]), rast)
+    faces = faces.to(torch.long).contiguous()
+    return Glue(*kernels.find_glue(clip, faces, edge_ids(faces), rast.tri_id.contiguous(), rast.depth, rast.index,
+                                   BAND, REACH, OUTSIDE, DEPTH_TOLERANCE))
 
 
 def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Glue:
@@ -166,8 +168,8 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
     device = rast.tri_id.device
     clip = clip.double()
     tri_id, depth = rast.tri_id, rast.depth.double()
-    empty = Glue(torch.zeros(0, dtype=torch.long, device=device), torch.zeros((0, 2), dtype=torch.long, device=device),
-                 torch.zeros(0, dtype=torch.float64, device=device))
+    none = torch.zeros(0, dtype=torch.long, device=device)
+    empty = Glue(none, none.view(0, 2), none.double(), none)
     if edges.shape[0] == 0:
         return empty
     image, va, vb = edges.unbind(1)
@@ -216,9 +218,9 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
     out_row = (qy + oy * OUTSIDE).floor()
     out_col = (qx + ox * OUTSIDE).floor()
     wa, wb = ca[edge, 3], cb[edge, 3]
-    t = s * wa / (s * wa + (1 - s) * wb)
-    q = (1 - t)[:, None] * ca[edge] + t[:, None] * cb[edge]
-    q_depth = (q[:, 2] / q[:, 3] + 1) * 0.5
+    t = s * wa / (s * wa + (1 - s) * wb)  # perspective-correct
+    ndc_a, ndc_b = ca[:, 2] / ca[:, 3], cb[:, 2] / cb[:, 3]  # NDC depth: affine in the image along the edge
+    q_depth = ((1 - s) * ndc_a[edge] + s * ndc_b[edge] + 1) * 0.5
     q_deeper = q_depth + DEPTH_TOLERANCE * (1 - q_depth)
     b = image[edge]
 
@@ -251,7 +253,7 @@ def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Gl
     pick = best & (edge == first[sample])
     order = sample[pick].argsort()
     sample, edge, t = sample[pick][order], edge[pick][order], t[pick][order]
-    return Glue(sample, edges[edge, 1:], t)
+    return Glue(sample, edges[edge, 1:], t, torch.searchsorted(rast.index, sample))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,22 +291,23 @@ class _GlueOffset(torch.autograd.Function):
     """The glue's offsets as the splat takes them, ``[N, 2]`` zeros, with a compiled backward pass.
 
     The value is zero; the backward pass is :func:`glue_offsets`' (``csrc/edges.cpp``,
-    ``glue_backward``): the gradient w.r.t. clip of ``grad[rows] . m m^T (q - p)``.
+    ``glue_backward``): the gradient w.r.t. clip of ``grad[glue.row] . m m^T (q - p)``.
     """
 
     @staticmethod
-    def forward(ctx, kernels, clip, faces, rast, glue, rows, count):
+    def forward(ctx, kernels, clip, faces, rast, glue, count):
         ctx.kernels, ctx.rast, ctx.glue = kernels, rast, glue
-        ctx.save_for_backward(clip, faces, rows)
+        ctx.save_for_backward(clip, faces)
         return clip.new_zeros((count, 2))
 
     @staticmethod
     def backward(ctx, grad):
-        clip, faces, rows = ctx.saved_tensors
+        clip, faces = ctx.saved_tensors
         glue, rast = ctx.glue, ctx.rast
-        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), rows.contiguous(), *(
-            x.contiguous() for x in glue), clip, faces, rast.tri_id.contiguous(), rast.bary)
-        return None, grad_clip, None, None, None, None, None
+        row, sample, edge, t = (x.contiguous() for x in (glue.row, glue.sample, glue.edge, glue.t))
+        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), row, sample, edge, t, clip, faces,
+                                              rast.tri_id.contiguous(), rast.bary)
+        return None, grad_clip, None, None, None, None
 
 
 def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
@@ -319,11 +322,9 @@ def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
     if len(glue.sample) == 0:
         return offset
     kernels = cpu_kernels() if clip.device.type == "cpu" else None
-    if kernels is not None:  # (numpy's searchsorted is ten times faster than torch's on the CPU)
-        rows = torch.from_numpy(np.searchsorted(rast.index.numpy(), glue.sample.numpy()))
-        glued = _GlueOffset.apply(kernels, clip.contiguous(), faces.to(torch.long).contiguous(), rast, glue, rows,
+    if kernels is not None:
+        glued = _GlueOffset.apply(kernels, clip.contiguous(), faces.to(torch.long).contiguous(), rast, glue,
                                   rast.index.shape[0])
         return glued if offset is None else offset + glued
-    rows = torch.searchsorted(rast.index, glue.sample)
     base = clip.new_zeros((rast.index.shape[0], 2)) if offset is None else offset
-    return base.index_add(0, rows, glue_offsets(clip, faces, rast, glue))
+    return base.index_add(0, glue.row, glue_offsets(clip, faces, rast, glue))

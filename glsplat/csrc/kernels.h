@@ -46,11 +46,13 @@ std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Te
 // The contour edges [M, 3] (image, a, b) of clip [1 or B, V, 4] float64: half-edges of front faces
 // that no other front face shares; edge_ids [3 F] numbers each half-edge's undirected edge.
 torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids, int64_t batch);
-// For those contour edges, the glued samples of the raster: their flat indices [G] into
-// [B, K, H, W] (ascending), their edges' rows [G] in `edges`, and the closest points'
-// perspective-correct parameters [G].
-std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor edges, torch::Tensor tri_id, torch::Tensor depth,
-                                     double band, int64_t reach, double outside, double tolerance);
+// The glued samples of the raster (tri_id, depth; index int64 [N] its covered samples' flat indices,
+// ascending: Raster.index) of clip [1 or B, V, 4] float64 and faces (edge_ids as for contour_edges):
+// their flat indices [G] into [B, K, H, W] (ascending), their contour edges' ends (a, b) [G, 2],
+// the closest points' perspective-correct parameters [G] and their rows [G] in index.
+std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids,
+                                     torch::Tensor tri_id, torch::Tensor depth, torch::Tensor index, double band,
+                                     int64_t reach, double outside, double tolerance);
 // The backward pass of the glue's offsets (zero in value): the gradient w.r.t. clip [Bc, V, 4] of
 // sum over the glued samples of grad_offset[rows] . m m^T (q - p) (glue_offsets in silhouette.py).
 torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch::Tensor sample, torch::Tensor edge,

@@ -23,6 +23,7 @@ reference it is tested against and the path on other devices). :func:`glue_offse
 """
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -71,23 +72,28 @@ class Glue(NamedTuple):
 # Contour edges
 
 
-_ADJACENCY: list[tuple[torch.Tensor, torch.Tensor]] = []
+_ADJACENCY: list[tuple[weakref.ref, int, torch.Tensor, torch.Tensor]] = []
 _ADJACENCY_KEPT = 4
 
 
 def edge_ids(faces: torch.Tensor) -> torch.Tensor:
-    """int64 ``[F * 3]``: the undirected edge of each half-edge ``3 f + c`` (corner c to c + 1).
+    """int64 ``[F * 3]`` on the CPU: the undirected edge of each half-edge ``3 f + c`` (corner c to c + 1).
 
-    Computed once per topology: the last few ``faces`` seen are kept (compared by value).
+    Computed once per topology: the last few ``faces`` seen are kept, found again as the same
+    unmodified tensor or by value.
     """
-    faces = faces.to(device="cpu", dtype=torch.long)
-    for known, ids in _ADJACENCY:
-        if known.shape == faces.shape and torch.equal(known, faces):
+    version = -1 if faces.is_inference() else faces._version  # (inference tensors have no version)
+    for i, (seen, seen_version, known, ids) in enumerate(_ADJACENCY):
+        if seen() is faces and version == seen_version >= 0:
             return ids
-    ends = torch.stack([faces, faces.roll(-1, 1)], -1).reshape(-1, 2)
-    key = ends.min(1).values * (int(faces.max()) + 1) + ends.max(1).values
+        if known.shape == faces.shape and torch.equal(known, faces.to(device="cpu", dtype=torch.long)):
+            _ADJACENCY[i] = (weakref.ref(faces), version, known, ids)
+            return ids
+    known = faces.to(device="cpu", dtype=torch.long, copy=True)
+    ends = torch.stack([known, known.roll(-1, 1)], -1).reshape(-1, 2)
+    key = ends.min(1).values * (int(known.max()) + 1) + ends.max(1).values
     ids = torch.unique(key, return_inverse=True)[1]
-    _ADJACENCY.insert(0, (faces.clone(), ids))
+    _ADJACENCY.insert(0, (weakref.ref(faces), version, known, ids))
     del _ADJACENCY[_ADJACENCY_KEPT:]
     return ids
 

@@ -134,8 +134,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
   };
 
   // The (sample, edge) pairs of the edges [first, end) that pass every test but the sample's own
-  // (deeper_near, the same for all of a sample's edges: made once per sample after the merge),
-  // in the order of the edges.
+  // (deeper_near, the same for all of a sample's edges: made once per sample after the merge).
   auto search = [&](int64_t first, int64_t end, std::vector<Found>& found) {
     for (int64_t m = first; m < end; ++m) {
       const int64_t image = e[3 * m];
@@ -167,7 +166,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
       const double spread = band * norm / std::abs(major);
       const double start = x_major ? ax : ay, offset = x_major ? ay : ax;
       const bool below = x_major ? abx > 0 : aby < 0;  // the inner side is toward smaller v
-      for (int64_t u = ufirst; u <= ulast; ++u) { 
+      for (int64_t u = ufirst; u <= ulast; ++u) {
         const double line = offset + minor * ((u + 0.5 - start) / major);
         const double vmin = below ? line - spread : line, vmax = below ? line : line + spread;
         const int64_t vfirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(vmin - 0.5)) - 1);
@@ -176,7 +175,6 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
           const int64_t row = x_major ? v : u, col = x_major ? u : v;
           const int64_t pixel = (image * layers) * frame + row * width + col;
           if (id[pixel] <= 0) continue;  // not covered: neither is any deeper layer
-
           const double px = col + 0.5, py = row + 0.5;
           const double apx = px - ax, apy = py - ay;
           const double cross = abx * apy - aby * apx;
@@ -207,9 +205,8 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
       }
     }
   };
-  // Edges in chunks of about equal work (pixel length + 2 band), one per thread; each chunk's
-  // pairs in the order of its edges. The buffers are kept between calls (per calling thread):
-  // fresh ones cost a page fault per 4 KiB.
+  // Edges in chunks of about equal work (pixel length + 2 band), one per thread. The buffers are
+  // kept between calls (per calling thread): fresh ones cost a page fault per 4 KiB.
   struct Scratch {
     std::vector<double> work;
     std::vector<std::vector<Found>> parts;
@@ -243,8 +240,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
       search(edge_cut[k], edge_cut[k + 1], parts[k]);
     }
   });
-  // Sorted by pixel line (one row of one layer of one image), stably: each line's pairs in the
-  // order of the edges.
+  // Sorted by pixel line (one row of one layer of one image).
   auto& start = scratch.start;
   const int64_t lines = tri_id.numel() / width;
   start.assign(lines + 1, 0);
@@ -261,9 +257,9 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
     for (int64_t k = 0; k < chunks; ++k)
       for (const Found& f : parts[k]) sorted[next[f.line]++] = f;
   }
-  // Each line's pairs by column (stably), then each sample's nearest edge (ties to the first
-  // listed), kept if the sample passes its own test: in runs of lines with about equal numbers of
-  // pairs, one per thread.
+  // Each line's pairs by column, then each sample's nearest edge (ties to the first in `edges`),
+  // kept if the sample passes its own test: in runs of lines with about equal numbers of pairs,
+  // one per thread.
   std::vector<int64_t> line_cut(chunks + 1, lines);
   for (int64_t k = 0; k < chunks; ++k)
     line_cut[k] = std::lower_bound(start.begin(), start.end() - 1, static_cast<int64_t>(total * k / chunks)) -
@@ -289,7 +285,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
         for (Found* i = first; i < end;) {
           const Found* best = i;
           for (++i; i < end && i->col == best->col; ++i)
-            if (i->dist2 < best->dist2) best = i;
+            if (i->dist2 < best->dist2 || (i->dist2 == best->dist2 && i->edge < best->edge)) best = i;
           const double d_p = layer[row * zi + best->col * zj];
           if (deeper_near(layer, row, best->col, d_p + tolerance * (1 - d_p))) kept[k].push_back(best);
         }
@@ -381,36 +377,51 @@ torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch
   const int32_t* id = tri_id.data_ptr<int32_t>();
   const float* b = bary.data_ptr<float>();
   const int64_t bs[5] = {bary.stride(0), bary.stride(1), bary.stride(2), bary.stride(3), bary.stride(4)};
+  // The samples in chunks, one per thread, each into its own gradient (summed at the end): only
+  // when there are many glued samples per clip-space value, so that clearing and summing the
+  // extra gradients costs little next to the work.
+  const int64_t glued = sample.numel();
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>({at::get_num_threads(), glued / 512, glued * 8 / std::max<int64_t>(clip.numel(), 1)}));
+  std::vector<torch::Tensor> parts{grad};
+  for (int64_t k = 1; k < chunks; ++k) parts.push_back(torch::zeros_like(clip));
   AT_DISPATCH_FLOATING_TYPES(clip.scalar_type(), "glue_backward", [&] {
     const scalar_t* g_off = grad_offset.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < sample.numel(); ++i) {
-      const int64_t s = at[i], image = s / per_image;
-      const int64_t k = s / (height * width) % layers, y = s / width % height, x = s % width;
-      const int64_t offset = (shared ? 0 : image) * verts;
-      const scalar_t* c = clip.data_ptr<scalar_t>() + offset * 4;
-      scalar_t* g = grad.data_ptr<scalar_t>() + offset * 4;
-      const int64_t ea = ends[2 * i], eb = ends[2 * i + 1];
-      // m, the edge's unit image normal (constant), and the gradient's part along it
-      double ax, ay, bx, by, ca[4], cb[4];
-      for (int j = 0; j < 4; ++j) ca[j] = c[ea * 4 + j], cb[j] = c[eb * 4 + j];
-      to_pixels(ca, width, height, &ax, &ay);
-      to_pixels(cb, width, height, &bx, &by);
-      const double norm = std::sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
-      const double mx = -(by - ay) / norm, my = (bx - ax) / norm;
-      const double along = mx * g_off[2 * row[i]] + my * g_off[2 * row[i] + 1];
-      const double gx = mx * along, gy = my * along;
-      // + the edge point q = (1 - t) clip[a] + t clip[b] ...
-      const int64_t q_corner[2] = {ea, eb};
-      const double q_weight[2] = {1 - param[i], param[i]};
-      pull_pixel(g, c, q_corner, q_weight, 2, gx, gy, width, height);
-      // ... - the sample's own point, its face's corners blended with its barycentrics
-      const int64_t f = id[s] - 1;
-      const float* bb = b + image * bs[0] + k * bs[1] + y * bs[2] + x * bs[3];
-      const double b0 = bb[0], b1 = bb[bs[4]];
-      const double p_weight[3] = {b0, b1, 1 - b0 - b1};
-      pull_pixel(g, c, face + 3 * f, p_weight, 3, -gx, -gy, width, height);
-    }
+    const scalar_t* vertices = clip.data_ptr<scalar_t>();
+    at::parallel_for(0, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+      for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+        scalar_t* part = parts[chunk].data_ptr<scalar_t>();
+        for (int64_t i = glued * chunk / chunks; i < glued * (chunk + 1) / chunks; ++i) {
+          const int64_t s = at[i], image = s / per_image;
+          const int64_t k = s / (height * width) % layers, y = s / width % height, x = s % width;
+          const int64_t offset = (shared ? 0 : image) * verts;
+          const scalar_t* c = vertices + offset * 4;
+          scalar_t* g = part + offset * 4;
+          const int64_t ea = ends[2 * i], eb = ends[2 * i + 1];
+          // m, the edge's unit image normal (constant), and the gradient's part along it
+          double ax, ay, bx, by, ca[4], cb[4];
+          for (int j = 0; j < 4; ++j) ca[j] = c[ea * 4 + j], cb[j] = c[eb * 4 + j];
+          to_pixels(ca, width, height, &ax, &ay);
+          to_pixels(cb, width, height, &bx, &by);
+          const double norm = std::sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
+          const double mx = -(by - ay) / norm, my = (bx - ax) / norm;
+          const double along = mx * g_off[2 * row[i]] + my * g_off[2 * row[i] + 1];
+          const double gx = mx * along, gy = my * along;
+          // + the edge point q = (1 - t) clip[a] + t clip[b] ...
+          const int64_t q_corner[2] = {ea, eb};
+          const double q_weight[2] = {1 - param[i], param[i]};
+          pull_pixel(g, c, q_corner, q_weight, 2, gx, gy, width, height);
+          // ... - the sample's own point, its face's corners blended with its barycentrics
+          const int64_t f = id[s] - 1;
+          const float* bb = b + image * bs[0] + k * bs[1] + y * bs[2] + x * bs[3];
+          const double b0 = bb[0], b1 = bb[bs[4]];
+          const double p_weight[3] = {b0, b1, 1 - b0 - b1};
+          pull_pixel(g, c, face + 3 * f, p_weight, 3, -gx, -gy, width, height);
+        }
+      }
+    });
   });
+  for (int64_t k = 1; k < chunks; ++k) grad += parts[k];
   return grad;
 }
 

@@ -318,9 +318,11 @@ def test_pos_gradient_boost_scales_only_pos(glctx):
     assert plain[1].abs().sum() > 0
 
 
-def test_bad_topology_hash(glctx):
+def test_bad_input(glctx):
     pos, tri, rast = small_scene(glctx)
     color = torch.rand(1, *rast.shape[1:3], 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="rast refers to triangle 2, but tri has 2"):
+        dr.antialias(color, rast * torch.tensor([1.0, 1.0, 1.0, 1.5], dtype=torch.float64), pos, tri)
     with pytest.raises(AssertionError, match="topology_hash"):
         dr.antialias(color, rast, pos, tri, topology_hash=tri)
     with pytest.raises(ValueError, match="topology_hash was built for 1 triangles"):

@@ -136,66 +136,97 @@ def _greater(n0, n1, d0, d1) -> torch.Tensor:
     return (n0 * d1 > n1 * d0) == _same_sign(d0, d1)
 
 
-def discontinuities(tri_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def discontinuities(tri_id: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixel pairs whose triangle ids differ: ``(first, second)`` int64 ``[N]`` flat pixel indices.
 
-    ``tri_id`` ``[B, H, W]`` (any dtype; compared for equality). ``second`` is ``first``'s right
-    neighbor (``first + 1``) or its neighbor in the next row (``first + W``).
+    ``tri_id`` ``[B * H * W]`` (any dtype; compared for equality; may be strided), the images' pixels
+    in order. ``second`` is ``first``'s right neighbor (``first + 1``) or its neighbor in the next
+    row (``first + W``).
     """
-    batch, height, width = tri_id.shape
-    column = torch.arange(width, device=tri_id.device)
-    row = torch.arange(height, device=tri_id.device)[:, None] * width
-    base = torch.arange(batch, device=tri_id.device)[:, None, None] * (height * width)
-    right = (base + row + column[:-1])[tri_id[:, :, 1:] != tri_id[:, :, :-1]]
-    up = (base + row[:-1] + column)[tri_id[:, 1:] != tri_id[:, :-1]]
+    right = (tri_id[1:] != tri_id[:-1]).nonzero().squeeze(1)
+    right = right[right % width != width - 1]  # not across a row's end
+    up = (tri_id[width:] != tri_id[:-width]).nonzero().squeeze(1)
+    up = up[(up // width) % height != height - 1]  # not across an image's end
     first = torch.cat([right, up])
-    step = torch.cat([torch.ones_like(right), torch.full_like(up, width)])
-    return first, first + step
+    return first, first + torch.cat([torch.ones_like(right), torch.full_like(up, width)])
+
+
+def silhouette_edges(points: torch.Tensor, corner: torch.Tensor, across: torch.Tensor, half_width: float,
+                     half_height: float) -> torch.Tensor:
+    """bool ``[N, 3]``: which edges of N triangles are silhouette edges in screen space.
+
+    ``points`` ``[P, 4]`` clip space; ``corner`` int64 ``[N, 3]`` the triangles' corners, ``across``
+    ``[N, 3]`` the vertex across each edge (the corner itself where there is none: always a
+    silhouette). Edge i (corner i + 1 to i + 2) is one where the vertex across it lies on the same
+    side as the triangle's own corner i (its neighbor folds over it), judged by the signs of the
+    two pixel-space areas (nvdiffrast's test, relative to a pixel center there; the areas do not
+    depend on the origin).
+    """
+    zero = points.new_zeros(())
+    x, y = _to_pixels(points[corner], zero, zero, half_width, half_height)
+    ox, oy = _to_pixels(points[across], zero, zero, half_width, half_height)
+    x1, y1, x2, y2 = x.roll(-1, 1), y.roll(-1, 1), x.roll(-2, 1), y.roll(-2, 1)  # edge i: corner i+1 -> i+2
+    own = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    wing = (x1 - ox) * (y2 - oy) - (x2 - ox) * (y1 - oy)
+    return _same_sign(wing, own[:, None])
 
 
 def edge_blend(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
-               topology: TopologyHash) -> torch.Tensor:
+               topology: TopologyHash, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """nvdiffrast's antialias of ``color``: the input plus each discontinuity's blend (module docstring).
 
     Args:
         color: float ``[B, H, W, C]``. Differentiable.
         rast: float ``[B, H, W, 4]`` (u, v, z/w, triangle id + 1), row 0 at the bottom. Constant.
         pos: float clip-space vertices, ``[B, V, 4]`` (instanced) or ``[V, 4]`` (range mode). Differentiable.
-        tri: int ``[F, 3]``; ``rast``'s ids must lie in 0..F.
+        tri: int ``[F, 3]``.
         topology: :func:`construct_topology` of ``tri``, on ``color``'s device.
+        pairs: :func:`discontinuities` of ``rast``'s triangle ids, which must lie in 0..F there.
 
     Returns:
         ``[B, H, W, C]`` in ``color``'s dtype.
     """
     batch, height, width, channels = color.shape
     half_width, half_height = width / 2, height / 2
-    flat_id = rast[..., 3].detach()
-    first, second = discontinuities(flat_id)
-    flat_id, flat_z = flat_id.reshape(-1), rast[..., 2].detach().reshape(-1)
-    vertical = second - first != 1
-    tri0, tri1 = flat_id[first].long() - 1, flat_id[second].long() - 1
+    texels = rast.detach().reshape(-1, 4)
+    first, second = pairs
+    tri0, tri1 = texels[first, 3].long() - 1, texels[second, 3].long() - 1
     # The front triangle: the covered side, or the nearer of two (ties: the second pixel's).
-    use1 = (tri0 < 0) | ((tri1 >= 0) & ~(flat_z[first] < flat_z[second]))
+    use1 = (tri0 < 0) | ((tri1 >= 0) & ~(texels[first, 2] < texels[second, 2]))
     face = torch.where(use1, tri1, tri0)
-    ds = torch.where(use1, -1.0, 1.0).to(pos.dtype)  # +1: toward the second pixel; -1: toward the first
     center = torch.where(use1, second, first)
     image = center // (height * width)
-    center_x = (center % width).to(pos.dtype) + 0.5 - half_width
-    center_y = ((center // width) % height).to(pos.dtype) + 0.5 - half_height
-    corner = tri.to(device=color.device, dtype=torch.long)[face]  # [N, 3]
-    across = topology.opposite[face]
-    across = torch.where(across >= 0, across, corner)  # no neighbor: the vertex itself (always a silhouette)
-    if pos.dim() == 3:
-        corner, across = corner + image[:, None] * pos.shape[1], across + image[:, None] * pos.shape[1]
+    num_faces = tri.shape[0]
+    tri = tri.to(device=color.device, dtype=torch.long)
     points = pos.detach().reshape(-1, 4)
 
     with torch.no_grad():
+        # Silhouette edges, once per front triangle seen (and image, in instanced mode); only
+        # pairs whose front triangle has one can blend.
+        key, keys = (face + image * num_faces, batch * num_faces) if pos.dim() == 3 else (face, num_faces)
+        seen = torch.zeros(keys, dtype=torch.bool, device=color.device)
+        seen[key] = True
+        seen = seen.nonzero().squeeze(1)
+        corner, across = tri[seen % num_faces], topology.opposite[seen % num_faces]
+        across = torch.where(across >= 0, across, corner)  # no neighbor: the vertex itself (always a silhouette)
+        if pos.dim() == 3:
+            offset = (seen // num_faces)[:, None] * pos.shape[1]
+            corner, across = corner + offset, across + offset
+        table = torch.zeros(keys, 3, dtype=torch.bool, device=color.device)
+        table[seen] = silhouette_edges(points, corner, across, half_width, half_height)
+        silhouette = table[key]
+        candidate = silhouette.any(1).nonzero().squeeze(1)
+        first, second, face, center, image, silhouette, use1 = (
+            t[candidate] for t in (first, second, face, center, image, silhouette, use1))
+        vertical = second - first != 1
+        ds = torch.where(use1, -1.0, 1.0).to(pos.dtype)  # +1: toward the second pixel; -1: toward the first
+        center_x = (center % width).to(pos.dtype) + 0.5 - half_width
+        center_y = ((center // width) % height).to(pos.dtype) + 0.5 - half_height
+        corner = tri[face]
+        if pos.dim() == 3:
+            corner = corner + image[:, None] * pos.shape[1]
         x, y = _to_pixels(points[corner], center_x[:, None], center_y[:, None], half_width, half_height)  # [N, 3]
-        ox, oy = _to_pixels(points[across], center_x[:, None], center_y[:, None], half_width, half_height)
         x1, y1, x2, y2 = x.roll(-1, 1), y.roll(-1, 1), x.roll(-2, 1), y.roll(-2, 1)  # edge i: corner i+1 -> i+2
-        own = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-        wing = (x1 - ox) * (y2 - oy) - (x2 - ox) * (y1 - oy)  # the neighbor's opposite vertex with the edge
-        silhouette = _same_sign(wing, own[:, None])  # [N, 3]
         # Swap x and y for vertical pairs: the line through the two centers is then y = 0 too.
         swap = vertical[:, None]
         x1, y1, x2, y2 = (torch.where(swap, y1, x1), torch.where(swap, x1, y1),
@@ -227,4 +258,4 @@ def edge_blend(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: 
     pixels = color.reshape(-1, channels)
     target = torch.where(alpha.detach() > 0, first, second)  # the pixel the edge is nearer to
     change = alpha[:, None].to(color.dtype) * (pixels[second] - pixels[first])
-    return pixels.index_add(0, target, change).view(color.shape)
+    return pixels.clone().index_add_(0, target, change).view(color.shape)  # (out of place: 4x slower on the CPU)

@@ -29,7 +29,7 @@ import torch
 from .. import checks
 from ..context import Context
 from ..raster import rasterize as gl_rasterize
-from .analytic import TopologyHash, cached_topology, construct_topology, edge_blend
+from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
 # ----------------------------------------------------------------------------------------------
 # Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
@@ -554,10 +554,13 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
     _require(topology_hash.num_faces == tri.shape[0], f"topology_hash was built for {topology_hash.num_faces} "
              f"triangles, but tri has {tri.shape[0]}")
     rast = rast.detach()
-    if rast.numel() and float(rast[..., 3].max()) > tri.shape[0]:
-        raise NvdiffrastValueError(f"rast refers to triangle {int(rast[..., 3].max()) - 1}, but tri has {tri.shape[0]}")
+    ids = rast.reshape(-1, 4)[:, 3]
+    pairs = discontinuities(ids, rast.shape[1], rast.shape[2])
+    largest = float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0
+    if largest > tri.shape[0]:  # (ids elsewhere are never read)
+        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    return edge_blend(color, rast, clip, tri, topology_hash.to(color.device))
+    return edge_blend(color, rast, clip, tri, topology_hash.to(color.device), pairs)
 
 
 def antialias_construct_topology_hash(tri):

@@ -278,31 +278,40 @@ def test_gradcheck(glctx, monkeypatch):
     assert not torch.equal(grad, exact)
 
 
-def test_pos_gradient_against_finite_differences(glctx):
-    """d(loss)/d(pos) against central differences of the same forward (rast fixed: the same pixels covered)."""
-    pos, tri = sphere_scene()
+@pytest.mark.parametrize("mode", ["instanced", "range"])
+def test_pos_gradient_against_finite_differences(glctx, mode):
+    """d(loss)/d(pos) against central differences of the same forward (rast fixed: the same pixels
+    covered), for a batch of two views: instanced (``pos`` ``[2, V, 4]``) and range mode (``[2 V, 4]``)."""
+    pos, tri = sphere_scene(batch=2)
     size = (32, 32)
-    rast, _ = dr.rasterize(glctx, pos, tri, size)
-    color = torch.rand(1, *size, 3, dtype=torch.float64)
-    weights = torch.rand(1, *size, 3, dtype=torch.float64)
+    if mode == "range":
+        pos, tri = pos.reshape(-1, 4), torch.cat([tri, tri + pos.shape[1]])
+        ranges = torch.tensor([[0, tri.shape[0] // 2], [tri.shape[0] // 2, tri.shape[0] // 2]], dtype=torch.int32)
+        rast, _ = dr.rasterize(glctx, pos, tri, size, ranges=ranges)
+    else:
+        rast, _ = dr.rasterize(glctx, pos, tri, size)
+    color = torch.rand(2, *size, 3, dtype=torch.float64)
+    weights = torch.rand(2, *size, 3, dtype=torch.float64)
 
     def loss(p):
         return (dr.antialias(color, rast, p, tri) * weights).sum()
 
     pos.requires_grad_(True)
     (grad,) = torch.autograd.grad(loss(pos), pos)
-    moved = (grad != 0).any(-1)[0].nonzero().squeeze(1)
-    assert len(moved) >= 14  # the sphere's contour and the quad's corners
+    grad = grad.reshape(-1, 4)
+    moved = (grad != 0).any(-1).nonzero().squeeze(1)
+    count = pos.shape[-2] if mode == "instanced" else pos.shape[0] // 2
+    assert ((moved < count).sum() >= 14) and ((moved >= count).sum() >= 14)  # contours and quad corners of both
     step = 1e-6
     with torch.no_grad():
-        for k in moved[:40].tolist():
+        for k in moved[::2].tolist():
             for c in (0, 1, 3):
                 plus, minus = pos.clone(), pos.clone()
-                plus[0, k, c] += step
-                minus[0, k, c] -= step
+                plus.view(-1, 4)[k, c] += step
+                minus.view(-1, 4)[k, c] -= step
                 numeric = (loss(plus) - loss(minus)) / (2 * step)
                 # nvdiffrast's derivative takes 1 / dy at dy + 1e-3 px (module docstring): 1e-3 relative.
-                assert float(grad[0, k, c]) == pytest.approx(float(numeric), rel=3e-3, abs=1e-6)
+                assert float(grad[k, c]) == pytest.approx(float(numeric), rel=3e-3, abs=1e-6)
 
 
 def test_pos_gradient_boost_scales_only_pos(glctx):

@@ -123,9 +123,8 @@ def sphere_scene(batch=1):
     verts = torch.from_numpy(sphere.vertices) * 0.7
     pos = []
     for b in range(batch):
-        angle = 0.4 + 0.9 * b
-        rotation = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]],
-                                dtype=torch.float64)
+        cos, sin = math.cos(0.4 + 0.9 * b), math.sin(0.4 + 0.9 * b)
+        rotation = torch.tensor([[cos, 0, sin], [0, 1, 0], [-sin, 0, cos]], dtype=torch.float64)
         v = verts @ rotation.T
         pos.append(torch.cat([v[:, :2], v[:, 2:] * 0.4 + 0.1, 1 + 0.3 * v[:, 2:]], 1))
     front, front_tri = quad(0.27, 0.9, -0.9, -0.23, z=-0.9)  # no edge on a pixel boundary

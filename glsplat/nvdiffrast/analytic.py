@@ -11,11 +11,13 @@ it runs on any device, in float32 or float64, and lets autograd derive its gradi
    an empty one), in pixel units relative to that pixel's center, y up (``rast``'s row order): its
    silhouette edges are those whose opposite vertex lies on the same side of the edge as the
    triangle's own third vertex (the two triangles fold over each other in screen space), or that
-   have no neighbor triangle. On the line through the two pixel centers, the edge of the front
-   triangle that the line leaves it by toward the other pixel is taken if it is a silhouette edge
-   more vertical than horizontal (for a horizontal pair; the roles of x and y swap for a vertical
-   pair); ``dc``, where it crosses as a fraction of the way to the other pixel's center, must lie
-   within [-1/16, 1 + 1/16].
+   have no neighbor triangle (the areas' signs do not depend on the origin, so they are found
+   once per front triangle here; in float32 they can differ from nvdiffrast's, taken relative to
+   each pixel center, only on edges seen almost exactly edge-on). On the line through the two
+   pixel centers, the edge of the front triangle that the line leaves it by toward the other pixel
+   is taken if it is a silhouette edge more vertical than horizontal (for a horizontal pair; the
+   roles of x and y swap for a vertical pair); ``dc``, where it crosses as a fraction of the way
+   to the other pixel's center, must lie within [-1/16, 1 + 1/16].
 4. **Blend**: ``alpha = ds (1/2 - clamp(dc, 0, 1))`` (``ds`` +1 when the front triangle is the
    first pixel's, -1 when the second's) and the pixel the edge is nearer to, the first when
    ``alpha > 0``, gains ``alpha (color1 - color0)``: the part of it the other side covers, in a
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import torch
 
-# Pixel-pair directions: 0 = to the next column (x + 1), 1 = to the next row (y + 1, one row up).
 _EDGE_EPS = 1.0 / 16  # nvdiffrast's tolerance: a crossing up to 1/16 px outside the pair still counts
 _DY_EPS = 1e-3  # px added to an edge's extent across the line in the derivative of 1 / dy (nvdiffrast's)
 _NO_CROSSING = float(torch.finfo(torch.float32).max)  # nvdiffrast's -F32_MAX sentinel

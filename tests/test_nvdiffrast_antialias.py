@@ -219,6 +219,9 @@ def test_topology():
     assert opposite[0] == [-1, 3, -1] and opposite[1] == [-1, -1, 1] and opposite[2] == [-1, -1, -1]
     assert opposite[3] == [-1, -1, -1]
     assert repr(dr.antialias_construct_topology_hash(tetra)) == "TopologyHash(4 triangles)"
+    # antialias without a topology_hash builds one per topology (compared by value) and keeps it.
+    assert analytic.cached_topology(tetra) is analytic.cached_topology(tetra.clone())
+    assert analytic.cached_topology(fan) is not analytic.cached_topology(tetra)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -123,65 +123,24 @@ def test_interpolate_gradcheck(glctx):
     assert (out[rest[..., 1] == 0] == 0).all()
 
 
-def test_antialias_gradcheck(glctx):
-    pos, tri = perspective_scene(torch.float64)
-    rast, _ = dr.rasterize(glctx, pos, tri, (5, 6))
-    rast = rast.detach()
-    color = torch.rand(1, 5, 6, 4, dtype=torch.float64, requires_grad=True)  # any number of channels
-    pos.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda c, p: dr.antialias(c, rast, p, tri), (color, pos), atol=1e-6,
-                                    fast_mode=True)
-    boosted = torch.autograd.grad(dr.antialias(color, rast, pos, tri, pos_gradient_boost=3.0).sum(), pos)[0]
-    plain = torch.autograd.grad(dr.antialias(color, rast, pos, tri).sum(), pos)[0]
-    torch.testing.assert_close(boosted, 3 * plain)
-
-
-def test_same_scene_as_glsplat_splat(glctx):
-    """rasterize + interpolate + antialias is glsplat's rasterize + splat over the input's background."""
-    verts = glsplat.load_example("blob").normalized().verts
-    faces = glsplat.load_example("blob").normalized().faces
-    clip = torch.cat([verts * 0.7, torch.full_like(verts[:, :1], 1.0)], -1)
+def test_same_scene_as_glsplat(glctx):
+    """rasterize + interpolate is glsplat's rasterize + interpolate: the same image and attribute gradients."""
+    blob = glsplat.load_example("blob").normalized()
+    clip = torch.cat([blob.verts * 0.7, torch.full_like(blob.verts[:, :1], 1.0)], -1)
     clip[:, 2] *= 0.5
-    clip = clip[None].requires_grad_(True)
-    tri = faces.to(torch.int32)
+    tri = blob.faces.to(torch.int32)
     size = (40, 48)
-    background = torch.tensor([0.2, 0.3, 0.4])
-
-    # Uniform color: (u, v) give no gradient, so antialias's splat gives all of it, as in glsplat.
-    rast, _ = dr.rasterize(glctx, clip, tri, size)
-    flat, _ = dr.interpolate(torch.tensor([[0.9, 0.5, 0.1]]).expand(clip.shape[1], 3).contiguous(), rast, tri)
-    flat = torch.where(rast[..., 3:] > 0, flat, background)
-    image = dr.antialias(flat, rast, clip, tri)
+    vcol = torch.rand(clip.shape[0], 3, requires_grad=True)
+    rast, _ = dr.rasterize(glctx, clip[None], tri, size)
+    image, _ = dr.interpolate(vcol, rast, tri)
+    ref_rast = glsplat.rasterize(ctx=glctx.context, clip=clip[None], faces=blob.faces, size=size, cull_backfaces=False)
+    assert torch.equal(rast[..., 3].flip(1).int(), ref_rast.tri_id[:, 0])
+    ref = glsplat.interpolate(vcol, ref_rast, blob.faces)[:, 0].flip(1)
+    torch.testing.assert_close(image, ref, atol=2e-3, rtol=0)
     weights = torch.rand(1, *size, 3)
-    (grad,) = torch.autograd.grad((image * weights).sum(), clip)
-
-    ref_rast = glsplat.rasterize(ctx=glctx.context, clip=clip.detach(), faces=faces, size=size, cull_backfaces=False)
-    colors = torch.tensor([0.9, 0.5, 0.1, 1.0]).expand(ref_rast.index.shape[0], 4)
-    ref = glsplat.over_background(glsplat.splat(colors, clip, ref_rast, faces, silhouette="splat"),
-                                  background)[..., :3].flip(1)  # antialias: the paper's splat, no glue
-    (ref_grad,) = torch.autograd.grad((ref * weights).sum(), clip)
-    torch.testing.assert_close(image, ref, atol=1e-5, rtol=0)
-    # The splat's points come from OpenGL's barycentrics there, from the recomputed (u, v) here.
-    torch.testing.assert_close(grad, ref_grad, atol=1e-3, rtol=1e-2)
-    assert grad.abs().sum() > 0
-
-    # Colors that vary: the image is glsplat's splat of the same samples; the vertex gradient is
-    # the (u, v) path's plus the splat's at the silhouettes only (interior samples stay put).
-    vcol = torch.rand(clip.shape[1], 3)
-    rast, _ = dr.rasterize(glctx, clip, tri, size)
-    shaded, _ = dr.interpolate(vcol, rast, tri)
-    shaded = torch.where(rast[..., 3:] > 0, shaded, background)
-    image = dr.antialias(shaded, rast, clip, tri)
-    per_sample = shaded.detach().flip(1).reshape(-1, 3).index_select(0, ref_rast.index)
-    ref = glsplat.splat(torch.cat([per_sample, torch.ones_like(per_sample[:, :1])], -1), clip, ref_rast, faces)
-    ref = glsplat.over_background(ref, background)[..., :3].flip(1)
-    torch.testing.assert_close(image, ref, atol=1e-5, rtol=0)
-    (total,) = torch.autograd.grad((image * weights).sum(), clip)
-    silhouette = ref_rast.mask[:, 0].float()
-    silhouette = (torch.nn.functional.avg_pool2d(silhouette[:, None], 5, 1, 2)[:, 0] * 25 < 24.5) & ref_rast.mask[:, 0]
-    moving = torch.zeros(clip.shape[1], dtype=torch.bool)
-    moving[faces[ref_rast.tri_id[:, 0][silhouette].long() - 1].reshape(-1)] = True
-    assert (total[0, ~moving] != 0).any() and (total[0, moving] != 0).any()
+    (grad,) = torch.autograd.grad((image * weights).sum(), vcol)
+    (ref_grad,) = torch.autograd.grad((ref * weights).sum(), vcol)
+    torch.testing.assert_close(grad, ref_grad, atol=2e-3, rtol=1e-2)
 
 
 def test_range_mode_equals_instanced_mode(glctx):
@@ -232,7 +191,7 @@ def test_contexts_and_log_level():
     dr.set_log_level(2)
     assert dr.get_log_level() == 2
     dr.set_log_level(level)
-    assert torch.equal(dr.antialias_construct_topology_hash(ONE), ONE)
+    assert dr.antialias_construct_topology_hash(ONE).opposite.tolist() == [[-1, -1, -1]]
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             dr.RasterizeCudaContext(device=0)
@@ -279,53 +238,3 @@ def test_bad_inputs(glctx):
     peeler = dr.DepthPeeler(glctx, pos, tri, (4, 4))
     with pytest.raises(RuntimeError, match="with"):
         peeler.rasterize_next_layer()
-
-
-def test_antialias_moves_samples_at_silhouettes_and_split_seams(glctx):
-    """Samples move (carry coverage gradients) near empty pixels and where the neighbor's triangle
-    shares no vertex index (nvdiffrast's silhouette rule); elsewhere they stay put."""
-    from glsplat.nvdiffrast.ops import _moving, _neighbors
-    quad = torch.tensor([[-0.9, -0.9, 0, 1], [0.9, -0.9, 0, 1], [0.9, 0.9, 0, 1], [-0.9, 0.9, 0, 1]])
-    shared_tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
-    split_pos = quad[[0, 1, 2, 0, 2, 3]]
-    split_tri = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32)
-    for pos, tri, seam_moves in ((quad, shared_tri, False), (split_pos, split_tri, True)):
-        rast, _ = dr.rasterize(glctx, pos[None], tri, (20, 20))
-        tri_id = rast[..., 3].flip(1).int()
-        index = tri_id.reshape(-1).nonzero().squeeze(1)
-        moving = _moving(_neighbors(tri_id, index), index, tri_id.reshape(-1)[index].long() - 1, tri, 20)
-        inner = torch.zeros_like(tri_id, dtype=torch.bool)
-        inner.view(-1)[index[~moving]] = True
-        ring = torch.zeros(20, 20, dtype=torch.bool)
-        ring[3:-3, 3:-3] = True  # 2 px or more inside the quad's edge (which covers rows/columns 1..18)
-        narrow, wide = torch.zeros(20, 20, dtype=torch.bool), torch.zeros(20, 20, dtype=torch.bool)
-        for i in range(20):  # the diagonal from corner 0 (bottom left) to 2 (top right): +-1 px, +-2 px
-            narrow[i, max(18 - i, 0):21 - i] = True
-            wide[i, max(17 - i, 0):22 - i] = True
-        assert not inner[0][~ring].any()
-        assert bool(inner[0][ring & ~wide].all())
-        assert bool(inner[0][ring & narrow].all()) if not seam_moves else not inner[0][ring & narrow].any()
-
-
-def test_antialias_keeps_a_flat_color_where_a_surface_crosses_the_frame(glctx):
-    """A surface that fills the image's edge: the splat lacks the taps from outside the frame there,
-    and what shows through is the pixel's own color, so a flat color stays flat (no dark frame);
-    at the silhouette inside the image the color fades to the background over ~1 px."""
-    quad = torch.tensor([[[-1.5, -1.5, 0, 1], [0.5, -1.5, 0, 1], [0.5, 1.5, 0, 1], [-1.5, 1.5, 0, 1]]])
-    tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
-    rast, _ = dr.rasterize(glctx, quad, tri, (10, 12))
-    covered = rast[..., 3:] > 0  # columns 0..8 (centers up to x = 0.375 in NDC)
-    assert covered[0, :, :9].all() and not covered[0, :, 9:].any()
-    color = torch.where(covered, torch.tensor([0.2, 0.6, 1.0]), torch.tensor([1.0, 0.0, 0.0]))
-    out = dr.antialias(color, rast, quad, tri)
-    torch.testing.assert_close(out[0, :, :7], color[0, :, :7], atol=1e-6, rtol=0)  # more than 1 px from the edge
-    torch.testing.assert_close(out[0, :, 10:], color[0, :, 10:], atol=1e-6, rtol=0)  # the splat reaches 1 px out
-    # Next to the edge: a mix, the same in every row but the frame's two, which lack the taps of the
-    # samples outside the image and so show a little more of the background.
-    for column in (8, 9):
-        mix = out[0, :, column]
-        assert (mix[1:-1] - mix[1]).abs().max() < 1e-6
-        assert 0.05 < mix[1, 0] < 0.95 and 0.05 < mix[1, 2] < 0.95
-        assert (mix[[0, -1]] - mix[1]).abs().max() < 0.15
-    # (Before: the frame's covered pixels showed 0.94 of their color, 0.84 in its corners.)
-    torch.testing.assert_close(out[0, :, :8], color[0, :, :8], atol=0.1, rtol=0)

@@ -2,8 +2,8 @@
 
 Same names, signatures, defaults, tensor layouts and conventions as nvdiffrast's
 ``nvdiffrast/torch/ops.py``, on OpenGL (any GPU's driver, or Mesa on a CPU) instead of CUDA. See
-:mod:`glsplat.nvdiffrast.ops` for the conventions and for what differs (``antialias`` is glsplat's
-splat), and :mod:`glsplat.nvdiffrast.texture` for texture sampling (written in torch).
+:mod:`glsplat.nvdiffrast.ops` for the conventions, :mod:`glsplat.nvdiffrast.analytic` for nvdiffrast's
+analytic antialias and :mod:`glsplat.nvdiffrast.texture` for texture sampling (both written in torch).
 """
 from .ops import (DepthPeeler, NvdiffrastArgumentError, NvdiffrastTypeError, NvdiffrastValueError,
                   RasterizeCudaContext, RasterizeGLContext, antialias, antialias_construct_topology_hash,

@@ -15,9 +15,8 @@ with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the value
 ``rast_db`` are then recomputed in torch at the pixel centers from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
-glsplat's splat (:func:`glsplat.splat`), whose samples at silhouettes move with their
-triangles: that is where silhouette gradients come from. Its image is a sigma 0.5 px blur of the
-edges, not nvdiffrast's analytic edge coverage.
+nvdiffrast's analytic antialias (its method, written in vectorized torch in
+:mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
 not be contiguous, and the CPU is a device like any other.
@@ -26,13 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import checks
 from ..context import Context
-from ..raster import Raster
 from ..raster import rasterize as gl_rasterize
-from ..splat import splat
+from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
 # ----------------------------------------------------------------------------------------------
 # Errors: nvdiffrast's exception types (AssertionError for its Python asserts, RuntimeError for its
@@ -500,73 +497,28 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-_RING_1 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 neighbors
-_RING_2 = _RING_1 + [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
-
-
-def _neighbors(tri_id: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """int32 ``[N, 24]``: the triangle id + 1 of each covered pixel's neighbors within 2 px.
-
-    ``tri_id`` int32 ``[B, H, W]``; ``index`` int64 ``[N]`` the covered pixels' flat indices. Columns
-    follow ``_RING_2`` (the 8 nearest first); 0 is an empty pixel, -1 a place outside the image.
-    """
-    height, width = tri_id.shape[1:]
-    padded = F.pad(tri_id, (2, 2, 2, 2), value=-1)
-    row = width + 4
-    offsets = torch.tensor([dy * row + dx for dy, dx in _RING_2], device=index.device)
-    at = (index // (height * width)) * ((height + 4) * row) + ((index // width) % height + 2) * row + index % width + 2
-    return padded.reshape(-1).index_select(0, (at[:, None] + offsets).reshape(-1)).view(-1, len(_RING_2))
-
-
-def _moving(ids: torch.Tensor, index: torch.Tensor, face: torch.Tensor, tri: torch.Tensor, width: int) -> torch.Tensor:
-    """bool ``[N]``: the covered pixels whose splat samples move with their triangle (edge pixels).
-
-    ``ids`` ``[N, 24]`` from :func:`_neighbors`, ``index`` the pixels' flat indices, ``face``
-    int64 ``[N]`` their triangles, ``width`` the image's. A pixel is at an edge when an empty pixel
-    lies within 2 px (the pixels its splat reaches are then not all saturated), or when one of its
-    8 neighbors shows a triangle that shares no vertex index with its own: a silhouette over other
-    geometry, or a seam where the mesh's vertices are split (as nvdiffrast's antialias, which finds
-    silhouettes from vertex indices, treats such seams). The image's frame is no edge.
-    """
-    moving = (ids == 0).any(1)
-    # Pairs of neighbors on different triangles, each pair once (the last 4 of _RING_1: the next
-    # column, and three of the next row): do their triangles share a vertex index?
-    after = ids[:, 4:8]
-    pixel, step = ((after > 0) & (after != (face + 1)[:, None].to(after.dtype))).nonzero(as_tuple=True)
-    if pixel.numel():
-        corners = tri.to(device=ids.device, dtype=torch.int32).T.contiguous()  # [3, F]
-        mine = corners.index_select(1, face.index_select(0, pixel))  # [3, P]
-        theirs = corners.index_select(1, after[pixel, step].long() - 1)
-        foreign = ~(mine[:, None] == theirs[None, :]).flatten(0, 1).any(0)
-        pixel, step = pixel[foreign], step[foreign]
-        shift = torch.tensor([dy * width + dx for dy, dx in _RING_1[4:]], device=index.device)
-        other = torch.searchsorted(index, index.index_select(0, pixel) + shift.index_select(0, step))
-        moving[pixel] = True
-        moving[other] = True
-    return moving
-
-
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
-    """Soften silhouette edges with glsplat's splat, so that gradients reach ``pos`` there (nvdiffrast's ``antialias``).
+    """Antialias silhouette edges analytically (nvdiffrast's ``antialias``, its method written in torch).
 
-    The covered pixels' colors are splatted (:func:`glsplat.splat`) from their points on their
-    triangles: each spreads over its 3x3 neighborhood with a Gaussian (sigma 0.5 px). Samples at
-    edges (an empty pixel within 2 px, or a neighbor showing a triangle that shares no vertex index
-    with theirs) move with their triangle's vertices, so the coverage they give moves too: that is
-    the gradient to ``pos``, which nvdiffrast's antialias also gives only at such edges. The other
-    samples do not move (their color's dependence on ``pos`` already flows through ``rast``'s
-    (u, v), as in nvdiffrast). The result goes over the background: the input's own color on
-    empty pixels (``rast`` id 0) and, on covered pixels next to empty ones, the mean color of those
-    empty neighbors (on covered pixels at the image's frame with none, their own color). Interior
-    pixels keep their color exactly (when it is affine over their 3x3 window); edges get a ~1 px
-    soft ramp, where nvdiffrast gives the analytic coverage of the edge within the pixel.
+    Each pair of horizontally or vertically adjacent pixels whose triangle ids differ is examined
+    from the side of the front triangle (the nearer z/w; a covered pixel beats an empty one). If a
+    silhouette edge of that triangle (an edge with no neighbor triangle, or whose neighbor folds
+    over it in screen space, judged from vertex indices as nvdiffrast does) crosses the segment
+    between the two pixel centers, the pixel nearer the crossing takes in the other's color in
+    proportion to how far the edge reaches past the midpoint: ``out = color + alpha (color_other -
+    color)`` with ``|alpha| = 1/2 - distance from the pixel center to the crossing`` (in pixels, at
+    most 1/2). Every other pixel keeps its color. Gradients reach ``color`` through the blend and
+    ``pos`` through the crossing point (the edge's two vertices), as in nvdiffrast.
 
     Args:
         color: float32 (or float64) ``[B, H, W, C]`` image to antialias, any ``C``. Differentiable.
         rast: ``[B, H, W, 4]`` from :func:`rasterize` (or a :class:`DepthPeeler` layer). Constant.
         pos: the clip-space positions that were rasterized (``[B, V, 4]`` or ``[V, 4]``). Differentiable.
-        tri: the int32 ``[F, 3]`` triangles that were rasterized.
-        topology_hash: accepted for compatibility (from :func:`antialias_construct_topology_hash`); unused.
+        tri: the int32 ``[F, 3]`` triangles that were rasterized. Silhouette edges are found from
+            its vertex indices: a vertex shared by triangles must have one index (else the edges
+            between them count as silhouettes, as in nvdiffrast).
+        topology_hash: from :func:`antialias_construct_topology_hash` of ``tri``; by default built
+            here (and kept for the last few ``tri`` seen).
         pos_gradient_boost: multiplier of the gradient reaching ``pos``.
 
     Returns:
@@ -595,59 +547,30 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
         boost = float(pos_gradient_boost)
     except (TypeError, ValueError):
         raise NvdiffrastArgumentError(f"pos_gradient_boost: expected a number, got {pos_gradient_boost!r}") from None
-
-    # glsplat's raster of this one layer, kept in nvdiffrast's row order (row 0 at the bottom): the
-    # splat then sees the image upside down, which is right for y flipped in clip space.
+    if topology_hash is None:
+        topology_hash = cached_topology(tri)
+    _require(isinstance(topology_hash, TopologyHash), "topology_hash: expected the result of "
+             f"antialias_construct_topology_hash(), got {type(topology_hash).__name__}", NvdiffrastArgumentError)
+    _require(topology_hash.num_faces == tri.shape[0], f"topology_hash was built for {topology_hash.num_faces} "
+             f"triangles, but tri has {tri.shape[0]}")
     rast = rast.detach()
-    tri_id = rast[..., 3].to(torch.int32)
-    num_faces = tri.shape[0]
-    if tri_id.numel() and int(tri_id.max()) > num_faces:
-        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {num_faces}")
-    index = tri_id.reshape(-1).nonzero().squeeze(1)  # the covered pixels, glsplat.Raster.index's order
-    face = tri_id.reshape(-1).index_select(0, index).long() - 1
-    ids = _neighbors(tri_id, index)
-    moving = _moving(ids, index, face, tri, rast.shape[2])
-    # Samples that do not move take their corners from a detached copy of the vertices (faces
-    # F..2F-1): one splat, whose gradient reaches pos through the moving samples only.
-    still = index[~moving]
-    tri_id.view(-1)[still] += num_faces
-    covered = tri_id > 0
-    depth = torch.where(covered, (rast[..., 2].float() + 1) / 2, 1.0)
-    raster = Raster(tri_id=tri_id[:, None], bary=rast[..., None, :, :, :2].float(), depth=depth[:, None])
-
-    dtype = torch.promote_types(color.dtype, pos.dtype)
-    batch, height, width, channels = color.shape
-    flat = color.reshape(-1, channels)
-    samples = flat.index_select(0, index).to(dtype)  # [N, C]
+    ids = rast.reshape(-1, 4)[:, 3]
+    pairs = discontinuities(ids, rast.shape[1], rast.shape[2])
+    largest = float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0
+    if largest > tri.shape[0]:  # (ids elsewhere are never read)
+        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    clip = clip.to(dtype) * clip.new_tensor([1.0, -1.0, 1.0, 1.0], dtype=dtype)  # y up: rows bottom to top
-    clip = torch.cat([clip, clip.detach()], -2)
-    faces = torch.cat([tri, tri + pos.shape[-2]]).long()
-    ones = samples.new_ones(samples.shape[0], 1)
-    splatted, alpha = [], None
-    for first in range(0, channels, 3):  # the splat carries 3 color channels at a time
-        rgb = samples[:, first:first + 3]
-        # The paper's splat: the edge glue's contour test would read the flipped winding as back faces.
-        image = splat(torch.cat([F.pad(rgb, (0, 3 - rgb.shape[1])), ones], -1), clip, raster, faces,
-                      silhouette="splat")
-        splatted.append(image[..., :rgb.shape[1]])  # premultiplied
-        alpha = image[..., 3:] if alpha is None else alpha
-    front = torch.cat(splatted, -1) if len(splatted) > 1 else splatted[0]
-
-    # What shows through where the splat leaves coverage < 1: the input's own color, except on
-    # covered pixels next to empty ones, which show the mean of those neighbors.
-    edge = (ids[:, :8] == 0).any(1).nonzero().squeeze(1)
-    at, empty = index.index_select(0, edge), ids.index_select(0, edge)[:, :8] == 0  # [M], [M, 8]
-    step = torch.tensor([dy * width + dx for dy, dx in _RING_1], device=index.device)
-    around = flat.index_select(0, (at[:, None] + step).clamp(0, flat.shape[0] - 1).reshape(-1)).view(-1, 8, channels)
-    around = torch.where(empty[..., None], around, 0.0).sum(1) / empty.sum(1, keepdim=True)
-    behind = flat.index_put((at,), around.to(flat.dtype)).view(color.shape)
-    return (front + (1 - alpha) * behind).to(color.dtype)
+    return edge_blend(color, rast, clip, tri, topology_hash.to(color.device), pairs)
 
 
 def antialias_construct_topology_hash(tri):
-    """nvdiffrast's topology hash; glsplat's splat needs none, so this returns ``tri`` itself after checking it."""
+    """nvdiffrast's topology hash of ``tri`` (int32 ``[F, 3]``), for :func:`antialias` when ``tri`` stays constant.
+
+    Returns:
+        a :class:`glsplat.nvdiffrast.analytic.TopologyHash`: the vertex across each triangle edge.
+    """
     _is_tensor("tri", tri)
     _int32("antialias_construct_topology_hash", tri=tri)
     _tri_shape(tri)
-    return tri
+    _require(bool((tri >= 0).all()), "tri: vertex indices must be >= 0")
+    return construct_topology(tri)

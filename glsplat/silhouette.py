@@ -83,13 +83,15 @@ def edge_ids(faces: torch.Tensor) -> torch.Tensor:
     unmodified tensor or by value.
     """
     version = -1 if faces.is_inference() else faces._version  # (inference tensors have no version)
-    for i, (seen, seen_version, known, ids) in enumerate(_ADJACENCY):
+    for seen, seen_version, _, ids in _ADJACENCY:
         if seen() is faces and version == seen_version >= 0:
             return ids
-        if known.shape == faces.shape and torch.equal(known, faces.to(device="cpu", dtype=torch.long)):
+    values = faces.to(device="cpu", dtype=torch.long)
+    for i, (_, _, known, ids) in enumerate(_ADJACENCY):
+        if known.shape == values.shape and torch.equal(known, values):
             _ADJACENCY[i] = (weakref.ref(faces), version, known, ids)
             return ids
-    known = faces.to(device="cpu", dtype=torch.long, copy=True)
+    known = values.clone() if values is faces else values
     ends = torch.stack([known, known.roll(-1, 1)], -1).reshape(-1, 2)
     key = ends.min(1).values * (int(known.max()) + 1) + ends.max(1).values
     ids = torch.unique(key, return_inverse=True)[1]

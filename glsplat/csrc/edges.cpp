@@ -213,6 +213,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
     std::vector<Found> sorted;
     std::vector<int64_t> start;
     std::vector<std::vector<const Found*>> kept;
+    std::vector<std::vector<const Found*>> nearest;
   };
   static thread_local Scratch scratch;
   const int64_t count_edges = edges.size(0);
@@ -257,37 +258,41 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
     for (int64_t k = 0; k < chunks; ++k)
       for (const Found& f : parts[k]) sorted[next[f.line]++] = f;
   }
-  // Each line's pairs by column, then each sample's nearest edge (ties to the first in `edges`),
-  // kept if the sample passes its own test: in runs of lines with about equal numbers of pairs,
-  // one per thread.
+  // Each sample's nearest edge (ties to the first in `edges`), kept if the sample passes its own
+  // test, line by line (each line's samples by column): in runs of lines with about equal numbers
+  // of pairs, one per thread.
   std::vector<int64_t> line_cut(chunks + 1, lines);
   for (int64_t k = 0; k < chunks; ++k)
     line_cut[k] = std::lower_bound(start.begin(), start.end() - 1, static_cast<int64_t>(total * k / chunks)) -
                   start.begin();
   auto& kept = scratch.kept;
   kept.resize(std::max<size_t>(kept.size(), chunks));
-  auto by_col = [](const Found& x, const Found& y) { return x.col < y.col; };
+  auto& nearest = scratch.nearest;
+  nearest.resize(std::max<size_t>(nearest.size(), chunks));
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t stop) {
     for (int64_t k = begin; k < stop; ++k) {
       kept[k].clear();
+      auto& best = nearest[k];  // per column: the nearest pair so far, or none
+      best.assign(width, nullptr);
+      std::vector<int32_t> cols;
       for (int64_t line = line_cut[k]; line < line_cut[k + 1]; ++line) {
-        Found* first = sorted.data() + start[line];
-        Found* end = sorted.data() + start[line + 1];
-        if (first == end) continue;
-        if (end - first > 32) {
-          std::stable_sort(first, end, by_col);
-        } else {
-          for (Found* i = first + 1; i < end; ++i)  // insertion sort
-            for (Found* j = i; j > first && by_col(*j, j[-1]); --j) std::swap(*j, j[-1]);
+        cols.clear();
+        for (const Found* f = sorted.data() + start[line]; f < sorted.data() + start[line + 1]; ++f) {
+          const Found*& at = best[f->col];
+          if (at == nullptr) {
+            at = f;
+            cols.push_back(f->col);
+          } else if (f->dist2 < at->dist2 || (f->dist2 == at->dist2 && f->edge < at->edge)) {
+            at = f;
+          }
         }
+        std::sort(cols.begin(), cols.end());
         const int64_t row = line % height;
         const float* layer = z + line / (height * layers) * zb + line / height % layers * zk;
-        for (Found* i = first; i < end;) {
-          const Found* best = i;
-          for (++i; i < end && i->col == best->col; ++i)
-            if (i->dist2 < best->dist2 || (i->dist2 == best->dist2 && i->edge < best->edge)) best = i;
-          const double d_p = layer[row * zi + best->col * zj];
-          if (deeper_near(layer, row, best->col, d_p + tolerance * (1 - d_p))) kept[k].push_back(best);
+        for (const int32_t col : cols) {
+          const double d_p = layer[row * zi + col * zj];
+          if (deeper_near(layer, row, col, d_p + tolerance * (1 - d_p))) kept[k].push_back(best[col]);
+          best[col] = nullptr;
         }
       }
     }

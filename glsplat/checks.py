@@ -53,6 +53,17 @@ def faces(x, num_verts: int, name: str = "faces") -> torch.Tensor:
     return x
 
 
+def stamp(x: torch.Tensor, callback=None) -> tuple[weakref.ref, int] | None:
+    """What :func:`unchanged` recognizes ``x`` by: a weak reference (with ``callback``, called when
+    ``x`` is freed) and its version. None for an inference tensor, which keeps no version."""
+    return None if x.is_inference() else (weakref.ref(x, callback), x._version)
+
+
+def unchanged(x: torch.Tensor, seen: tuple[weakref.ref, int] | None) -> bool:
+    """Whether ``x`` is the tensor ``seen`` was :func:`stamp`-ed from, not modified in place since."""
+    return seen is not None and seen[0]() is x and seen[1] == x._version
+
+
 def index_range(x: torch.Tensor) -> tuple[int, int]:
     """``(low, high)``: the entries of the non-empty integer tensor ``x`` lie in ``low..high``.
 
@@ -62,8 +73,8 @@ def index_range(x: torch.Tensor) -> tuple[int, int]:
     a bound known from how ``x`` was made (:func:`remember`) rather than its largest entry.
     """
     entry = _RANGES.get(id(x))
-    if entry is not None and entry[0]() is x and not x.is_inference() and entry[1] == x._version:
-        return entry[2], entry[3]
+    if entry is not None and unchanged(x, entry[0]):
+        return entry[1], entry[2]
     return _scan(x)
 
 
@@ -77,15 +88,15 @@ def _scan(x: torch.Tensor) -> tuple[int, int]:
 def remember(x: torch.Tensor, low: int, high: int) -> None:
     """Note that ``x``'s entries lie in ``low..high`` (e.g. what made ``x`` guarantees it), until
     ``x`` is modified in place. Inference tensors, which keep no version, are not remembered."""
-    if x.is_inference():
-        return
     key = id(x)
 
     def forget(ref):
-        if _RANGES.get(key, (None,))[0] is ref:
+        if _RANGES.get(key, ((None,),))[0][0] is ref:
             _RANGES.pop(key, None)
 
-    _RANGES[key] = (weakref.ref(x, forget), x._version, low, high)
+    seen = stamp(x, forget)
+    if seen is not None:
+        _RANGES[key] = (seen, low, high)
 
 
 def same_device(**tensors: torch.Tensor) -> None:

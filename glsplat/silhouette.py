@@ -23,12 +23,12 @@ reference it is tested against and the path on other devices). :func:`glue_offse
 """
 from __future__ import annotations
 
-import weakref
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from .checks import stamp, unchanged
 from .kernels import cpu_kernels
 from .raster import Raster, clip_to_pixels
 
@@ -72,7 +72,7 @@ class Glue(NamedTuple):
 # Contour edges
 
 
-_ADJACENCY: list[tuple[weakref.ref, int, torch.Tensor, torch.Tensor]] = []
+_ADJACENCY: list[tuple[tuple | None, torch.Tensor, torch.Tensor]] = []  # (stamp, faces, edge ids)
 _ADJACENCY_KEPT = 4
 
 
@@ -80,22 +80,21 @@ def edge_ids(faces: torch.Tensor) -> torch.Tensor:
     """int64 ``[F * 3]`` on the CPU: the undirected edge of each half-edge ``3 f + c`` (corner c to c + 1).
 
     Computed once per topology: the last few ``faces`` seen are kept, found again as the same
-    unmodified tensor or by value.
+    unmodified tensor (:func:`glsplat.checks.unchanged`) or by value.
     """
-    version = -1 if faces.is_inference() else faces._version  # (inference tensors have no version)
-    for seen, seen_version, _, ids in _ADJACENCY:
-        if seen() is faces and version == seen_version >= 0:
+    for seen, _, ids in _ADJACENCY:
+        if unchanged(faces, seen):
             return ids
     values = faces.to(device="cpu", dtype=torch.long)
-    for i, (_, _, known, ids) in enumerate(_ADJACENCY):
+    for i, (_, known, ids) in enumerate(_ADJACENCY):
         if known.shape == values.shape and torch.equal(known, values):
-            _ADJACENCY[i] = (weakref.ref(faces), version, known, ids)
+            _ADJACENCY[i] = (stamp(faces), known, ids)
             return ids
     known = values.clone() if values is faces else values
     ends = torch.stack([known, known.roll(-1, 1)], -1).reshape(-1, 2)
     key = ends.min(1).values * (int(known.max()) + 1) + ends.max(1).values
     ids = torch.unique(key, return_inverse=True)[1]
-    _ADJACENCY.insert(0, (weakref.ref(faces), version, known, ids))
+    _ADJACENCY.insert(0, (stamp(faces), known, ids))
     del _ADJACENCY[_ADJACENCY_KEPT:]
     return ids
 

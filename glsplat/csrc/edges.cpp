@@ -119,16 +119,14 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
   // Is something in the (2 reach + 1)^2 window around (row, col) of this layer deeper than `than`?
   // The window's offsets in the layer, nearest first (a glued sample's deeper pixel is usually a
   // neighbor).
-  std::vector<std::pair<int64_t, int64_t>> window;
+  std::vector<std::pair<int64_t, int64_t>> window;  // (squared distance, offset)
   for (int64_t i = -reach; i <= reach; ++i)
     for (int64_t j = -reach; j <= reach; ++j) window.push_back({i * i + j * j, i * zi + j * zj});
   std::stable_sort(window.begin(), window.end(), [](auto x, auto y) { return x.first < y.first; });
-  std::vector<int64_t> around;
-  for (const auto& w : window) around.push_back(w.second);
   auto deeper_near = [&](const float* layer, int64_t row, int64_t col, double than) {
     if (row < reach || col < reach || row + reach >= height || col + reach >= width) return true;  // background: 1
     const float* at = layer + row * zi + col * zj;
-    for (const int64_t step : around)
+    for (const auto& [_, step] : window)
       if (static_cast<double>(at[step]) > than) return true;
     return false;
   };

@@ -19,7 +19,9 @@ sample's motion becomes the edge's. The forward image does not change.
 Finding the glue (constant, no gradient) is :func:`find_glue`: the contour edges in GL's culling
 convention (:func:`contour_edges`, adjacency cached per topology), then per edge the samples within
 ``BAND`` of it (``csrc/edges.cpp``, linear in pixels and faces; :func:`find_glue_torch` is the
-reference it is tested against and the path on other devices). :func:`glue_offsets` makes ``d``.
+reference it is tested against and the path on other devices). The splat's compiled backward
+passes add ``d``'s gradient themselves (``Splat::glued`` in ``csrc/splat.h``); :func:`glue_offsets`
+makes ``d`` in torch ops, for the pure-torch splat and as their reference.
 """
 from __future__ import annotations
 
@@ -292,46 +294,3 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
     m = torch.stack([-along[:, 1], along[:, 0]], 1) / along.norm(dim=1, keepdim=True)
     motion = (q - q.detach()) - (p - p.detach())
     return m * (m * motion).sum(1, keepdim=True)
-
-
-class _GlueOffset(torch.autograd.Function):
-    """The glue's offsets as the splat takes them, ``[N, 2]`` zeros, with a compiled backward pass.
-
-    The value is zero; the backward pass is :func:`glue_offsets`' (``csrc/edges.cpp``,
-    ``glue_backward``): the gradient w.r.t. clip of ``grad[glue.row] . m m^T (q - p)``.
-    """
-
-    @staticmethod
-    def forward(ctx, kernels, clip, faces, rast, glue, count):
-        ctx.kernels, ctx.rast, ctx.glue = kernels, rast, glue
-        ctx.save_for_backward(clip, faces)
-        return clip.new_zeros((count, 2))
-
-    @staticmethod
-    def backward(ctx, grad):
-        clip, faces = ctx.saved_tensors
-        glue, rast = ctx.glue, ctx.rast
-        row, sample, edge, t = (x.contiguous() for x in (glue.row, glue.sample, glue.edge, glue.t))
-        grad_clip = ctx.kernels.glue_backward(grad.to(clip.dtype).contiguous(), row, sample, edge, t, clip, faces,
-                                              rast.tri_id.contiguous(), rast.bary)
-        return None, grad_clip, None, None, None, None
-
-
-def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
-                offset: torch.Tensor | None = None) -> torch.Tensor | None:
-    """The splat's per-sample offsets ``[N, 2]`` (``rast.index``'s order) with the glue's added.
-
-    ``clip`` ``[1 or B, V, 4]`` is the raster's frame; ``offset`` the caller's offsets or None.
-    Returns ``offset`` itself where nothing is glued. On the CPU the offsets' backward pass is
-    compiled; elsewhere it is :func:`glue_offsets`' autograd.
-    """
-    glue = find_glue(clip, faces, rast)
-    if len(glue.sample) == 0:
-        return offset
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
-    if kernels is not None:
-        glued = _GlueOffset.apply(kernels, clip.contiguous(), faces.to(torch.long).contiguous(), rast, glue,
-                                  rast.index.shape[0])
-        return glued if offset is None else offset + glued
-    base = clip.new_zeros((rast.index.shape[0], 2)) if offset is None else offset
-    return base.index_add(0, glue.row, glue_offsets(clip, faces, rast, glue))

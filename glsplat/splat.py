@@ -18,7 +18,7 @@ from . import checks
 from .interpolate import interpolate_torch
 from .kernels import kernels_for
 from .raster import Raster, clip_to_pixels
-from .silhouette import glue_offset
+from .silhouette import find_glue, glue_offsets
 
 SIGMA = 0.5
 """Standard deviation of the splat kernel, in pixels."""
@@ -142,14 +142,18 @@ class _Splat(torch.autograd.Function):
     dtype. Interpolation is fused into the kernels: no per-sample points or full frames of colors,
     either way. ``kernels.splat_forward`` returns the image, the buffers (if asked for) and the
     state its backward pass takes (see ``csrc/kernels.h``); the backward pass computes the
-    gradients of clip and of the offsets only where autograd wants them.
+    gradients of clip and of the offsets only where autograd wants them. ``glue``: the edge glue
+    (:class:`glsplat.silhouette.Glue`, or None), whose part of the clip gradient the backward pass
+    adds (the glue's offsets are zero: the forward pass does not see it).
     """
 
     @staticmethod
-    def forward(ctx, kernels, with_buffers, clip, faces, bary, colors, tri_id, depth, offset):
+    def forward(ctx, kernels, with_buffers, clip, faces, bary, colors, tri_id, depth, offset, glue):
         image, buffers, *state = kernels.splat_forward(clip, faces, bary, colors, tri_id, depth, offset, SCALE, SIGMA,
                                                        with_buffers)
         ctx.kernels = kernels
+        glue = _NO_GLUE if glue is None else (glue.row, glue.edge, glue.t)
+        ctx.glue = tuple(x.contiguous() for x in glue)
         ctx.save_for_backward(clip, faces, bary, colors, tri_id, depth, offset, *state)
         ctx.set_materialize_grads(False)  # usually only the image, or only the buffers, gets a gradient
         return image, buffers
@@ -160,9 +164,12 @@ class _Splat(torch.autograd.Function):
         want_clip, want_offset = ctx.needs_input_grad[2], ctx.needs_input_grad[8]
         grad_clip, grad_colors, grad_offset = ctx.kernels.splat_backward(
             _or_empty(grad_image), _or_empty(grad_buffers), state, clip, faces, bary, colors, tri_id, depth, offset,
-            SCALE, SIGMA, want_clip, want_offset)
+            *ctx.glue, SCALE, SIGMA, want_clip, want_offset)
         return (None, None, grad_clip if want_clip else None, None, None, grad_colors, None, None,
-                grad_offset if want_offset else None)
+                grad_offset if want_offset else None, None)
+
+
+_NO_GLUE = (torch.zeros(0, dtype=torch.long), torch.zeros((0, 2), dtype=torch.long), torch.zeros(0, dtype=torch.float64))
 
 
 def _packed(colors: torch.Tensor, rast: Raster) -> torch.Tensor:
@@ -192,16 +199,20 @@ def _splat(colors: torch.Tensor, clip: torch.Tensor, rast: Raster, faces: torch.
     colors, clip = _packed(colors, rast).to(dtype), rast.framed(clip.to(dtype))
     clip = clip if clip.dim() == 3 else clip[None]
     offset = None if offset is None else offset.to(dtype)
-    if silhouette == "edge" and clip.requires_grad:
-        offset = glue_offset(clip, faces, rast, offset)
     kernels = kernels_for(clip.device)
-    if kernels is None:  # the pure-torch path
+    glue = find_glue(clip, faces, rast) if silhouette == "edge" and clip.requires_grad else None
+    if glue is not None and len(glue.sample) == 0:
+        glue = None
+    if kernels is None:  # the pure-torch path, which takes the glue as offsets
+        if glue is not None:
+            glued = clip.new_zeros((rast.index.shape[0], 2)).index_add(0, glue.row, glue_offsets(clip, faces, rast, glue))
+            offset = glued if offset is None else offset + glued
         full = None if offset is None else rast.scatter(offset)
         image, buffers = splat_layers_torch(interpolate_torch(clip, rast, faces), rast.scatter(colors), rast, full)
     else:
         image, buffers = _Splat.apply(kernels, with_buffers, clip.contiguous(), faces.to(torch.long).contiguous(),
                                       rast.bary, colors.contiguous(), rast.tri_id.contiguous(), rast.depth,
-                                      clip.new_empty(0) if offset is None else offset.contiguous())
+                                      clip.new_empty(0) if offset is None else offset.contiguous(), glue)
     return rast.crop(image), (rast.crop(buffers) if buffers.dim() == 5 else buffers)
 
 

@@ -15,7 +15,7 @@ import trimesh
 import glsplat
 from glsplat.kernels import cpu_kernels
 from glsplat.raster import clip_to_pixels
-from glsplat.silhouette import Glue, _GlueOffset, contour_edges, find_glue, find_glue_torch, glue_offsets
+from glsplat.silhouette import Glue, contour_edges, find_glue, find_glue_torch, glue_offsets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_glue_check import PoseLoss, score, shapes, weights  # noqa: E402
@@ -142,13 +142,6 @@ def test_glue_offsets_gradient(ctx):
     expected = ((weights * m).sum(1) * fd).sum()
     assert float((grad * direction).sum()) == pytest.approx(float(expected), rel=1e-6)
 
-    if cpu_kernels() is not None:  # the compiled backward pass gives the same gradient
-        packed = glue._replace(row=torch.arange(len(glue.sample)))  # the offsets of these samples only
-        c2 = clip.clone().requires_grad_(True)
-        zeros = _GlueOffset.apply(cpu_kernels(), c2, faces, rast, packed, len(glue.sample))
-        (grad2,) = torch.autograd.grad((zeros * weights).sum(), c2)
-        assert torch.allclose(grad2, grad, rtol=1e-10, atol=1e-10)
-
 
 def test_forward_image_identical(ctx):
     """The option changes gradients only: the splat's image is bit for bit the same. (render's differs in
@@ -236,6 +229,40 @@ def test_occlusion_contour(ctx):
 
 
 @pytest.mark.skipif(cpu_kernels() is None, reason="no compiled CPU kernels")
+@pytest.mark.parametrize("layers, per_image", [(1, False), (3, False), (1, True), (3, True)])
+def test_compiled_splat_adds_the_glue_gradient(ctx, monkeypatch, layers, per_image):
+    """The compiled splat's backward pass adds the glue's part of the clip gradient itself: the same
+    gradient as the pure-torch splat given the glue as offsets (glue_offsets' autograd), in float64, one
+    and several layers, one set of vertices for a batch of two or one per image."""
+    verts, faces = SHAPES["spot"]
+    loss = PoseLoss(ctx, verts, faces, 48, base_rotation=(0.3, 0.5, 0.1))
+    poses = torch.zeros(2, 6, dtype=torch.float64)
+    poses[1] = torch.tensor([0.2, -0.4, 0.1, 0.05, 0.0, 0.1]) if per_image else 0
+    clip = torch.cat([loss.camera.project(loss.posed(pose)[None]) for pose in poses])
+    clip = clip if per_image else clip[:1]
+    rast = glsplat.rasterize(ctx, clip.expand(2, -1, -1), faces, (48, 48), layers=layers, border=1)
+    generator = torch.Generator().manual_seed(layers)
+    colors = torch.rand(rast.index.shape[0], 4, dtype=torch.float64, generator=generator)
+    weights = torch.randn(2, 48, 48, 4, dtype=torch.float64, generator=generator)
+    glue = glsplat.silhouette.find_glue(rast.framed(clip), faces, rast)
+    assert len(glue.sample) > 100 and bool((glue.sample // (layers * 50 * 50) == 1).any())
+
+    def clip_gradient():
+        c = clip.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad((glsplat.splat(colors, c, rast, faces) * weights).sum(), c)
+        return grad
+
+    compiled = clip_gradient()
+    monkeypatch.setattr(sys.modules["glsplat.splat"], "kernels_for", lambda device: None)
+    reference = clip_gradient()
+    assert torch.allclose(compiled, reference, rtol=1e-9, atol=1e-9 * float(reference.abs().max()))
+    monkeypatch.undo()
+    c = clip.clone().requires_grad_(True)
+    (plain,) = torch.autograd.grad((glsplat.splat(colors, c, rast, faces, silhouette="splat") * weights).sum(), c)
+    assert not torch.allclose(plain, compiled, rtol=1e-3)
+
+
+@pytest.mark.skipif(cpu_kernels() is None, reason="no compiled CPU kernels")
 def test_torch_path_gives_the_compiled_gradient(ctx, monkeypatch):
     """Where the glue kernels are not built (or on CUDA), find_glue_torch and glue_offsets' autograd give
     the same pose gradient as the compiled glue."""
@@ -243,6 +270,7 @@ def test_torch_path_gives_the_compiled_gradient(ctx, monkeypatch):
     loss = PoseLoss(ctx, verts, faces, 64, base_rotation=(0.3, 0.5, 0.1))
     compiled = loss.splat_gradient("edge")
     monkeypatch.setattr(glsplat.silhouette, "cpu_kernels", lambda: None)
+    monkeypatch.setattr(sys.modules["glsplat.splat"], "kernels_for", lambda device: None)
     reference = loss.splat_gradient("edge")
     assert torch.allclose(compiled, reference, rtol=1e-9, atol=1e-9 * float(reference.abs().max()))
     assert not torch.allclose(reference, loss.splat_gradient("splat"), rtol=1e-3)

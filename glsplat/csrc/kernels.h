@@ -24,11 +24,15 @@ std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces
                                          torch::Tensor colors, torch::Tensor tri_id, torch::Tensor depth,
                                          torch::Tensor offset, double scale, double sigma, bool with_buffers);
 // Gradients {clip (empty unless want_clip), colors, offset (empty unless want_offset and an
-// offset was given)}; grad_out or grad_buffers may be empty (no gradient).
+// offset was given)}; grad_out or grad_buffers may be empty (no gradient). The edge glue
+// (glsplat/silhouette.py's Glue; all empty: none) adds its part to the clip gradient: glue_rows
+// [G] int64 ascending rows of the glued samples among the N, glue_edge [G, 2] int64 their contour
+// edges' ends, glue_t [G] float64 the closest points' parameters.
 std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
                                           std::vector<torch::Tensor> state, torch::Tensor clip, torch::Tensor faces,
                                           torch::Tensor bary, torch::Tensor colors, torch::Tensor tri_id,
-                                          torch::Tensor depth, torch::Tensor offset, double scale, double sigma,
+                                          torch::Tensor depth, torch::Tensor offset, torch::Tensor glue_rows,
+                                          torch::Tensor glue_edge, torch::Tensor glue_t, double scale, double sigma,
                                           bool want_clip, bool want_offset);
 
 // CUDA (splat_cuda.cu): the same arguments and outputs; the state is always the sums, then each
@@ -40,6 +44,7 @@ std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Te
                                                std::vector<torch::Tensor> state, torch::Tensor clip,
                                                torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
                                                torch::Tensor tri_id, torch::Tensor depth, torch::Tensor offset,
+                                               torch::Tensor glue_rows, torch::Tensor glue_edge, torch::Tensor glue_t,
                                                double scale, double sigma, bool want_clip, bool want_offset);
 
 // Edge-glued silhouettes (edges.cpp; glsplat/silhouette.py holds the torch references).
@@ -53,10 +58,5 @@ torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tens
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids,
                                      torch::Tensor tri_id, torch::Tensor depth, torch::Tensor index, double band,
                                      int64_t reach, double outside, double tolerance);
-// The backward pass of the glue's offsets (zero in value): the gradient w.r.t. clip [Bc, V, 4] of
-// sum over the glued samples of grad_offset[rows] . m m^T (q - p) (glue_offsets in silhouette.py).
-torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch::Tensor sample, torch::Tensor edge,
-                            torch::Tensor t, torch::Tensor clip, torch::Tensor faces, torch::Tensor tri_id,
-                            torch::Tensor bary);
 
 }  // namespace glsplat

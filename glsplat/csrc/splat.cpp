@@ -43,9 +43,11 @@ std::vector<torch::Tensor> splat_forward(torch::Tensor clip, torch::Tensor faces
 std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor grad_buffers,
                                           std::vector<torch::Tensor> state, torch::Tensor clip, torch::Tensor faces,
                                           torch::Tensor bary, torch::Tensor colors, torch::Tensor tri_id,
-                                          torch::Tensor depth, torch::Tensor offset, double scale, double sigma,
+                                          torch::Tensor depth, torch::Tensor offset, torch::Tensor glue_rows,
+                                          torch::Tensor glue_edge, torch::Tensor glue_t, double scale, double sigma,
                                           bool want_clip, bool want_offset) {
   const SplatTensors t(clip, faces, bary, colors, tri_id, depth, offset);
+  const GlueRows glue = checked_glue(glue_rows, glue_edge, glue_t, t);
   const cpu::PackedRows rows = packed_rows(t);
   const bool flat = t.K() == 1;
   TORCH_CHECK(state.size() == (flat ? 2u : 1u), "splat kernel: the forward pass's state");
@@ -59,7 +61,8 @@ std::vector<torch::Tensor> splat_backward(torch::Tensor grad_out, torch::Tensor 
     const scalar_t* image = flat ? optional_data<scalar_t>(state[0], image_sizes, device, "image") : nullptr;
     const scalar_t* kept = flat ? optional_data<scalar_t>(state[1], at::IntArrayRef(image_sizes).slice(0, 3), device, "weights")
                                 : optional_data<scalar_t>(state[0], sums_sizes, device, "sums");
-    cpu::backward(cpu::Inputs<scalar_t>(t.splat<scalar_t>(scale, sigma), t.points<scalar_t>(), t.packed<scalar_t>(), rows),
+    cpu::backward(cpu::Inputs<scalar_t>(t.splat<scalar_t>(scale, sigma), t.points<scalar_t>(), t.packed<scalar_t>(), rows,
+                                        glue),
                   optional_data<scalar_t>(grad_out, image_sizes, device, "grad_out"),
                   optional_data<scalar_t>(grad_buffers, buffer_sizes, device, "grad_buffers"), image, kept,
                   cpu::Gradients<scalar_t>{grads.packed<scalar_t>(), grads.clip_data<scalar_t>(), clip.numel()});

@@ -153,6 +153,26 @@ struct Packed {
   }
 };
 
+// The glued samples (glsplat/silhouette.py's Glue) as the backward pass takes them: count of them,
+// ascending by packed index (rows[count]); each one's contour edge's ends (ends[2 * i], ends[2 * i + 1],
+// vertex indices within its mesh) and parameter t[i]. count 0: none.
+struct GlueRows {
+  const int64_t* rows;
+  const int64_t* ends;
+  const double* t;
+  int64_t count;
+
+  // The first glued sample whose packed index is index or more (count: none).
+  GLSPLAT_HD int64_t first(int64_t index) const {
+    int64_t lo = 0, hi = count;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (rows[mid] < index) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Steps 6-7 for one buffer at one target pixel, and their derivatives.
 
@@ -196,6 +216,13 @@ template <typename T>
 struct Pull {
   Vec2<T> position;
   Rgba<T> color;
+};
+
+// What the edge glue adds to the gradients of a glued sample's clip-space point and of its contour
+// edge's two ends (see Splat::glued).
+template <typename T>
+struct Glued {
+  ClipXYW<T> point, a, b;
 };
 
 // Where a sample's gradients go, packed like its inputs (see Packed).
@@ -365,6 +392,24 @@ struct Splat {
     return {g.x * half_w * inv_w, -g.y * half_h * inv_w, (-g.x * half_w * p.x + g.y * half_h * p.y) * inv_w * inv_w};
   }
 
+  // The edge glue (glsplat/silhouette.py), backwards. A glued sample's position also moves by
+  //   d = m m^T [(q - q0) - (p - p0)],   zero in value,
+  // q = (1 - t) a + t b its contour edge's point at the fixed perspective-correct parameter t
+  // (a, b the edge's clip-space ends), p its own clip-space point, m the edge's unit image normal
+  // (constant: it multiplies a zero). Given g = d(loss)/d(the sample's position), d adds
+  // (m m^T g)^T (dq - dp): the pull of m m^T g through q's divide, shared (1 - t, t) by the ends,
+  // and minus its pull through p's.
+  GLSPLAT_HD Glued<T> glued(ClipXYW<T> p, ClipXYW<T> a, ClipXYW<T> b, T t, Vec2<T> g) const {
+    // the ends' image positions, up to a common shift (which m does not see)
+    const T ex = (b.x / b.w - a.x / a.w) * half_w, ey = (a.y / a.w - b.y / b.w) * half_h;
+    const T along = (ex * g.y - ey * g.x) / (ex * ex + ey * ey);  // m^T g / |e|, m = (-ey, ex) / |e|
+    const Vec2<T> normal{-ey * along, ex * along};                // m m^T g
+    const T s = T(1) - t;
+    const ClipXYW<T> dq = pulled(ClipXYW<T>{s * a.x + t * b.x, s * a.y + t * b.y, s * a.w + t * b.w}, normal);
+    const ClipXYW<T> dp = pulled(p, normal);
+    return {{-dp.x, -dp.y, -dp.w}, {s * dq.x, s * dq.y, s * dq.w}, {t * dq.x, t * dq.y, t * dq.w}};
+  }
+
   // Backward for a covered source sample (layer l of pixel (b, pi, pj)) with clip-space point p,
   // image-space offset shift and straight color c: its pull from its 3x3 targets.
   // `grad_at(k, qi, qj)` gives the gradient (an Rgba) w.r.t. buffer k's unnormalized sums at
@@ -386,5 +431,21 @@ struct Splat {
     return a;
   }
 };
+
+// Splat::glued for glued sample i of the glue (of image b, with clip-space point p and position
+// gradient g), reading its edge's ends from points' vertices: add(e, v) adds v to element e of
+// the flattened clip gradient for the ends' part; the point's part is returned.
+template <typename T, typename Add>
+GLSPLAT_HD ClipXYW<T> glue_gradient(const Splat<T>& s, const ClipPoints<T>& points, const GlueRows& glue, int64_t i,
+                                    int64_t b, ClipXYW<T> p, Vec2<T> g, const Add& add) {
+  const int64_t base = points.corners.shared ? 0 : b * points.corners.V;
+  const int64_t ea = 4 * (base + glue.ends[2 * i]), eb = 4 * (base + glue.ends[2 * i + 1]);
+  const T* v = points.clip;
+  const Glued<T> d = s.glued(p, ClipXYW<T>{v[ea], v[ea + 1], v[ea + 3]}, ClipXYW<T>{v[eb], v[eb + 1], v[eb + 3]},
+                             T(glue.t[i]), g);
+  add(ea, d.a.x), add(ea + 1, d.a.y), add(ea + 3, d.a.w);
+  add(eb, d.b.x), add(eb + 1, d.b.y), add(eb + 3, d.b.w);
+  return d.point;
+}
 
 }  // namespace glsplat

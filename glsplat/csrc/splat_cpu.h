@@ -102,8 +102,11 @@ struct Inputs {
   const PackedRows& rows;
   Coverage coverage;
 
-  Inputs(const Splat<T>& splat, const ClipPoints<T>& points_, const Packed<T>& packed_, const PackedRows& rows_)
-      : s(splat), points(points_), packed(packed_), rows(rows_), coverage(splat) {}
+  GlueRows glue;  // the backward pass's: the glued samples (count 0: none)
+
+  Inputs(const Splat<T>& splat, const ClipPoints<T>& points_, const Packed<T>& packed_, const PackedRows& rows_,
+         const GlueRows& glue_ = GlueRows{nullptr, nullptr, nullptr, 0})
+      : s(splat), points(points_), packed(packed_), rows(rows_), coverage(splat), glue(glue_) {}
 };
 
 // What the backward pass writes: the packed gradients, and the clip-space vertices' (null: not
@@ -119,6 +122,20 @@ struct Gradients {
 template <typename T>
 inline void add_point_gradient(const ClipPoints<T>& points, PrivateSum<T>& clip, int64_t n, ClipXYW<T> g) {
   if (clip.target) ClipPoints<T>::scatter(points.corners(n), g, [&](int64_t e, T v) { clip.add(e, v); });
+}
+
+// The first glued sample at or after packed index `index` (glue.count: none); none where the clip
+// gradient is not wanted.
+template <typename T>
+inline int64_t first_glued(const Inputs<T>& in, const PrivateSum<T>& clip, int64_t index) {
+  return clip.target ? in.glue.first(index) : in.glue.count;
+}
+
+// glue_gradient (splat.h) into a band's share of the clip gradient.
+template <typename T>
+inline ClipXYW<T> add_glue_gradient(const Inputs<T>& in, PrivateSum<T>& clip, int64_t i, int64_t b, ClipXYW<T> p,
+                                    Vec2<T> g) {
+  return glue_gradient(in.s, in.points, in.glue, i, b, p, g, [&](int64_t e, T v) { clip.add(e, v); });
 }
 
 // The kFactorsAndRgb of 3 consecutive source rows of one image; row r lives in slot r % 3 (a
@@ -235,9 +252,13 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
     GradRing<T> ring;
     PrivateSum<T> clip;
     std::vector<int64_t> index;  // per layer, the packed index of the next covered sample
+    std::vector<int64_t> glued;  // per layer, the next glued sample's place in the glue
   };
   for_bands(s.B, s.H,
-            [&] { return Scratch{GradRing<T>(s.W), PrivateSum<T>(grads.clip, grads.clip_numel), std::vector<int64_t>(s.K)}; },
+            [&] {
+              return Scratch{GradRing<T>(s.W), PrivateSum<T>(grads.clip, grads.clip_numel), std::vector<int64_t>(s.K),
+                             std::vector<int64_t>(s.K)};
+            },
             [&](Scratch& t, int64_t b, int64_t r0, int64_t r1) {
               const Splat<T> s = in.s;  // a band's own copy: kept in registers across the stores
               // Row r's gradients are read only within a pixel of a covered sample: made there only.
@@ -254,7 +275,10 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
               grad_row(r0);
               for (int64_t pi = r0; pi < r1; ++pi) {
                 grad_row(pi + 1);
-                for (int64_t l = 0; l < s.K; ++l) t.index[l] = in.rows.start(b, l, pi);
+                for (int64_t l = 0; l < s.K; ++l) {
+                  t.index[l] = in.rows.start(b, l, pi);
+                  t.glued[l] = first_glued(in, t.clip, t.index[l]);
+                }
                 const Span span = in.coverage.row(b, pi);
                 for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   for (int64_t l = 0; l < s.K; ++l) {
@@ -265,7 +289,12 @@ void backward_layered(const Inputs<T>& in, const T* grad_out, const T* grad_buff
                     const Pull<T> a = s.backward_sample(b, l, pi, pj, p, in.packed.offset(index),
                                                         in.packed.color(index), t.ring);
                     grads.packed.set(index, a);
-                    add_point_gradient(in.points, t.clip, n, s.pulled(p, a.position));
+                    ClipXYW<T> g = s.pulled(p, a.position);
+                    if (t.glued[l] < in.glue.count && in.glue.rows[t.glued[l]] == index) {
+                      const ClipXYW<T> glue = add_glue_gradient(in, t.clip, t.glued[l]++, b, p, a.position);
+                      g = {g.x + glue.x, g.y + glue.y, g.w + glue.w};
+                    }
+                    add_point_gradient(in.points, t.clip, n, g);
                   }
                 }
               }
@@ -535,13 +564,22 @@ void backward_flat(const Inputs<T>& in, const T* grad_out, const T* grad_buffers
                 pull_row_of_sources(s, pi, span, t.samples, t.ring, t.pulled);
                 const RowArrays<T>& d = t.pulled;
                 int64_t index = in.rows.start(b, 0, pi);
+                int64_t glued = first_glued(in, t.clip, index);
                 for (int64_t pj = span.lo; pj < span.hi; ++pj) {
                   const int64_t n = s.sample(b, 0, pi, pj);
                   if (!s.covered(n)) continue;
-                  grads.packed.set(index++, Pull<T>{{d[kPositionX][pj], d[kPositionY][pj]},
-                                                    {d[kColorR][pj], d[kColorG][pj], d[kColorB][pj],
-                                                     d[kColorA][pj]}});
-                  add_point_gradient(in.points, t.clip, n, ClipXYW<T>{d[kPointX][pj], d[kPointY][pj], d[kPointW][pj]});
+                  const Vec2<T> position{d[kPositionX][pj], d[kPositionY][pj]};
+                  grads.packed.set(index, Pull<T>{position, {d[kColorR][pj], d[kColorG][pj], d[kColorB][pj],
+                                                             d[kColorA][pj]}});
+                  ClipXYW<T> g{d[kPointX][pj], d[kPointY][pj], d[kPointW][pj]};
+                  if (glued < in.glue.count && in.glue.rows[glued] == index) {
+                    const RowArrays<T>& v = t.samples;
+                    const ClipXYW<T> glue =
+                        add_glue_gradient(in, t.clip, glued++, b, ClipXYW<T>{v[kX][pj], v[kY][pj], v[kW][pj]}, position);
+                    g = {g.x + glue.x, g.y + glue.y, g.w + glue.w};
+                  }
+                  ++index;
+                  add_point_gradient(in.points, t.clip, n, g);
                 }
               }
             },

@@ -85,7 +85,7 @@ __global__ void sums_gradient_kernel(Splat<T> s, const Rgba<T>* sums, const T* g
 
 template <typename T>
 __global__ void backward_kernel(Splat<T> s, ClipPoints<T> points, Packed<T> packed, const int64_t* index,
-                                const Rgba<T>* grad_sums, PackedGrads<T> grads, T* grad_clip) {
+                                const Rgba<T>* grad_sums, PackedGrads<T> grads, T* grad_clip, GlueRows glue) {
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= s.B * s.K * s.H * s.W || !s.covered(n)) return;
   const int64_t pj = n % s.W, pi = (n / s.W) % s.H, l = (n / (s.W * s.H)) % s.K, b = n / (s.W * s.H * s.K);
@@ -94,7 +94,14 @@ __global__ void backward_kernel(Splat<T> s, ClipPoints<T> points, Packed<T> pack
   const int64_t k = index[n];
   const Pull<T> a = s.backward_sample(b, l, pi, pj, p, packed.offset(k), packed.color(k), GradTable<T>{s, grad_sums, b});
   grads.set(k, a);
-  if (grad_clip) ClipPoints<T>::scatter(c, s.pulled(p, a.position), AtomicAdd<T>{grad_clip});
+  if (!grad_clip) return;
+  ClipXYW<T> g = s.pulled(p, a.position);
+  const int64_t i = glue.first(k);
+  if (i < glue.count && glue.rows[i] == k) {  // glued: the edge's ends take their part
+    const ClipXYW<T> d = glue_gradient(s, points, glue, i, b, p, a.position, AtomicAdd<T>{grad_clip});
+    g = {g.x + d.x, g.y + d.y, g.w + d.w};
+  }
+  ClipPoints<T>::scatter(c, g, AtomicAdd<T>{grad_clip});
 }
 
 // Each sample's place among the covered samples in raster order (-1 on background).
@@ -140,9 +147,11 @@ std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Te
                                                std::vector<torch::Tensor> state, torch::Tensor clip,
                                                torch::Tensor faces, torch::Tensor bary, torch::Tensor colors,
                                                torch::Tensor tri_id, torch::Tensor depth, torch::Tensor offset,
+                                               torch::Tensor glue_rows, torch::Tensor glue_edge, torch::Tensor glue_t,
                                                double scale, double sigma, bool want_clip, bool want_offset) {
   const SplatTensors t(clip, faces, bary, colors, tri_id, depth, offset);
   on_cuda(t);
+  const GlueRows glue = checked_glue(glue_rows, glue_edge, glue_t, t);
   const int64_t B = t.B(), H = t.H(), W = t.W(), samples = tri_id.numel(), pixels = B * H * W;
   const std::vector<int64_t> sums_sizes{B, H, W, kBuffers, 4};
   TORCH_CHECK(state.size() == 2 && state[0].sizes() == at::IntArrayRef(sums_sizes) && state[0].is_contiguous() &&
@@ -166,7 +175,7 @@ std::vector<torch::Tensor> splat_backward_cuda(torch::Tensor grad_out, torch::Te
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     backward_kernel<<<blocks(samples), kThreads, 0, stream>>>(s, t.points<scalar_t>(), t.packed<scalar_t>(),
                                                             index.data_ptr<int64_t>(), g_sums,
-                                                            grads.packed<scalar_t>(), grads.clip_data<scalar_t>());
+                                                            grads.packed<scalar_t>(), grads.clip_data<scalar_t>(), glue);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grads.list();

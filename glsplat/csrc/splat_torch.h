@@ -87,6 +87,23 @@ struct SplatTensors {
   }
 };
 
+// The glue of splat_backward (see kernels.h): rows [G] int64, edge [G, 2] int64, t [G] float64, on
+// the raster's device (all empty: none); rows index the N packed samples.
+inline GlueRows checked_glue(const torch::Tensor& rows, const torch::Tensor& edge, const torch::Tensor& t,
+                          const SplatTensors& splat) {
+  const int64_t count = rows.numel();
+  const bool shapes = rows.dim() == 1 && edge.sizes() == at::IntArrayRef({count, 2}) && t.sizes() == rows.sizes();
+  const bool types = rows.scalar_type() == torch::kLong && edge.scalar_type() == torch::kLong &&
+                     t.scalar_type() == torch::kDouble;
+  const bool layout = rows.is_contiguous() && edge.is_contiguous() && t.is_contiguous();
+  const bool device = count == 0 || (rows.device() == splat.tri_id.device() && edge.device() == rows.device() &&
+                                     t.device() == rows.device());
+  TORCH_CHECK(shapes && types && layout && device,
+              "splat kernel: the glue must be rows [G] int64, edge [G, 2] int64 and t [G] float64 on the raster's device");
+  if (count == 0) return {nullptr, nullptr, nullptr, 0};
+  return {rows.data_ptr<int64_t>(), edge.data_ptr<int64_t>(), t.data_ptr<double>(), count};
+}
+
 // An optional gradient: null where absent (an empty tensor).
 template <typename T>
 const T* optional_data(const torch::Tensor& t, at::IntArrayRef sizes, const torch::Device& device, const char* name) {

@@ -10,6 +10,7 @@ import torch
 import glsplat
 from glsplat.cuda_gl import cuda_readback
 from glsplat.kernels import cuda_kernels
+from glsplat.silhouette import find_glue, glue_offsets
 from glsplat.splat import _splat, splat_layers_torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -23,9 +24,11 @@ def camera(size, device):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("shift", [0.0, 0.7])
-def test_cuda_kernel_matches_torch(ctx, dtype, layers, shift):
+@pytest.mark.parametrize("silhouette", ["splat", "edge"])
+def test_cuda_kernel_matches_torch(ctx, dtype, layers, shift, silhouette):
     """Image, buffers and the gradients w.r.t. clip, colors and offsets (samples moved by up to
-    `shift` pixels) equal the pure-torch reference's."""
+    `shift` pixels) equal the pure-torch reference's; with the edge glue, whose part of the clip
+    gradient the kernel adds itself, the reference takes the glue as offsets (glue_offsets)."""
     assert cuda_kernels() is not None
     gen = torch.Generator().manual_seed(layers)
     verts = torch.rand(1, 30, 4, generator=gen, dtype=dtype) * 2 - 1
@@ -37,9 +40,14 @@ def test_cuda_kernel_matches_torch(ctx, dtype, layers, shift):
     colors = torch.rand(*rast.shape, 4, generator=gen, dtype=dtype).cuda().requires_grad_()
     count = rast.index.shape[0]
     offset = (shift * (torch.rand(count, 2, generator=gen, dtype=dtype) * 2 - 1)).cuda().requires_grad_()
-    image, buffers = _splat(colors, clip, rast, faces, with_buffers=True, offset=offset)
+    image, buffers = _splat(colors, clip, rast, faces, with_buffers=True, offset=offset, silhouette=silhouette)
+    ref_offset = offset
+    if silhouette == "edge":
+        glue = find_glue(clip, faces, rast)
+        assert len(glue.sample) > 0
+        ref_offset = offset.index_add(0, glue.row, glue_offsets(clip, faces, rast, glue))
     ref_image, ref_buffers = splat_layers_torch(glsplat.interpolate(clip, rast, faces), colors, rast,
-                                                rast.scatter(offset))
+                                                rast.scatter(ref_offset))
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert (image - ref_image).abs().max() < tol
     assert (buffers - ref_buffers).abs().max() < tol

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-HEADERS = [CSRC / "kernels.h", CSRC / "splat.h", CSRC / "splat_cpu.h", CSRC / "splat_torch.h"]
+HEADERS = [CSRC / "kernels.h", CSRC / "splat.h", CSRC / "splat_cpu.h", CSRC / "splat_torch.h", CSRC / "edges.h"]
 CPU_SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp", CSRC / "edges.cpp"]
 CUDA_SOURCES = [CSRC / "bindings_cuda.cpp", CSRC / "splat_cuda.cu"]
 

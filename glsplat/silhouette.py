@@ -18,8 +18,9 @@ sample's motion becomes the edge's. The forward image does not change.
 
 Finding the glue (constant, no gradient) is :func:`find_glue`: the contour edges in GL's culling
 convention (:func:`contour_edges`, adjacency cached per topology), then per edge the samples within
-``BAND`` of it (``csrc/edges.cpp``, linear in pixels and faces; :func:`find_glue_torch` is the
-reference it is tested against and the path on other devices). :func:`glue_offsets` makes ``d``.
+``BAND`` of it (``csrc/edges.cpp``, ``csrc/edges_cuda.cu`` on CUDA, linear in pixels and faces;
+:func:`find_glue_torch` is the reference they are tested against and the path where no kernel is
+built). :func:`glue_offsets` makes ``d``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import stamp, unchanged
-from .kernels import cpu_kernels
+from .kernels import cpu_kernels, kernels_for
 from .raster import Raster, clip_to_pixels
 
 BAND = 2.5
@@ -66,6 +67,12 @@ class Glue(NamedTuple):
     edge: torch.Tensor
     t: torch.Tensor
     row: torch.Tensor
+
+
+def _kernels(device: torch.device):
+    """The compiled glue kernels for tensors on ``device`` (CPU or CUDA), or None: the torch path.
+    (This module's ``cpu_kernels`` on the CPU, which a test turns off to reach the torch path.)"""
+    return cpu_kernels() if device.type == "cpu" else kernels_for(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,12 +117,12 @@ def front_facing(clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def contour_edges(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.Tensor:
-    """:func:`contour_edges_torch`, compiled on the CPU (``csrc/edges.cpp``)."""
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    """:func:`contour_edges_torch`, compiled (``csrc/edges.cpp``, ``csrc/edges_cuda.cu``)."""
+    kernels = _kernels(clip.device)
     if kernels is None or faces.shape[0] == 0:
         return contour_edges_torch(clip, faces, batch)
-    faces = faces.to(torch.long).contiguous()
-    return kernels.contour_edges(clip.detach().double().contiguous(), faces, edge_ids(faces), batch)
+    faces = faces.to(device=clip.device, dtype=torch.long).contiguous()
+    return kernels.contour_edges(clip.detach().double().contiguous(), faces, edge_ids(faces).to(clip.device), batch)
 
 
 def contour_edges_torch(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.Tensor:
@@ -148,17 +155,17 @@ def contour_edges_torch(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> 
 def find_glue(clip: torch.Tensor, faces: torch.Tensor, rast: Raster) -> Glue:
     """The glued samples of ``rast``, which was rasterized from ``clip`` ``[1 or B, V, 4]`` (its frame).
 
-    Compiled on the CPU (``csrc/edges.cpp``: the contour edges and the search in one call),
-    :func:`find_glue_torch` elsewhere; the same answer.
+    Compiled on the CPU and CUDA (``csrc/edges.cpp``, ``csrc/edges_cuda.cu``: the contour edges
+    and the search in one call), :func:`find_glue_torch` elsewhere; the same answer.
     """
     clip = clip.detach().double()
     clip = (clip if clip.dim() == 3 else clip[None]).contiguous()
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    kernels = _kernels(clip.device)
     if kernels is None or faces.shape[0] == 0:
         return find_glue_torch(clip, contour_edges(clip, faces, rast.tri_id.shape[0]), rast)
-    faces = faces.to(torch.long).contiguous()
-    return Glue(*kernels.find_glue(clip, faces, edge_ids(faces), rast.tri_id.contiguous(), rast.depth, rast.index,
-                                   BAND, REACH, OUTSIDE, DEPTH_TOLERANCE))
+    faces = faces.to(device=clip.device, dtype=torch.long).contiguous()
+    return Glue(*kernels.find_glue(clip, faces, edge_ids(faces).to(clip.device), rast.tri_id.contiguous(), rast.depth,
+                                   rast.index, BAND, REACH, OUTSIDE, DEPTH_TOLERANCE))
 
 
 def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Glue:
@@ -297,7 +304,7 @@ def glue_offsets(clip: torch.Tensor, faces: torch.Tensor, rast: Raster, glue: Gl
 class _GlueOffset(torch.autograd.Function):
     """The glue's offsets as the splat takes them, ``[N, 2]`` zeros, with a compiled backward pass.
 
-    The value is zero; the backward pass is :func:`glue_offsets`' (``csrc/edges.cpp``,
+    The value is zero; the backward pass is :func:`glue_offsets`' (``csrc/edges.cpp`` or ``edges_cuda.cu``,
     ``glue_backward``): the gradient w.r.t. clip of ``grad[glue.row] . m m^T (q - p)``.
     """
 
@@ -322,13 +329,13 @@ def glue_offset(clip: torch.Tensor, faces: torch.Tensor, rast: Raster,
     """The splat's per-sample offsets ``[N, 2]`` (``rast.index``'s order) with the glue's added.
 
     ``clip`` ``[1 or B, V, 4]`` is the raster's frame; ``offset`` the caller's offsets or None.
-    Returns ``offset`` itself where nothing is glued. On the CPU the offsets' backward pass is
-    compiled; elsewhere it is :func:`glue_offsets`' autograd.
+    Returns ``offset`` itself where nothing is glued. On the CPU and CUDA the offsets' backward
+    pass is compiled; elsewhere it is :func:`glue_offsets`' autograd.
     """
     glue = find_glue(clip, faces, rast)
     if len(glue.sample) == 0:
         return offset
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    kernels = _kernels(clip.device)
     if kernels is not None:
         glued = _GlueOffset.apply(kernels, clip.contiguous(), faces.to(torch.long).contiguous(), rast, glue,
                                   rast.index.shape[0])

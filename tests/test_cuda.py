@@ -1,15 +1,21 @@
-"""CUDA tensors: the CUDA splat kernel, G-buffers read straight into GPU memory, CUDA == CPU.
+"""CUDA tensors: the CUDA splat and edge glue kernels, G-buffers read straight into GPU memory, CUDA == CPU.
 
 Skipped without a CUDA device; run on a GPU machine (NVIDIA EGL) with `pytest tests/test_cuda.py`.
 """
 import math
 
+import numpy as np
 import pytest
 import torch
+import trimesh
 
 import glsplat
 from glsplat.cuda_gl import cuda_readback
-from glsplat.kernels import cuda_kernels
+from glsplat.kernels import cpu_kernels, cuda_kernels
+from glsplat.raster import Raster
+from glsplat.silhouette import (Glue, _GlueOffset, contour_edges, contour_edges_torch, find_glue, find_glue_torch,
+                                glue_offsets)
+from glsplat.transforms import axis_angle_to_matrix
 from glsplat.splat import _splat, splat_layers_torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -73,3 +79,70 @@ def test_cuda_render_matches_cpu(ctx, spot, layers):
         out[device] = image.detach().cpu(), verts.grad.cpu()
     assert (out["cpu"][0] - out["cuda"][0]).abs().max() < 1e-4
     assert (out["cpu"][1] - out["cuda"][1]).norm() < 1e-4 * out["cpu"][1].norm()
+
+
+# ---------------------------------------------------------------------------------------------
+# The edge glue's kernels (csrc/edges_cuda.cu) against the torch reference (glsplat/silhouette.py)
+
+
+def _glue_raster(ctx, spot, case, layers, size=48):
+    """(clip [Bc, V, 4] float64 in the raster's frame, faces, raster), all on the GPU: Spot (turned
+    two ways for "spot-batch", one clip per image), or a sphere in front of a plane ("occlusion")."""
+    verts, faces = spot.verts.double(), spot.faces
+    if case == "occlusion":  # a sphere 0.6 in front of a plane that fills the view: an occlusion contour
+        sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+        plane = trimesh.creation.box(extents=(4.0, 4.0, 0.01))
+        plane.vertices[:, 2] -= 0.6
+        verts = torch.as_tensor(np.concatenate([sphere.vertices, plane.vertices]), dtype=torch.float64)
+        faces = torch.as_tensor(np.concatenate([sphere.faces, plane.faces + len(sphere.vertices)]))
+    poses = [(0.3, 0.5, 0.1), (-0.5, 1.0, 0.2)] if case == "spot-batch" else [(0.3, 0.5, 0.1)]
+    eye = torch.tensor([0.0, 0.0, 2.6], dtype=torch.float64)
+    cam = glsplat.Camera.look_at(eye, fov_y=30.0, image_size=(size, size))
+    turned = [verts @ axis_angle_to_matrix(torch.tensor(pose, dtype=torch.float64)).T for pose in poses]
+    clip, faces = torch.cat([cam.project(v[None]) for v in turned]).cuda(), faces.cuda()
+    rast = glsplat.rasterize(ctx, clip, faces, (size, size), layers=layers, border=1)
+    return rast.framed(clip).detach(), faces, rast
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("case", ["spot", "occlusion", "spot-batch"])
+def test_cuda_glue_matches_torch(ctx, spot, case, layers):
+    """find_glue's CUDA kernel gives exactly find_glue_torch's samples, edges, parameters and rows (on
+    the GPU), and the CPU kernel's on the same raster read back."""
+    kernels = cuda_kernels()
+    assert kernels is not None and hasattr(kernels, "find_glue")
+    clip, faces, rast = _glue_raster(ctx, spot, case, layers)
+    batch = rast.tri_id.shape[0]
+    edges = contour_edges(clip, faces, batch)
+    assert edges.is_cuda and torch.equal(edges, contour_edges_torch(clip, faces, batch))
+    glue = find_glue(clip, faces, rast)
+    reference = find_glue_torch(clip, edges, rast)
+    assert glue.sample.is_cuda and len(glue.sample) > 50 * batch
+    for name, a, b in zip(Glue._fields, glue, reference):
+        assert torch.equal(a, b), name
+    assert torch.equal(rast.index[glue.row], glue.sample)
+    if layers > 1 and case != "occlusion":  # (behind the sphere, layer 1 is the plane: nothing glued there)
+        height, width = rast.tri_id.shape[-2:]
+        assert (glue.sample // (height * width) % layers > 0).any()  # glued samples in deeper layers too
+    if cpu_kernels() is not None:
+        cpu = Raster(rast.tri_id.cpu(), rast.bary.cpu(), rast.depth.cpu(), rast.border)
+        for name, a, b in zip(Glue._fields, glue, find_glue(clip.cpu(), faces.cpu(), cpu)):
+            assert torch.equal(a.cpu(), b), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cuda_glue_backward(ctx, spot, dtype):
+    """glue_backward's CUDA kernel gives glue_offsets' autograd gradient w.r.t. clip."""
+    clip, faces, rast = _glue_raster(ctx, spot, "spot-batch", 2)
+    glue = find_glue(clip, faces, rast)
+    glue = glue._replace(row=torch.arange(len(glue.sample), device="cuda"))  # the offsets of these samples only
+    weights = torch.randn(len(glue.sample), 2, dtype=dtype, device="cuda")
+    c = clip.to(dtype).requires_grad_(True)
+    zeros = _GlueOffset.apply(cuda_kernels(), c, faces, rast, glue, len(glue.sample))
+    assert torch.equal(zeros, torch.zeros_like(zeros))
+    (compiled,) = torch.autograd.grad((zeros * weights).sum(), c)
+    c2 = clip.to(dtype).requires_grad_(True)
+    (reference,) = torch.autograd.grad((glue_offsets(c2, faces, rast, glue) * weights).sum(), c2)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert reference.abs().max() > 0
+    assert torch.allclose(compiled, reference, rtol=tol, atol=tol * float(reference.abs().max()))

@@ -308,7 +308,12 @@ torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch
           const float* bb = b + image * bs[0] + k * bs[1] + y * bs[2] + x * bs[3];
           glue_backward_sample(c, ends[2 * i], ends[2 * i + 1], param[i], face + 3 * f, bb[0], bb[bs[4]],
                                g_off[2 * row[i]], g_off[2 * row[i] + 1], width, height,
-                               [g](int64_t element, scalar_t v) { g[element] += v; });
+                               [g](int64_t vertex, scalar_t x, scalar_t y, scalar_t w) {
+                                 scalar_t* r = g + vertex * 4;
+                                 r[0] += x;
+                                 r[1] += y;
+                                 r[3] += w;
+                               });
         }
       }
     });

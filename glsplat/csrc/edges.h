@@ -246,7 +246,7 @@ GLSPLAT_HD inline double perspective_t(double s, double wa, double wb) {
 
 // Adds the gradient of a pixel position (x, y) = ((X / w + 1) W / 2, (1 - Y / w) H / 2) of the
 // clip-space point sum_i weight[i] clip[corner[i]], pulled back from (gx, gy), to the corners:
-// add(e, v) adds v to element e = 4 corner + component of the flattened clip gradient.
+// add(v, x, y, w) adds (x, y, 0, w) to row v (a vertex) of the clip gradient [V, 4].
 template <typename T, typename Add>
 GLSPLAT_HD inline void pull_pixel(const T* clip, const int64_t* corner, const double* weight, int corners, double gx,
                                   double gy, double width, double height, const Add& add) {
@@ -257,17 +257,14 @@ GLSPLAT_HD inline void pull_pixel(const T* clip, const int64_t* corner, const do
   // d x / d(X, w) = W / 2 (1 / w, -X / w^2); d y / d(Y, w) = H / 2 (-1 / w, Y / w^2)
   const double gX = gx * width / 2 / w, gY = -gy * height / 2 / w;
   const double gw = -(gX * point[0] + gY * point[1]) / w;
-  for (int i = 0; i < corners; ++i) {
-    add(corner[i] * 4, static_cast<T>(weight[i] * gX));
-    add(corner[i] * 4 + 1, static_cast<T>(weight[i] * gY));
-    add(corner[i] * 4 + 3, static_cast<T>(weight[i] * gw));
-  }
+  for (int i = 0; i < corners; ++i)
+    add(corner[i], static_cast<T>(weight[i] * gX), static_cast<T>(weight[i] * gY), static_cast<T>(weight[i] * gw));
 }
 
 // One glued sample's part of the gradient w.r.t. clip (c: its image's [V, 4]) of
 // g . m m^T (q - p), g = (g_x, g_y) its offset's gradient: q = (1 - t) c[ea] + t c[eb] its edge's
 // point, p its own point (its face's corners blended with barycentrics b0, b1, 1 - b0 - b1), m the
-// edge's unit image normal (constant).
+// edge's unit image normal (constant); add as for pull_pixel (rows of c's image).
 template <typename T, typename Add>
 GLSPLAT_HD inline void glue_backward_sample(const T* c, int64_t ea, int64_t eb, double t, const int64_t* face,
                                             double b0, double b1, double g_x, double g_y, double width,

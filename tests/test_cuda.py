@@ -137,11 +137,11 @@ def test_cuda_glue_backward(ctx, spot, dtype):
     glue = find_glue(clip, faces, rast)
     glue = glue._replace(row=torch.arange(len(glue.sample), device="cuda"))  # the offsets of these samples only
     weights = torch.randn(len(glue.sample), 2, dtype=dtype, device="cuda")
-    c = clip.to(dtype).requires_grad_(True)
+    c = clip.to(dtype).clone().requires_grad_(True)
     zeros = _GlueOffset.apply(cuda_kernels(), c, faces, rast, glue, len(glue.sample))
     assert torch.equal(zeros, torch.zeros_like(zeros))
     (compiled,) = torch.autograd.grad((zeros * weights).sum(), c)
-    c2 = clip.to(dtype).requires_grad_(True)
+    c2 = clip.to(dtype).clone().requires_grad_(True)
     (reference,) = torch.autograd.grad((glue_offsets(c2, faces, rast, glue) * weights).sum(), c2)
     tol = 1e-10 if dtype == torch.float64 else 1e-4
     assert reference.abs().max() > 0

@@ -342,7 +342,8 @@ torch::Tensor glue_backward_cuda(torch::Tensor grad_offset, torch::Tensor rows, 
   auto grad = torch::zeros_like(clip);
   const int64_t glued = sample.numel();
   if (glued == 0) return grad;
-  const Bary b{bary.data_ptr<float>(), {bary.stride(0), bary.stride(1), bary.stride(2), bary.stride(3), bary.stride(4)}};
+  const Bary b{bary.data_ptr<float>(),
+               {bary.stride(0), bary.stride(1), bary.stride(2), bary.stride(3), bary.stride(4)}};
   AT_DISPATCH_FLOATING_TYPES(clip.scalar_type(), "glue_backward_cuda", [&] {
     glue_backward_kernel<scalar_t><<<blocks(glued), kThreads, 0, stream>>>(
         grad_offset.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), sample.data_ptr<int64_t>(),

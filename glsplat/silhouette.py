@@ -18,10 +18,11 @@ sample's motion becomes the edge's. The forward image does not change.
 
 Finding the glue (constant, no gradient) is :func:`find_glue`: the contour edges in GL's culling
 convention (:func:`contour_edges`, adjacency cached per topology), then per edge the samples within
-``BAND`` of it (``csrc/edges.cpp``, linear in pixels and faces; :func:`find_glue_torch` is the
-reference it is tested against and the path on other devices). The splat's compiled backward
-passes add ``d``'s gradient themselves (``Splat::glued`` in ``csrc/splat.h``); :func:`glue_offsets`
-makes ``d`` in torch ops, for the pure-torch splat and as their reference.
+``BAND`` of it (``csrc/edges.cpp``, ``csrc/edges_cuda.cu`` on CUDA, linear in pixels and faces;
+:func:`find_glue_torch` is the reference they are tested against and the path where no kernel is
+built). The splat's compiled backward passes add ``d``'s gradient themselves (``Splat::glued`` in
+``csrc/splat.h``); :func:`glue_offsets` makes ``d`` in torch ops, for the pure-torch splat and as
+their reference.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import stamp, unchanged
-from .kernels import cpu_kernels
+from .kernels import cpu_kernels, kernels_for
 from .raster import Raster, clip_to_pixels
 
 BAND = 2.5
@@ -68,6 +69,12 @@ class Glue(NamedTuple):
     edge: torch.Tensor
     t: torch.Tensor
     row: torch.Tensor
+
+
+def _kernels(device: torch.device):
+    """The compiled glue kernels for tensors on ``device`` (CPU or CUDA), or None: the torch path.
+    (This module's ``cpu_kernels`` on the CPU, which a test turns off to reach the torch path.)"""
+    return cpu_kernels() if device.type == "cpu" else kernels_for(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,12 +119,12 @@ def front_facing(clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def contour_edges(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.Tensor:
-    """:func:`contour_edges_torch`, compiled on the CPU (``csrc/edges.cpp``)."""
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    """:func:`contour_edges_torch`, compiled (``csrc/edges.cpp``, ``csrc/edges_cuda.cu``)."""
+    kernels = _kernels(clip.device)
     if kernels is None or faces.shape[0] == 0:
         return contour_edges_torch(clip, faces, batch)
-    faces = faces.to(torch.long).contiguous()
-    return kernels.contour_edges(clip.detach().double().contiguous(), faces, edge_ids(faces), batch)
+    faces = faces.to(device=clip.device, dtype=torch.long).contiguous()
+    return kernels.contour_edges(clip.detach().double().contiguous(), faces, edge_ids(faces).to(clip.device), batch)
 
 
 def contour_edges_torch(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> torch.Tensor:
@@ -150,17 +157,17 @@ def contour_edges_torch(clip: torch.Tensor, faces: torch.Tensor, batch: int) -> 
 def find_glue(clip: torch.Tensor, faces: torch.Tensor, rast: Raster) -> Glue:
     """The glued samples of ``rast``, which was rasterized from ``clip`` ``[1 or B, V, 4]`` (its frame).
 
-    Compiled on the CPU (``csrc/edges.cpp``: the contour edges and the search in one call),
-    :func:`find_glue_torch` elsewhere; the same answer.
+    Compiled on the CPU and CUDA (``csrc/edges.cpp``, ``csrc/edges_cuda.cu``: the contour edges
+    and the search in one call), :func:`find_glue_torch` elsewhere; the same answer.
     """
     clip = clip.detach().double()
     clip = (clip if clip.dim() == 3 else clip[None]).contiguous()
-    kernels = cpu_kernels() if clip.device.type == "cpu" else None
+    kernels = _kernels(clip.device)
     if kernels is None or faces.shape[0] == 0:
         return find_glue_torch(clip, contour_edges(clip, faces, rast.tri_id.shape[0]), rast)
-    faces = faces.to(torch.long).contiguous()
-    return Glue(*kernels.find_glue(clip, faces, edge_ids(faces), rast.tri_id.contiguous(), rast.depth, rast.index,
-                                   BAND, REACH, OUTSIDE, DEPTH_TOLERANCE))
+    faces = faces.to(device=clip.device, dtype=torch.long).contiguous()
+    return Glue(*kernels.find_glue(clip, faces, edge_ids(faces).to(clip.device), rast.tri_id.contiguous(), rast.depth,
+                                   rast.index, BAND, REACH, OUTSIDE, DEPTH_TOLERANCE))
 
 
 def find_glue_torch(clip: torch.Tensor, edges: torch.Tensor, rast: Raster) -> Glue:

@@ -1,6 +1,7 @@
 // Edge-glued silhouette splats: which contour edge each silhouette sample is glued to (see
 // glsplat/silhouette.py, whose find_glue_torch is the reference this is tested against, in the
-// same order of floating-point operations: hence no fused multiply-adds in this file).
+// same order of floating-point operations: edges.h's maths, with R = double; hence no fused
+// multiply-adds in this file, edges.h included).
 #pragma GCC optimize("fp-contract=off")
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -10,35 +11,11 @@
 #include <limits>
 #include <vector>
 
+#include "edges.h"
 #include "kernels.h"
 
 namespace glsplat {
 namespace {
-
-// Image position (x right, y down, pixels) of a clip-space point.
-inline void to_pixels(const double* c, double width, double height, double* x, double* y) {
-  *x = (c[0] / c[3] + 1) * (width / 2);
-  *y = (1 - c[1] / c[3]) * (height / 2);
-}
-
-// The part [s0, s1] of the segment a + s (b - a), s in [0, 1], inside [lo_x, hi_x] x [lo_y, hi_y]
-// (Liang-Barsky); false when none is.
-bool clip_segment(double ax, double ay, double dx, double dy, double lo_x, double hi_x, double lo_y, double hi_y,
-                  double* s0, double* s1) {
-  *s0 = 0;
-  *s1 = 1;
-  const double start[2] = {ax, ay}, dir[2] = {dx, dy}, lo[2] = {lo_x, lo_y}, hi[2] = {hi_x, hi_y};
-  for (int axis = 0; axis < 2; ++axis) {
-    if (dir[axis] == 0) {
-      if (start[axis] < lo[axis] || start[axis] > hi[axis]) return false;
-      continue;
-    }
-    double sa = (lo[axis] - start[axis]) / dir[axis], sb = (hi[axis] - start[axis]) / dir[axis];
-    *s0 = std::max(*s0, std::min(sa, sb));
-    *s1 = std::min(*s1, std::max(sa, sb));
-  }
-  return *s0 <= *s1;
-}
 
 struct Found {
   int64_t line;  // the sample's pixel line (image * layers + layer) * height + row
@@ -65,14 +42,12 @@ torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tens
   std::vector<int64_t> out;
   for (int64_t b = 0; b < batch; ++b) {
     const double* c = clip.data_ptr<double>() + (clip.size(0) == 1 ? 0 : b) * verts * 4;
-    if (b == 0 || clip.size(0) > 1) {  // facing: the sign of det[x, y, w] of the corners
+    if (b == 0 || clip.size(0) > 1) {
       for (int64_t i = 0; i < count; ++i) {
         const double* p0 = c + f[3 * i] * 4;
         const double* p1 = c + f[3 * i + 1] * 4;
         const double* p2 = c + f[3 * i + 2] * 4;
-        const double det = p0[0] * (p1[1] * p2[3] - p2[1] * p1[3]) - p0[1] * (p1[0] * p2[3] - p2[0] * p1[3]) +
-                           p0[3] * (p1[0] * p2[1] - p2[0] * p1[1]);
-        front[i] = det > 0;
+        front[i] = front_facing<double>(p0, p1, p2);
       }
       std::fill(fronts.begin(), fronts.end(), 0);
       for (int64_t i = 0; i < count; ++i)
@@ -116,20 +91,10 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
   const int64_t zb = depth.stride(0), zk = depth.stride(1), zi = depth.stride(2), zj = depth.stride(3);
   const double band2 = band * band;
 
-  // Is something in the (2 reach + 1)^2 window around (row, col) of this layer deeper than `than`?
-  // The window's offsets in the layer, nearest first (a glued sample's deeper pixel is usually a
-  // neighbor).
-  std::vector<std::pair<int64_t, int64_t>> window;  // (squared distance, offset)
-  for (int64_t i = -reach; i <= reach; ++i)
-    for (int64_t j = -reach; j <= reach; ++j) window.push_back({i * i + j * j, i * zi + j * zj});
-  std::stable_sort(window.begin(), window.end(), [](auto x, auto y) { return x.first < y.first; });
-  auto deeper_near = [&](const float* layer, int64_t row, int64_t col, double than) {
-    if (row < reach || col < reach || row + reach >= height || col + reach >= width) return true;  // background: 1
-    const float* at = layer + row * zi + col * zj;
-    for (const auto& [_, step] : window)
-      if (static_cast<double>(at[step]) > than) return true;
-    return false;
-  };
+  // The sample's own test's window (deeper_near), nearest first: a glued sample's deeper pixel is
+  // usually a neighbor.
+  std::vector<int64_t> window((2 * reach + 1) * (2 * reach + 1));
+  window_steps(reach, zi, zj, window.data());
 
   // The (sample, edge) pairs of the edges [first, end) that pass every test but the sample's own
   // (deeper_near, the same for all of a sample's edges: made once per sample after the merge).
@@ -138,66 +103,27 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
       const int64_t image = e[3 * m];
       const double* ca = c + ((shared ? 0 : image) * verts + e[3 * m + 1]) * 4;
       const double* cb = c + ((shared ? 0 : image) * verts + e[3 * m + 2]) * 4;
-      if (!(ca[3] > 0 && cb[3] > 0)) continue;
-      double ax, ay, bx, by;
-      to_pixels(ca, width, height, &ax, &ay);
-      to_pixels(cb, width, height, &bx, &by);
-      const double abx = bx - ax, aby = by - ay;
-      const double l2 = abx * abx + aby * aby;
-      if (!(l2 > 0)) continue;
-      const double norm = std::sqrt(l2), ox = -aby / norm, oy = abx / norm;
-      const double ndc_a = ca[2] / ca[3], ndc_b = cb[2] / cb[3];  // NDC depth: affine in the image along the edge
-      double s0, s1;  // the part of the edge within reach of the image's pixels
-      if (!clip_segment(ax, ay, abx, aby, -band - 1, width + band + 1, -band - 1, height + band + 1, &s0, &s1))
-        continue;
-      // Walk the major axis; on each of its pixel lines, the pixels within `band` of the segment.
-      const bool x_major = std::abs(abx) >= std::abs(aby);
-      const double u0 = x_major ? ax + s0 * abx : ay + s0 * aby, u1 = x_major ? ax + s1 * abx : ay + s1 * aby;
-      const double umin = std::min(u0, u1), umax = std::max(u0, u1);
-      const int64_t ulimit = x_major ? width : height, vlimit = x_major ? height : width;
-      const int64_t ufirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(umin - band - 0.5)));
-      const int64_t ulast = std::min<int64_t>(ulimit - 1, static_cast<int64_t>(std::floor(umax + band - 0.5)));
-      // On the line through u's pixel centers, the pixels on the edge's inner side (cross <= 0)
-      // within `band` of its line (a bound on the distance to the segment): a pixel past
-      // either bound (one more, for rounding) fails the exact tests below.
-      const double major = x_major ? abx : aby, minor = x_major ? aby : abx;
-      const double spread = band * norm / std::abs(major);
-      const double start = x_major ? ax : ay, offset = x_major ? ay : ax;
-      const bool below = x_major ? abx > 0 : aby < 0;  // the inner side is toward smaller v
-      for (int64_t u = ufirst; u <= ulast; ++u) {
-        const double line = offset + minor * ((u + 0.5 - start) / major);
-        const double vmin = below ? line - spread : line, vmax = below ? line : line + spread;
-        const int64_t vfirst = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(vmin - 0.5)) - 1);
-        const int64_t vlast = std::min<int64_t>(vlimit - 1, static_cast<int64_t>(std::floor(vmax - 0.5)) + 1);
+      ImageEdge edge;
+      EdgeWalk walk;
+      if (!image_edge<double>(ca, cb, width, height, &edge) || !walk.init<double>(edge, band, width, height)) continue;
+      for (int64_t u = walk.ufirst; u <= walk.ulast; ++u) {
+        int64_t vfirst, vlast;
+        walk.line<double>(u, &vfirst, &vlast);
         for (int64_t v = vfirst; v <= vlast; ++v) {
-          const int64_t row = x_major ? v : u, col = x_major ? u : v;
+          const int64_t row = walk.row(u, v), col = walk.col(u, v);
           const int64_t pixel = (image * layers) * frame + row * width + col;
           if (id[pixel] <= 0) continue;  // not covered: neither is any deeper layer
-          const double px = col + 0.5, py = row + 0.5;
-          const double apx = px - ax, apy = py - ay;
-          const double cross = abx * apy - aby * apx;
-          if (!(cross <= 0)) continue;  // the edge's outer side
-          const double s = std::min(std::max((apx * abx + apy * aby) / l2, 0.0), 1.0);
-          const double qx = s <= 0 ? ax : (s >= 1 ? bx : ax + s * abx);
-          const double qy = s <= 0 ? ay : (s >= 1 ? by : ay + s * aby);
-          const double dx = px - qx, dy = py - qy;
-          const double dist2 = dx * dx + dy * dy;
-          if (!(dist2 <= band2)) continue;
-          const double out_row = std::floor(qy + oy * outside), out_col = std::floor(qx + ox * outside);
-          const bool out_in = out_row >= 0 && out_row < height && out_col >= 0 && out_col < width;
-          const double q_depth = ((1 - s) * ndc_a + s * ndc_b + 1) * 0.5;  // window depth of the closest point
-          const double q_deeper = q_depth + tolerance * (1 - q_depth);
+          NearEdge hit;
+          if (!near_edge<double>(edge, row, col, height, width, band2, outside, tolerance, &hit)) continue;
           for (int64_t k = 0; k < layers; ++k) {
             const int64_t sample = pixel + k * frame;
             if (id[sample] <= 0) break;  // deeper layers are empty too
             const float* layer = z + image * zb + k * zk;
             const double d_p = layer[row * zi + col * zj];
-            const double d_out = out_in ? static_cast<double>(layer[static_cast<int64_t>(out_row) * zi +
-                                                                    static_cast<int64_t>(out_col) * zj])
-                                        : 1.0;
-            if (d_p <= q_deeper && d_out > q_deeper)
+            const double d_out = hit.out_in ? static_cast<double>(layer[hit.out_row * zi + hit.out_col * zj]) : 1.0;
+            if (glued_in_layer(d_p, d_out, hit))
               found.push_back({(image * layers + k) * height + row, static_cast<int32_t>(col),
-                               static_cast<int32_t>(m), dist2, s});
+                               static_cast<int32_t>(m), hit.dist2, hit.s});
           }
         }
       }
@@ -223,8 +149,8 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
     const double* ca = c + ((shared ? 0 : image) * verts + e[3 * m + 1]) * 4;
     const double* cb = c + ((shared ? 0 : image) * verts + e[3 * m + 2]) * 4;
     double ax, ay, bx, by;
-    to_pixels(ca, width, height, &ax, &ay);
-    to_pixels(cb, width, height, &bx, &by);
+    to_pixels<double>(ca, width, height, &ax, &ay);
+    to_pixels<double>(cb, width, height, &bx, &by);
     const double length = std::abs(bx - ax) + std::abs(by - ay);
     work[m + 1] = work[m] + 2 * band + (std::isfinite(length) ? std::min(length, 2.0 * (width + height)) : 0.0);
   }
@@ -289,7 +215,9 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
         const float* layer = z + line / (height * layers) * zb + line / height % layers * zk;
         for (const int32_t col : cols) {
           const double d_p = layer[row * zi + col * zj];
-          if (deeper_near(layer, row, col, d_p + tolerance * (1 - d_p))) kept[k].push_back(best[col]);
+          if (deeper_near(layer, zi, zj, row, col, height, width, reach, window.data(),
+                          static_cast<int64_t>(window.size()), deeper_than<double>(d_p, tolerance)))
+            kept[k].push_back(best[col]);
           best[col] = nullptr;
         }
       }
@@ -320,7 +248,7 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
       const int64_t image = e[3 * f->edge];
       const double wa = c[((shared ? 0 : image) * verts + out_ends[2 * g]) * 4 + 3];
       const double wb = c[((shared ? 0 : image) * verts + out_ends[2 * g + 1]) * 4 + 3];
-      out_t[g] = f->s * wa / (f->s * wa + (1 - f->s) * wb);  // perspective-correct
+      out_t[g] = perspective_t<double>(f->s, wa, wb);
       out_rows[g++] = low;
     }
   return {sample, ends, t, rows};

@@ -1,5 +1,5 @@
-// The kernels' entry points, bound to Python in bindings.cpp (CPU) and bindings_cuda.cpp (CUDA,
-// the splat only, same names and arguments).
+// The kernels' entry points, bound to Python in bindings.cpp (CPU) and bindings_cuda.cpp (CUDA:
+// the splat and the edge glue, same names and arguments).
 #pragma once
 #include <torch/extension.h>
 
@@ -58,5 +58,12 @@ torch::Tensor contour_edges(torch::Tensor clip, torch::Tensor faces, torch::Tens
 std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids,
                                      torch::Tensor tri_id, torch::Tensor depth, torch::Tensor index, double band,
                                      int64_t reach, double outside, double tolerance);
+
+// CUDA (edges_cuda.cu): the same arguments (all on one CUDA device; find_glue's reach at most 3)
+// and outputs. find_glue_cuda does not check that index lists every glued sample.
+torch::Tensor contour_edges_cuda(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids, int64_t batch);
+std::vector<torch::Tensor> find_glue_cuda(torch::Tensor clip, torch::Tensor faces, torch::Tensor edge_ids,
+                                          torch::Tensor tri_id, torch::Tensor depth, torch::Tensor index,
+                                          double band, int64_t reach, double outside, double tolerance);
 
 }  // namespace glsplat

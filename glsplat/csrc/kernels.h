@@ -59,4 +59,29 @@ torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch
                             torch::Tensor t, torch::Tensor clip, torch::Tensor faces, torch::Tensor tri_id,
                             torch::Tensor bary);
 
+// glsplat.nvdiffrast (nvdr_raster.cpp; glsplat/nvdiffrast/ops.py's _rast_outputs and
+// _torch_interpolate are the torch references, equal in value bit for bit).
+// rasterize's outputs at the pixel centers: pos float [B, V, 4] (instanced) or [V, 4] (range mode),
+// tri int32 [F, 3], tri_id int32 [B, H, W] face + 1 (0: empty), in range (checked before the call),
+// nvdiffrast's row order. Returns {rast [B, H, W, 4] = (u, v, z/w, face + 1), rast_db [B, H, W, 4] =
+// (du/dX, du/dY, dv/dX, dv/dY) per pixel ([B, H, W, 0] unless with_db)}, in pos' dtype, 0 where empty.
+std::vector<torch::Tensor> nvdr_rast_forward(torch::Tensor pos, torch::Tensor tri, torch::Tensor tri_id, bool with_db);
+// Its backward: the gradient w.r.t. pos (z gets none) from grad_rast [B, H, W, 4] (its u, v) and
+// grad_rast_db [B, H, W, 4]; either may be empty (no gradient). u, v's clamps pass the gradient
+// straight through, scaled by the constant 1 / max(u + v, 1).
+torch::Tensor nvdr_rast_backward(torch::Tensor grad_rast, torch::Tensor grad_rast_db, torch::Tensor pos,
+                                 torch::Tensor tri, torch::Tensor tri_id);
+// interpolate: attr float [1 or B, V, A], rast [B, H, W, 4] in attr's dtype (its face ids in 0..F,
+// checked before the call), tri int32 [F, 3], rast_db like rast (or empty without diff), diff the
+// attribute indices to differentiate. Returns {out [B, H, W, A], out_da [B, H, W, 2 len(diff)] =
+// (dA/dX, dA/dY) per listed A}, 0 where empty.
+std::vector<torch::Tensor> nvdr_interpolate_forward(torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
+                                                    torch::Tensor rast_db, std::vector<int64_t> diff);
+// Its backward: {grad attr, grad rast (u, v; 0 in z/w and id), grad rast_db}, each an undefined tensor
+// unless wanted; grad_out or grad_da may be empty (no gradient).
+std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, torch::Tensor grad_da,
+                                                     torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
+                                                     torch::Tensor rast_db, std::vector<int64_t> diff,
+                                                     bool want_attr, bool want_rast, bool want_db);
+
 }  // namespace glsplat

@@ -71,14 +71,15 @@ std::vector<torch::Tensor> nvdr_rast_forward(torch::Tensor pos, torch::Tensor tr
 // straight through, scaled by the constant 1 / max(u + v, 1).
 torch::Tensor nvdr_rast_backward(torch::Tensor grad_rast, torch::Tensor grad_rast_db, torch::Tensor pos,
                                  torch::Tensor tri, torch::Tensor tri_id);
-// interpolate: attr float [1 or B, V, A], rast [B, H, W, 4] in attr's dtype (its face ids in 0..F,
-// checked before the call), tri int32 [F, 3], rast_db like rast (or empty without diff), diff the
-// attribute indices to differentiate. Returns {out [B, H, W, A], out_da [B, H, W, 2 len(diff)] =
-// (dA/dX, dA/dY) per listed A}, 0 where empty.
+// interpolate: attr float [1 or B, V, A], rast [B, H, W, 4] in attr's dtype, tri int32 [F, 3], rast_db
+// like rast (or empty without diff), diff the attribute indices to differentiate. Returns {out
+// [B, H, W, A], out_da [B, H, W, 2 len(diff)] = (dA/dX, dA/dY) per listed A}, 0 where empty, then
+// the number of pixels (int64 scalar) whose id (rast[..., 3], truncated) is not one of 0..F: left
+// empty, for the caller to report (the kernel reads every id anyway, so the door need not).
 std::vector<torch::Tensor> nvdr_interpolate_forward(torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
                                                     torch::Tensor rast_db, std::vector<int64_t> diff);
-// Its backward: {grad attr, grad rast (u, v; 0 in z/w and id), grad rast_db}, each an undefined tensor
-// unless wanted; grad_out or grad_da may be empty (no gradient).
+// Its backward (ids in range): {grad attr, grad rast (u, v; 0 in z/w and id), grad rast_db}, each an
+// undefined tensor unless wanted; grad_out or grad_da may be empty (no gradient).
 std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, torch::Tensor grad_da,
                                                      torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
                                                      torch::Tensor rast_db, std::vector<int64_t> diff,

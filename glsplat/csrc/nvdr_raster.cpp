@@ -5,8 +5,10 @@
 //
 // Every formula is written with the reference's operations in the reference's order, and this file
 // is compiled without fused multiply-adds, so that the values equal torch's bit for bit (the
-// gradients differ from autograd's in the order of their sums only).
-#pragma GCC optimize("fp-contract=off")
+// gradients differ from autograd's in the order of their sums only); and with IEEE NaN semantics
+// (the build's -ffinite-math-only would let the compiler drop the NaN test of a triangle id, and
+// clamps of NaN would differ from torch's).
+#pragma GCC optimize("fp-contract=off", "no-finite-math-only")
 
 #include <torch/extension.h>
 
@@ -37,18 +39,18 @@ struct PixelTriangle {
   T over;          // 1 / max(u + v, 1) of the clamped u, v (no gradient)
   T u, v, zw;
 
-  // Row `n` of the covered pixel (px, py) of face `face` of the flattened [.., 4] vertices at
-  // `base` (0, or b V in instanced mode).
-  void load(const T* pos, const int32_t* tri, int64_t base, int64_t face, int64_t px, int64_t py,
-            int64_t width, int64_t height) {
+  // Face `face`'s corners, rows base + tri[face] of the flattened [.., 4] vertices (base: 0, or
+  // b V in instanced mode), at the center of pixel (px, py) of a W x H image.
+  void load(const T* pos, const int32_t* tri, int64_t base, int64_t face, int64_t px, int64_t py, int64_t W,
+            int64_t H) {
     for (int k = 0; k < 3; ++k) {
       const T* p = pos + 4 * (base + tri[3 * face + k]);
       x[k] = p[0], y[k] = p[1], z[k] = p[2], w[k] = p[3];
     }
-    fx = T(2 * px + 1) / T(width) - T(1);
-    fy = T(2 * py + 1) / T(height) - T(1);
-    cx = T(2.0 / double(width));
-    cy = T(2.0 / double(height));
+    fx = T(2 * px + 1) / T(W) - T(1);
+    fy = T(2 * py + 1) / T(H) - T(1);
+    cx = T(2.0 / double(W));
+    cy = T(2.0 / double(H));
   }
 
   // rast's values. nvdiffrast clamps each barycentric to [0, 1], then their sum to 1; the
@@ -132,10 +134,12 @@ struct PixelTriangle {
 };
 
 // The raster's geometry: tri_id [B, H, W] over pos [B, V, 4] (instanced) or [V, 4] (range mode).
+// The loops run over rows (b, py), one OpenMP chunk of rows per thread, then columns: no
+// division per pixel.
 struct RastShape {
   int64_t B, H, W, V;
   bool instanced;
-  int64_t base(int64_t n) const { return instanced ? (n / (H * W)) * V : 0; }
+  int64_t base(int64_t row) const { return instanced ? (row / H) * V : 0; }  // of row b H + py
 };
 
 RastShape rast_shape(const torch::Tensor& pos, const torch::Tensor& tri, const torch::Tensor& tri_id) {
@@ -155,8 +159,9 @@ RastShape rast_shape(const torch::Tensor& pos, const torch::Tensor& tri, const t
 // each listed attribute (dA/dX, dA/dY) = (e_0 du/dX + e_1 dv/dX, e_0 du/dY + e_1 dv/dY), e_k = c_k - c_2.
 
 struct InterpolateShape {
-  int64_t pixels, per_image, V, A;
+  int64_t rows, W, H, V, A, F;
   bool shared;  // attr [1, V, A]: one set for every image
+  int64_t base(int64_t row) const { return shared ? 0 : (row / H) * V; }  // of row b H + py
 };
 
 InterpolateShape interpolate_shape(const torch::Tensor& attr, const torch::Tensor& rast, const torch::Tensor& tri,
@@ -172,48 +177,33 @@ InterpolateShape interpolate_shape(const torch::Tensor& attr, const torch::Tenso
                                    rast_db.scalar_type() == attr.scalar_type()),
               "nvdr_interpolate kernel: rast_db like rast");
   TORCH_CHECK(attr.size(0) == 1 || attr.size(0) == rast.size(0), "nvdr_interpolate kernel: attr batch");
-  const int64_t per_image = rast.size(1) * rast.size(2);
-  return {rast.size(0) * per_image, per_image, attr.size(1), attr.size(2), attr.size(0) == 1};
+  return {rast.size(0) * rast.size(1), rast.size(2), rast.size(1), attr.size(1), attr.size(2), tri.size(0),
+          attr.size(0) == 1};
 }
 
+// Pixel n's face, from rast's id channel truncated toward zero as torch's .long() does: -1 where
+// the pixel is empty, -2 where the id is not one of 0..F (NaN included), which the caller reports.
 template <typename T>
-struct PixelCorners {
-  const T* c[3];  // the corners' attribute rows
-  T u, v;
-};
-
-// Pixel n's face (rast's id channel, truncated as torch's .long() does) and corners, or false
-// where it is empty.
-template <typename T>
-bool pixel_corners(const T* attr, const T* rast, const int32_t* tri, const InterpolateShape& s, int64_t n,
-                   PixelCorners<T>& out) {
-  const int64_t id = static_cast<int64_t>(rast[4 * n + 3]);
-  if (id == 0) return false;
-  const int64_t base = s.shared ? 0 : (n / s.per_image) * s.V;
-  for (int k = 0; k < 3; ++k) out.c[k] = attr + (base + tri[3 * (id - 1) + k]) * s.A;
-  out.u = rast[4 * n];
-  out.v = rast[4 * n + 1];
-  return true;
+int64_t pixel_face(const T* rast, int64_t n, int64_t F) {
+  const T id = rast[4 * n + 3];
+  if (!(id > T(-1) && id < T(F + 1))) return -2;
+  return static_cast<int64_t>(id) - 1;
 }
 
 template <typename T>
 void rast_forward(const T* pos, const int32_t* tri, const int32_t* ids, const RastShape& s, T* rast, T* db) {
-  const int64_t pixels = s.B * s.H * s.W;
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < pixels; ++n) {
-    const int32_t id = ids[n];
-    if (id == 0) {  // written here, not zeroed first: one pass over the outputs
-      for (int c = 0; c < 4; ++c) rast[4 * n + c] = 0;
-      if (db) {
-        for (int c = 0; c < 4; ++c) db[4 * n + c] = 0;
-      }
-      continue;
+  for (int64_t row = 0; row < s.B * s.H; ++row) {
+    const int64_t base = s.base(row), py = row % s.H;
+    for (int64_t px = 0, n = row * s.W; px < s.W; ++px, ++n) {
+      const int32_t id = ids[n];
+      if (id == 0) continue;  // the outputs are zeroed
+      PixelTriangle<T> tr;
+      tr.load(pos, tri, base, id - 1, px, py, s.W, s.H);
+      tr.values();
+      rast[4 * n] = tr.u, rast[4 * n + 1] = tr.v, rast[4 * n + 2] = tr.zw, rast[4 * n + 3] = T(id);
+      if (db) tr.derivatives(db + 4 * n);
     }
-    PixelTriangle<T> tr;
-    tr.load(pos, tri, s.base(n), id - 1, n % s.W, (n / s.W) % s.H, s.W, s.H);
-    tr.values();
-    rast[4 * n] = tr.u, rast[4 * n + 1] = tr.v, rast[4 * n + 2] = tr.zw, rast[4 * n + 3] = T(id);
-    if (db) tr.derivatives(db + 4 * n);
   }
 }
 
@@ -221,119 +211,121 @@ void rast_forward(const T* pos, const int32_t* tri, const int32_t* ids, const Ra
 template <typename T>
 void rast_backward(const T* pos, const int32_t* tri, const int32_t* ids, const RastShape& s, const T* grad_rast,
                    const T* grad_db, T* grad_pos, int64_t pos_numel) {
-  const int64_t pixels = s.B * s.H * s.W;
 #pragma omp parallel
   {
     cpu::PrivateSum<T> sum(grad_pos, pos_numel);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < pixels; ++n) {
-      const int32_t id = ids[n];
-      if (id == 0) continue;
-      const T gu = grad_rast ? grad_rast[4 * n] : T(0), gv = grad_rast ? grad_rast[4 * n + 1] : T(0);
-      const T* gdb = grad_db ? grad_db + 4 * n : nullptr;
-      if (gu == 0 && gv == 0 && !(gdb && (gdb[0] != 0 || gdb[1] != 0 || gdb[2] != 0 || gdb[3] != 0))) continue;
-      PixelTriangle<T> tr;
-      const int64_t base = s.base(n);
-      tr.load(pos, tri, base, id - 1, n % s.W, (n / s.W) % s.H, s.W, s.H);
-      tr.values();
-      T gx[3], gy[3], gw[3];
-      tr.backward(gu, gv, gdb, gx, gy, gw);
-      for (int k = 0; k < 3; ++k) {
-        const int64_t row = 4 * (base + tri[3 * (id - 1) + k]);
-        sum.add(row, gx[k]);
-        sum.add(row + 1, gy[k]);
-        sum.add(row + 3, gw[k]);
+    for (int64_t row = 0; row < s.B * s.H; ++row) {
+      const int64_t base = s.base(row), py = row % s.H;
+      for (int64_t px = 0, n = row * s.W; px < s.W; ++px, ++n) {
+        const int32_t id = ids[n];
+        if (id == 0) continue;
+        const T gu = grad_rast ? grad_rast[4 * n] : T(0), gv = grad_rast ? grad_rast[4 * n + 1] : T(0);
+        const T* gdb = grad_db ? grad_db + 4 * n : nullptr;
+        if (gu == 0 && gv == 0 && !(gdb && (gdb[0] != 0 || gdb[1] != 0 || gdb[2] != 0 || gdb[3] != 0))) continue;
+        PixelTriangle<T> tr;
+        tr.load(pos, tri, base, id - 1, px, py, s.W, s.H);
+        tr.values();
+        T gx[3], gy[3], gw[3];
+        tr.backward(gu, gv, gdb, gx, gy, gw);
+        for (int k = 0; k < 3; ++k) {
+          const int64_t e = 4 * (base + tri[3 * (id - 1) + k]);
+          sum.add(e, gx[k]);
+          sum.add(e + 1, gy[k]);
+          sum.add(e + 3, gw[k]);
+        }
       }
     }
     sum.reduce();
   }
 }
 
-// db and out_da: null without listed attributes.
+// db and out_da: null without listed attributes. Returns the number of pixels whose id is not
+// one of 0..F (left empty).
 template <typename T>
-void interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const T* db, const std::vector<int64_t>& diff,
-                     const InterpolateShape& s, T* out, T* out_da) {
-  const int64_t D = static_cast<int64_t>(diff.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < s.pixels; ++n) {
-    PixelCorners<T> pc;
-    T* on = out + n * s.A;
-    if (!pixel_corners(attr, rast, tri, s, n, pc)) {
-      for (int64_t e = 0; e < s.A; ++e) on[e] = 0;
-      for (int64_t d = 0; d < 2 * D; ++d) out_da[n * 2 * D + d] = 0;
-      continue;
-    }
-    for (int64_t e = 0; e < s.A; ++e) {
-      const T c2 = pc.c[2][e];
-      on[e] = c2 + pc.u * (pc.c[0][e] - c2) + pc.v * (pc.c[1][e] - c2);
-    }
-    for (int64_t d = 0; d < D; ++d) {
-      const int64_t e = diff[d];
-      const T* dn = db + 4 * n;
-      const T c2 = pc.c[2][e], e0 = pc.c[0][e] - c2, e1 = pc.c[1][e] - c2;
-      out_da[n * 2 * D + 2 * d] = e0 * dn[0] + e1 * dn[2];
-      out_da[n * 2 * D + 2 * d + 1] = e0 * dn[1] + e1 * dn[3];
+int64_t interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const T* db, const std::vector<int64_t>& diff,
+                        const InterpolateShape& s, T* out, T* out_da) {
+  const int64_t D = static_cast<int64_t>(diff.size()), A = s.A;
+  int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad)
+  for (int64_t row = 0; row < s.rows; ++row) {
+    const T* rows_attr = attr + s.base(row) * A;
+    for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
+      const int64_t face = pixel_face(rast, n, s.F);
+      if (face < 0) {  // the outputs are zeroed
+        bad += face == -2;
+        continue;
+      }
+      const T* c0 = rows_attr + tri[3 * face] * A;
+      const T* c1 = rows_attr + tri[3 * face + 1] * A;
+      const T* c2 = rows_attr + tri[3 * face + 2] * A;
+      const T u = rast[4 * n], v = rast[4 * n + 1];
+      for (int64_t e = 0; e < A; ++e) out[n * A + e] = c2[e] + u * (c0[e] - c2[e]) + v * (c1[e] - c2[e]);
+      for (int64_t d = 0; d < D; ++d) {
+        const int64_t e = diff[d];
+        const T* dn = db + 4 * n;
+        const T e0 = c0[e] - c2[e], e1 = c1[e] - c2[e];
+        out_da[(n * D + d) * 2] = e0 * dn[0] + e1 * dn[2];
+        out_da[(n * D + d) * 2 + 1] = e0 * dn[1] + e1 * dn[3];
+      }
     }
   }
+  return bad;
 }
 
 // grad_out, grad_da (then db too): null where there is no gradient; grad_attr, grad_rast,
-// grad_db: null where not wanted.
+// grad_db: null where not wanted, zeroed otherwise.
 template <typename T>
 void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* db, const std::vector<int64_t>& diff,
                      const InterpolateShape& s, const T* grad_out, const T* grad_da, T* grad_attr, int64_t attr_numel,
                      T* grad_rast, T* grad_db) {
-  const int64_t D = grad_da ? static_cast<int64_t>(diff.size()) : 0;
+  const int64_t D = grad_da ? static_cast<int64_t>(diff.size()) : 0, A = s.A;
 #pragma omp parallel
   {
     cpu::PrivateSum<T> sum(grad_attr, attr_numel);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < s.pixels; ++n) {
-      PixelCorners<T> pc;
-      if (!pixel_corners(attr, rast, tri, s, n, pc)) {
-        if (grad_rast) {
-          for (int c = 0; c < 4; ++c) grad_rast[4 * n + c] = 0;
-        }
-        if (grad_db) {
-          for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = 0;
-        }
-        continue;
-      }
-      const int64_t row[3] = {pc.c[0] - attr, pc.c[1] - attr, pc.c[2] - attr};
-      T gu = 0, gv = 0;
-      if (grad_out) {
-        // out = c2 + u e0 + v e1: d/du = g . e0, d/dv = g . e1; the corners get (u, v, 1 - u - v) g.
-        const T* g = grad_out + n * s.A;
-        for (int64_t e = 0; e < s.A; ++e) {
-          const T c2 = pc.c[2][e];
-          gu += g[e] * (pc.c[0][e] - c2);
-          gv += g[e] * (pc.c[1][e] - c2);
-          if (grad_attr) {
-            const T g0 = pc.u * g[e], g1 = pc.v * g[e];  // d/d(e0), d/d(e1)
-            sum.add(row[0] + e, g0);
-            sum.add(row[1] + e, g1);
-            sum.add(row[2] + e, g[e] - g0 - g1);
+    for (int64_t row = 0; row < s.rows; ++row) {
+      const int64_t base = s.base(row) * A;
+      for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
+        const int64_t face = pixel_face(rast, n, s.F);
+        if (face < 0) continue;
+        // The corners' offsets in attr.
+        const int64_t c0 = base + tri[3 * face] * A, c1 = base + tri[3 * face + 1] * A, c2 = base + tri[3 * face + 2] * A;
+        const T u = rast[4 * n], v = rast[4 * n + 1];
+        T gu = 0, gv = 0;
+        if (grad_out) {
+          // out = c2 + u e0 + v e1: d/du = g . e0, d/dv = g . e1; the corners get (u, v, 1 - u - v) g.
+          const T* g = grad_out + n * A;
+          for (int64_t e = 0; e < A; ++e) {
+            gu += g[e] * (attr[c0 + e] - attr[c2 + e]);
+            gv += g[e] * (attr[c1 + e] - attr[c2 + e]);
+            if (grad_attr) {
+              const T g0 = u * g[e], g1 = v * g[e];  // d/d(e0), d/d(e1)
+              sum.add(c0 + e, g0);
+              sum.add(c1 + e, g1);
+              sum.add(c2 + e, g[e] - g0 - g1);
+            }
           }
         }
-      }
-      T gdb[4] = {0, 0, 0, 0};
-      for (int64_t d = 0; d < D; ++d) {
-        // (dA/dX, dA/dY) = (e0 db0 + e1 db2, e0 db1 + e1 db3).
-        const int64_t e = diff[d];
-        const T* dn = db + 4 * n;
-        const T gx = grad_da[n * 2 * D + 2 * d], gy = grad_da[n * 2 * D + 2 * d + 1];
-        const T c2 = pc.c[2][e], e0 = pc.c[0][e] - c2, e1 = pc.c[1][e] - c2;
-        gdb[0] += gx * e0, gdb[1] += gy * e0, gdb[2] += gx * e1, gdb[3] += gy * e1;
-        if (grad_attr) {
-          const T g0 = gx * dn[0] + gy * dn[1], g1 = gx * dn[2] + gy * dn[3];  // d/d(e0), d/d(e1)
-          sum.add(row[0] + e, g0);
-          sum.add(row[1] + e, g1);
-          sum.add(row[2] + e, -g0 - g1);
+        T gdb[4] = {0, 0, 0, 0};
+        for (int64_t d = 0; d < D; ++d) {
+          // (dA/dX, dA/dY) = (e0 db0 + e1 db2, e0 db1 + e1 db3).
+          const int64_t e = diff[d];
+          const T* dn = db + 4 * n;
+          const T gx = grad_da[(n * D + d) * 2], gy = grad_da[(n * D + d) * 2 + 1];
+          const T e0 = attr[c0 + e] - attr[c2 + e], e1 = attr[c1 + e] - attr[c2 + e];
+          gdb[0] += gx * e0, gdb[1] += gy * e0, gdb[2] += gx * e1, gdb[3] += gy * e1;
+          if (grad_attr) {
+            const T g0 = gx * dn[0] + gy * dn[1], g1 = gx * dn[2] + gy * dn[3];  // d/d(e0), d/d(e1)
+            sum.add(c0 + e, g0);
+            sum.add(c1 + e, g1);
+            sum.add(c2 + e, -g0 - g1);
+          }
         }
-      }
-      if (grad_rast) grad_rast[4 * n] = gu, grad_rast[4 * n + 1] = gv, grad_rast[4 * n + 2] = grad_rast[4 * n + 3] = 0;
-      if (grad_db) {
-        for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = gdb[c];
+        if (grad_rast) grad_rast[4 * n] = gu, grad_rast[4 * n + 1] = gv;
+        if (grad_db) {
+          for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = gdb[c];
+        }
       }
     }
     sum.reduce();
@@ -349,8 +341,8 @@ T* data_or_null(torch::Tensor& t) {
 
 std::vector<torch::Tensor> nvdr_rast_forward(torch::Tensor pos, torch::Tensor tri, torch::Tensor tri_id, bool with_db) {
   const RastShape s = rast_shape(pos, tri, tri_id);
-  auto rast = torch::empty({s.B, s.H, s.W, 4}, pos.options());
-  auto rast_db = torch::empty({s.B, s.H, s.W, with_db ? 4 : 0}, pos.options());
+  auto rast = torch::zeros({s.B, s.H, s.W, 4}, pos.options());
+  auto rast_db = torch::zeros({s.B, s.H, s.W, with_db ? 4 : 0}, pos.options());
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "nvdr_rast_forward", [&] {
     rast_forward(pos.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(), tri_id.data_ptr<int32_t>(), s,
                  rast.data_ptr<scalar_t>(), data_or_null<scalar_t>(rast_db));
@@ -378,14 +370,15 @@ std::vector<torch::Tensor> nvdr_interpolate_forward(torch::Tensor attr, torch::T
   const InterpolateShape s = interpolate_shape(attr, rast, tri, rast_db);
   const int64_t D = static_cast<int64_t>(diff.size());
   TORCH_CHECK(!D || rast_db.numel(), "nvdr_interpolate kernel: diff_attrs need rast_db");
-  auto out = torch::empty({rast.size(0), rast.size(1), rast.size(2), s.A}, attr.options());
-  auto out_da = torch::empty({rast.size(0), rast.size(1), rast.size(2), 2 * D}, attr.options());
+  auto out = torch::zeros({rast.size(0), rast.size(1), rast.size(2), s.A}, attr.options());
+  auto out_da = torch::zeros({rast.size(0), rast.size(1), rast.size(2), 2 * D}, attr.options());
+  int64_t bad = 0;
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "nvdr_interpolate_forward", [&] {
-    interpolate_fwd(attr.data_ptr<scalar_t>(), rast.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(),
-                    D ? rast_db.data_ptr<scalar_t>() : nullptr, diff, s, out.data_ptr<scalar_t>(),
-                    data_or_null<scalar_t>(out_da));
+    bad = interpolate_fwd(attr.data_ptr<scalar_t>(), rast.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(),
+                          D ? rast_db.data_ptr<scalar_t>() : nullptr, diff, s, out.data_ptr<scalar_t>(),
+                          data_or_null<scalar_t>(out_da));
   });
-  return {out, out_da};
+  return {out, out_da, torch::scalar_tensor(bad, torch::kLong)};
 }
 
 std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, torch::Tensor grad_da,
@@ -397,8 +390,8 @@ std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, tor
   grad_da = diff.empty() ? torch::Tensor() : grad_da.contiguous();  // no listed attributes: no out_da gradient
   want_db = want_db && grad_da.defined() && grad_da.numel();
   auto grad_attr = want_attr ? torch::zeros_like(attr) : torch::Tensor();
-  auto grad_rast = want_rast ? torch::empty_like(rast) : torch::Tensor();
-  auto grad_db = want_db ? torch::empty_like(rast_db) : torch::Tensor();
+  auto grad_rast = want_rast ? torch::zeros_like(rast) : torch::Tensor();
+  auto grad_db = want_db ? torch::zeros_like(rast_db) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "nvdr_interpolate_backward", [&] {
     const scalar_t* g_da = data_or_null<scalar_t>(grad_da);
     interpolate_bwd(attr.data_ptr<scalar_t>(), rast.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(),

@@ -494,32 +494,42 @@ def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
     if attr.dim() == 3:
         _require(attr.shape[0] in (1, batch), "minibatch size mismatch between inputs rast, attr")
     checks.faces(tri, attr.shape[-2], "tri")
-    low, high = (float(x) for x in torch.aminmax(rast[..., 3].detach()))
-    if high >= tri.shape[0] + 1:  # (ids are truncated to integers, as nvdiffrast and torch's .long() do)
-        raise NvdiffrastValueError(f"rast refers to triangle {int(high) - 1}, but tri has {tri.shape[0]}")
-    if not low > -1 or not high < tri.shape[0] + 1:  # negative, or NaN
-        raise NvdiffrastValueError(f"rast: triangle ids (channel 3) must lie in 0..{tri.shape[0]}, got values in "
-                                   f"[{low}, {high}]")
     attr = attr if attr.dim() == 3 else attr[None]
     kernels = cpu_kernels() if attr.device.type == "cpu" else None
     dtypes = {attr.dtype, rast.dtype} | ({rast_db.dtype} if diff else set())
     if kernels is None or len(dtypes) > 1:  # (mixed dtypes: torch promotes each output its own way)
+        _check_ids(rast, tri.shape[0])
         return _torch_interpolate(attr, rast, tri, rast_db, diff)
+    # The kernel checks the ids as it reads them.
     return _InterpolateCPU.apply(attr.contiguous(), rast.contiguous(), tri.contiguous(),
                                  rast_db.contiguous() if diff else None, diff, kernels)
+
+
+def _check_ids(rast: torch.Tensor, num_faces: int) -> None:
+    """Raise unless every triangle id in ``rast[..., 3]``, truncated toward zero (as nvdiffrast and
+    torch's ``.long()`` do), is one of ``0..num_faces``."""
+    low, high = (float(x) for x in torch.aminmax(rast[..., 3].detach()))
+    if high >= num_faces + 1:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(high) - 1}, but tri has {num_faces}")
+    if not low > -1 or not high < num_faces + 1:  # negative, or NaN
+        raise NvdiffrastValueError(f"rast: triangle ids (channel 3) must lie in 0..{num_faces}, got values in "
+                                   f"[{low}, {high}]")
 
 
 class _InterpolateCPU(torch.autograd.Function):
     """:func:`_torch_interpolate` as one compiled gather forward and one backward (``csrc/nvdr_raster.cpp``).
 
     Arguments as :func:`_torch_interpolate`'s, contiguous, on the CPU, in one dtype (``rast_db`` None
-    without ``diff``), then the compiled module.
+    without ``diff``), then the compiled module. Raises :func:`_check_ids`' error for a bad triangle id.
     """
 
     @staticmethod
     def forward(ctx, attr, rast, tri, rast_db, diff, kernels):
         empty = attr.new_empty(0)
-        out, out_da = kernels.nvdr_interpolate_forward(attr, rast, tri, empty if rast_db is None else rast_db, diff)
+        out, out_da, bad = kernels.nvdr_interpolate_forward(attr, rast, tri, empty if rast_db is None else rast_db,
+                                                            diff)
+        if bad:
+            _check_ids(rast, tri.shape[0])  # raises
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(attr, rast, tri, rast_db)
         ctx.kernels, ctx.diff = kernels, diff

@@ -410,3 +410,40 @@ def test_interpolate_rejects_negative_and_nan_ids(glctx):
     # Fractions truncate toward zero, as torch's .long() (and nvdiffrast's cast) do: -0.5 is empty.
     out, _ = dr.interpolate(attr, torch.cat([rast[..., :3], torch.full_like(rast[..., 3:], -0.5)], -1), ONE)
     assert (out == 0).all()
+
+
+def test_torch_path_where_no_kernels(glctx, kernels, monkeypatch):
+    """Without the compiled kernels (no compiler; CUDA tensors) rasterize and interpolate take the
+    torch references: the same values, and the same errors for bad triangle ids."""
+    pos, tri = random_triangles(2, 24, 30, torch.float64, seed=9)
+    attr = torch.rand(24, 3, dtype=torch.float64)
+    with_kernels = [*dr.rasterize(glctx, pos, tri, (19, 21))]
+    with_kernels += dr.interpolate(attr, with_kernels[0], tri, with_kernels[1], diff_attrs=[1])
+    monkeypatch.setattr(ops, "cpu_kernels", lambda: None)
+    without = [*dr.rasterize(glctx, pos.requires_grad_(True), tri, (19, 21))]
+    assert type(without[0].grad_fn).__name__ != "_RastOutputsCPUBackward"
+    without += dr.interpolate(attr.requires_grad_(True), without[0], tri, without[1], diff_attrs=[1])
+    assert type(without[2].grad_fn).__name__ != "_InterpolateCPUBackward"
+    for a, b in zip(with_kernels, without):
+        assert torch.equal(a, b)
+    for bad, message in ((2 * tri.shape[0], "rast refers to triangle"), (float("nan"), "triangle ids")):
+        rast = with_kernels[0].clone()
+        rast[0, 3, 4, 3] = bad
+        with pytest.raises(ValueError, match=message):
+            dr.interpolate(attr, rast, tri)
+        monkeypatch.undo()
+        with pytest.raises(ValueError, match=message):
+            dr.interpolate(attr, rast, tri)
+        monkeypatch.setattr(ops, "cpu_kernels", lambda: None)
+
+
+def test_interpolate_mixed_dtypes_promote(glctx):
+    """float32 attributes on a float64 raster (torch's promotion, through the torch path)."""
+    pos, tri = perspective_scene(torch.float64)
+    rast, rast_db = dr.rasterize(glctx, pos, tri, (8, 8))
+    attr = torch.rand(5, 2)
+    out, out_da = dr.interpolate(attr, rast, tri, rast_db, diff_attrs="all")
+    assert out.dtype == out_da.dtype == torch.float64
+    ref, ref_da = dr.interpolate(attr.double(), rast, tri, rast_db, diff_attrs="all")
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(out_da, ref_da, rtol=1e-6, atol=1e-7)

@@ -290,7 +290,8 @@ void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* 
         const int64_t face = pixel_face(rast, n, s.F);
         if (face < 0) continue;
         // The corners' offsets in attr.
-        const int64_t c0 = base + tri[3 * face] * A, c1 = base + tri[3 * face + 1] * A, c2 = base + tri[3 * face + 2] * A;
+        const int64_t c0 = base + tri[3 * face] * A, c1 = base + tri[3 * face + 1] * A,
+                      c2 = base + tri[3 * face + 2] * A;
         const T u = rast[4 * n], v = rast[4 * n + 1];
         T gu = 0, gv = 0;
         if (grad_out) {

@@ -12,12 +12,12 @@ Conventions are nvdiffrast's, not glsplat's:
 
 glsplat's OpenGL pass decides which triangle covers each pixel (glsplat's :func:`glsplat.rasterize`
 with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the values (u, v, z/w) and
-``rast_db`` are then recomputed in torch at the pixel centers from that triangle's clip-space corners
+``rast_db`` are then recomputed at the pixel centers from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. On the CPU those
-values and ``interpolate`` are compiled kernels (``glsplat/csrc/nvdr_raster.cpp``; the torch code here,
-:func:`_rast_outputs` and :func:`_torch_interpolate`, is their reference and the path on other devices). ``antialias`` is
-nvdiffrast's analytic antialias (its method, written in vectorized torch in
+values and ``interpolate`` come from compiled kernels (``glsplat/csrc/nvdr_raster.cpp``); the torch code
+here (:func:`_rast_outputs`, :func:`_torch_interpolate`) is their reference and the path on other
+devices. ``antialias`` is nvdiffrast's analytic antialias (its method, written in vectorized torch in
 :mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need

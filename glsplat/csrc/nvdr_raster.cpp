@@ -197,7 +197,13 @@ void rast_forward(const T* pos, const int32_t* tri, const int32_t* ids, const Ra
     const int64_t base = s.base(row), py = row % s.H;
     for (int64_t px = 0, n = row * s.W; px < s.W; ++px, ++n) {
       const int32_t id = ids[n];
-      if (id == 0) continue;  // the outputs are zeroed
+      if (id == 0) {  // zeroed here, not beforehand: one pass over the outputs' memory
+        for (int c = 0; c < 4; ++c) rast[4 * n + c] = 0;
+        if (db) {
+          for (int c = 0; c < 4; ++c) db[4 * n + c] = 0;
+        }
+        continue;
+      }
       PixelTriangle<T> tr;
       tr.load(pos, tri, base, id - 1, px, py, s.W, s.H);
       tr.values();
@@ -252,8 +258,10 @@ int64_t interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const 
     const T* rows_attr = attr + s.base(row) * A;
     for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
       const int64_t face = pixel_face(rast, n, s.F);
-      if (face < 0) {  // the outputs are zeroed
+      if (face < 0) {  // zeroed here, not beforehand: one pass over the outputs' memory
         bad += face == -2;
+        for (int64_t e = 0; e < A; ++e) out[n * A + e] = 0;
+        for (int64_t d = 0; d < 2 * D; ++d) out_da[n * 2 * D + d] = 0;
         continue;
       }
       const T* c0 = rows_attr + tri[3 * face] * A;
@@ -273,8 +281,8 @@ int64_t interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const 
   return bad;
 }
 
-// grad_out, grad_da (then db too): null where there is no gradient; grad_attr, grad_rast,
-// grad_db: null where not wanted, zeroed otherwise.
+// grad_out, grad_da (then db too): null where there is no gradient; grad_attr (zeroed), grad_rast,
+// grad_db: null where not wanted.
 template <typename T>
 void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* db, const std::vector<int64_t>& diff,
                      const InterpolateShape& s, const T* grad_out, const T* grad_da, T* grad_attr, int64_t attr_numel,
@@ -288,7 +296,15 @@ void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* 
       const int64_t base = s.base(row) * A;
       for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
         const int64_t face = pixel_face(rast, n, s.F);
-        if (face < 0) continue;
+        if (face < 0) {
+          if (grad_rast) {
+            for (int c = 0; c < 4; ++c) grad_rast[4 * n + c] = 0;
+          }
+          if (grad_db) {
+            for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = 0;
+          }
+          continue;
+        }
         // The corners' offsets in attr.
         const int64_t c0 = base + tri[3 * face] * A, c1 = base + tri[3 * face + 1] * A,
                       c2 = base + tri[3 * face + 2] * A;
@@ -323,7 +339,9 @@ void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* 
             sum.add(c2 + e, -g0 - g1);
           }
         }
-        if (grad_rast) grad_rast[4 * n] = gu, grad_rast[4 * n + 1] = gv;
+        if (grad_rast) {
+          grad_rast[4 * n] = gu, grad_rast[4 * n + 1] = gv, grad_rast[4 * n + 2] = grad_rast[4 * n + 3] = 0;
+        }
         if (grad_db) {
           for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = gdb[c];
         }
@@ -342,8 +360,8 @@ T* data_or_null(torch::Tensor& t) {
 
 std::vector<torch::Tensor> nvdr_rast_forward(torch::Tensor pos, torch::Tensor tri, torch::Tensor tri_id, bool with_db) {
   const RastShape s = rast_shape(pos, tri, tri_id);
-  auto rast = torch::zeros({s.B, s.H, s.W, 4}, pos.options());
-  auto rast_db = torch::zeros({s.B, s.H, s.W, with_db ? 4 : 0}, pos.options());
+  auto rast = torch::empty({s.B, s.H, s.W, 4}, pos.options());
+  auto rast_db = torch::empty({s.B, s.H, s.W, with_db ? 4 : 0}, pos.options());
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "nvdr_rast_forward", [&] {
     rast_forward(pos.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(), tri_id.data_ptr<int32_t>(), s,
                  rast.data_ptr<scalar_t>(), data_or_null<scalar_t>(rast_db));
@@ -371,8 +389,8 @@ std::vector<torch::Tensor> nvdr_interpolate_forward(torch::Tensor attr, torch::T
   const InterpolateShape s = interpolate_shape(attr, rast, tri, rast_db);
   const int64_t D = static_cast<int64_t>(diff.size());
   TORCH_CHECK(!D || rast_db.numel(), "nvdr_interpolate kernel: diff_attrs need rast_db");
-  auto out = torch::zeros({rast.size(0), rast.size(1), rast.size(2), s.A}, attr.options());
-  auto out_da = torch::zeros({rast.size(0), rast.size(1), rast.size(2), 2 * D}, attr.options());
+  auto out = torch::empty({rast.size(0), rast.size(1), rast.size(2), s.A}, attr.options());
+  auto out_da = torch::empty({rast.size(0), rast.size(1), rast.size(2), 2 * D}, attr.options());
   int64_t bad = 0;
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "nvdr_interpolate_forward", [&] {
     bad = interpolate_fwd(attr.data_ptr<scalar_t>(), rast.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(),
@@ -391,8 +409,8 @@ std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, tor
   grad_da = diff.empty() ? torch::Tensor() : grad_da.contiguous();  // no listed attributes: no out_da gradient
   want_db = want_db && grad_da.defined() && grad_da.numel();
   auto grad_attr = want_attr ? torch::zeros_like(attr) : torch::Tensor();
-  auto grad_rast = want_rast ? torch::zeros_like(rast) : torch::Tensor();
-  auto grad_db = want_db ? torch::zeros_like(rast_db) : torch::Tensor();
+  auto grad_rast = want_rast ? torch::empty_like(rast) : torch::Tensor();
+  auto grad_db = want_db ? torch::empty_like(rast_db) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "nvdr_interpolate_backward", [&] {
     const scalar_t* g_da = data_or_null<scalar_t>(grad_da);
     interpolate_bwd(attr.data_ptr<scalar_t>(), rast.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(),

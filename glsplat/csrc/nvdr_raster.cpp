@@ -190,26 +190,44 @@ int64_t pixel_face(const T* rast, int64_t n, int64_t F) {
   return static_cast<int64_t>(id) - 1;
 }
 
+// Outputs zeroed over runs of empty pixels, each run in one go when it ends (a few stores per
+// empty pixel cost more than its test; zeroing whole frames first would write their memory twice):
+// `out[k]` has `width[k]` values per pixel, or is null.
+template <typename T>
+struct EmptyRuns {
+  T* out[2];
+  int64_t width[2];
+  int64_t start;  // the current run's first pixel
+
+  // Pixel n is covered: the run [start, n) ends, the next may begin after n.
+  void covered(int64_t n) {
+    end(n);
+    start = n + 1;
+  }
+  void end(int64_t n) const {
+    for (int k = 0; k < 2; ++k) {
+      if (out[k] && n > start) std::fill(out[k] + start * width[k], out[k] + n * width[k], T(0));
+    }
+  }
+};
+
 template <typename T>
 void rast_forward(const T* pos, const int32_t* tri, const int32_t* ids, const RastShape& s, T* rast, T* db) {
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < s.B * s.H; ++row) {
     const int64_t base = s.base(row), py = row % s.H;
+    EmptyRuns<T> empty{{rast, db}, {4, 4}, row * s.W};
     for (int64_t px = 0, n = row * s.W; px < s.W; ++px, ++n) {
       const int32_t id = ids[n];
-      if (id == 0) {  // zeroed here, not beforehand: one pass over the outputs' memory
-        for (int c = 0; c < 4; ++c) rast[4 * n + c] = 0;
-        if (db) {
-          for (int c = 0; c < 4; ++c) db[4 * n + c] = 0;
-        }
-        continue;
-      }
+      if (id == 0) continue;
+      empty.covered(n);
       PixelTriangle<T> tr;
       tr.load(pos, tri, base, id - 1, px, py, s.W, s.H);
       tr.values();
       rast[4 * n] = tr.u, rast[4 * n + 1] = tr.v, rast[4 * n + 2] = tr.zw, rast[4 * n + 3] = T(id);
       if (db) tr.derivatives(db + 4 * n);
     }
+    empty.end((row + 1) * s.W);
   }
 }
 
@@ -256,14 +274,14 @@ int64_t interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const 
 #pragma omp parallel for schedule(static) reduction(+ : bad)
   for (int64_t row = 0; row < s.rows; ++row) {
     const T* rows_attr = attr + s.base(row) * A;
+    EmptyRuns<T> empty{{out, out_da}, {A, 2 * D}, row * s.W};
     for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
       const int64_t face = pixel_face(rast, n, s.F);
-      if (face < 0) {  // zeroed here, not beforehand: one pass over the outputs' memory
+      if (face < 0) {
         bad += face == -2;
-        for (int64_t e = 0; e < A; ++e) out[n * A + e] = 0;
-        for (int64_t d = 0; d < 2 * D; ++d) out_da[n * 2 * D + d] = 0;
         continue;
       }
+      empty.covered(n);
       const T* c0 = rows_attr + tri[3 * face] * A;
       const T* c1 = rows_attr + tri[3 * face + 1] * A;
       const T* c2 = rows_attr + tri[3 * face + 2] * A;
@@ -277,6 +295,7 @@ int64_t interpolate_fwd(const T* attr, const T* rast, const int32_t* tri, const 
         out_da[(n * D + d) * 2 + 1] = e0 * dn[1] + e1 * dn[3];
       }
     }
+    empty.end((row + 1) * s.W);
   }
   return bad;
 }
@@ -294,17 +313,11 @@ void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* 
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < s.rows; ++row) {
       const int64_t base = s.base(row) * A;
+      EmptyRuns<T> empty{{grad_rast, grad_db}, {4, 4}, row * s.W};
       for (int64_t n = row * s.W; n < (row + 1) * s.W; ++n) {
         const int64_t face = pixel_face(rast, n, s.F);
-        if (face < 0) {
-          if (grad_rast) {
-            for (int c = 0; c < 4; ++c) grad_rast[4 * n + c] = 0;
-          }
-          if (grad_db) {
-            for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = 0;
-          }
-          continue;
-        }
+        if (face < 0) continue;
+        empty.covered(n);
         // The corners' offsets in attr.
         const int64_t c0 = base + tri[3 * face] * A, c1 = base + tri[3 * face + 1] * A,
                       c2 = base + tri[3 * face + 2] * A;
@@ -346,6 +359,7 @@ void interpolate_bwd(const T* attr, const T* rast, const int32_t* tri, const T* 
           for (int c = 0; c < 4; ++c) grad_db[4 * n + c] = gdb[c];
         }
       }
+      empty.end((row + 1) * s.W);
     }
     sum.reduce();
   }

@@ -78,8 +78,8 @@ struct PixelTriangle {
   T ax(int k) const { return y[(k + 2) % 3] * w[(k + 1) % 3] - y[(k + 1) % 3] * w[(k + 2) % 3]; }
   T ay(int k) const { return x[(k + 1) % 3] * w[(k + 2) % 3] - x[(k + 2) % 3] * w[(k + 1) % 3]; }
 
-  // rast_db = (du/dX, du/dY, dv/dX, dv/dY) per pixel: with S = sum_k ax_k * 2 / W and
-  // k = inv_area * 2 / W, du/dX = u S inv_area - k ax_0 (likewise Y with ay and H, v with a_1).
+  // rast_db = (du/dX, du/dY, dv/dX, dv/dY) per pixel: with sx = sum_k ax_k * 2 / W and
+  // kx = inv_area * 2 / W, du/dX = u sx inv_area - kx ax_0 (likewise Y with ay and H, v with ax_1).
   void derivatives(T* db) const {
     const T ax0 = ax(0), ax1 = ax(1), ax2 = ax(2), ay0 = ay(0), ay1 = ay(1), ay2 = ay(2);
     const T sx = (ax0 + ax1 + ax2) * cx, sy = (ay0 + ay1 + ay2) * cy;
@@ -91,7 +91,7 @@ struct PixelTriangle {
   }
 
   // The gradient of the loss w.r.t. the corners' (x, y, w) (z gets none: z/w is constant), from
-  // gu, gv (of rast's u, v) and, when db_grad is not null, gdb (of rast_db). values() first.
+  // gu, gv (of rast's u, v) and, when not null, gdb (of rast_db). Call values() first.
   void backward(T gu, T gv, const T* gdb, T gx[3], T gy[3], T gw[3]) const {
     T g_ia = 0;
     for (int k = 0; k < 3; ++k) gx[k] = gy[k] = gw[k] = 0;
@@ -105,7 +105,7 @@ struct PixelTriangle {
       const T g_sx = (gdb[0] * u + gdb[2] * v) * inv_area, g_sy = (gdb[1] * u + gdb[3] * v) * inv_area;
       g_ia += gdb[0] * u * sx + gdb[1] * u * sy + gdb[2] * v * sx + gdb[3] * v * sy  // through ia itself
               - (gdb[0] * ax0 + gdb[2] * ax1) * cx - (gdb[1] * ay0 + gdb[3] * ay1) * cy;  // through kx, ky
-      // d/d(ax_k), d/d(ay_k): through S (all k), and -k for corners 0 (du) and 1 (dv).
+      // d/d(ax_k), d/d(ay_k): through sx, sy (all k), and through -kx ax_0, -kx ax_1 (likewise y).
       const T g_ax[3] = {g_sx * cx - gdb[0] * kx, g_sx * cx - gdb[2] * kx, g_sx * cx};
       const T g_ay[3] = {g_sy * cy - gdb[1] * ky, g_sy * cy - gdb[3] * ky, g_sy * cy};
       for (int k = 0; k < 3; ++k) {

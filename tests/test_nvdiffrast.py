@@ -238,3 +238,212 @@ def test_bad_inputs(glctx):
     peeler = dr.DepthPeeler(glctx, pos, tri, (4, 4))
     with pytest.raises(RuntimeError, match="with"):
         peeler.rasterize_next_layer()
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled CPU kernels (glsplat/csrc/nvdr_raster.cpp) against their torch references,
+# ops._rast_outputs and ops._torch_interpolate: the same values bit for bit, the same gradients
+# to rounding, on the CPU path that rasterize and interpolate take.
+
+from glsplat.kernels import cpu_kernels  # noqa: E402
+from glsplat.nvdiffrast import ops  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    if cpu_kernels() is None:
+        pytest.skip("the CPU kernels cannot be built here (tests/test_kernels.py says why)")
+    return cpu_kernels()
+
+
+def random_triangles(batch, verts, faces, dtype, seed):
+    """Random clip-space triangles that overlap, leave pixels empty and vary in w: ``[B, V, 4]``, ``[F, 3]``."""
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.randn(batch, verts, 4, generator=gen, dtype=torch.float64)
+    pos[..., :2] *= 0.7
+    pos[..., 3] = 1 + torch.rand(batch, verts, generator=gen, dtype=torch.float64)
+    pos[..., :3] *= pos[..., 3:]
+    tri = torch.stack([torch.randperm(verts, generator=gen)[:3] for _ in range(faces)]).to(torch.int32)
+    return pos.to(dtype), tri
+
+
+def weighted_grads(outputs, inputs, seed):
+    """Gradients of a random weighted sum of ``outputs`` (None entries skipped) w.r.t. ``inputs``."""
+    gen = torch.Generator().manual_seed(seed)
+    loss = sum((x * torch.randn(x.shape, generator=gen, dtype=x.dtype)).sum() for x in outputs if x is not None)
+    return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
+
+
+def assert_grads_close(ours, reference, dtype):
+    for a, b in zip(ours, reference):
+        scale = b.abs().max().item() or 1.0
+        torch.testing.assert_close(a, b, rtol=0, atol=scale * (1e-12 if dtype == torch.float64 else 2e-6))
+
+
+RAST_CASES = {  # batch, size, with_db, grad_db, range mode
+    "instanced": (2, (37, 23), True, True, False),
+    "one image, wide": (1, (16, 64), True, True, False),
+    "without db": (2, (20, 18), False, True, False),
+    "db without gradient": (2, (20, 18), True, False, False),
+    "range mode": (3, (24, 20), True, True, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", list(RAST_CASES))
+def test_rast_kernel_equals_torch_reference(glctx, kernels, dtype, case):
+    batch, size, with_db, grad_db, range_mode = RAST_CASES[case]
+    pos, tri = random_triangles(1 if range_mode else batch, 24, 30, dtype, seed=len(case))
+    ranges = None
+    if range_mode:
+        pos = pos[0]
+        ranges = torch.tensor([[0, 12], [8, 22], [30, 0]], dtype=torch.int32)  # the last image is empty
+    tri_id = ops._triangle_ids(glctx, pos, tri, size, ranges, layers=1)[:, 0]
+    covered = (tri_id > 0).flatten(1).sum(1)
+    assert (covered < size[0] * size[1]).all() and (covered[:2] > 0).all()  # empty pixels in every image
+    ours_pos, ref_pos = pos.clone().requires_grad_(True), pos.clone().requires_grad_(True)
+
+    def both():
+        return (*ops._rast_values(ours_pos, tri, tri_id, with_db, grad_db),
+                *ops._rast_outputs(ref_pos, tri, tri_id, with_db, grad_db))
+
+    rast, rast_db, ref, ref_db = both()
+    assert type(rast.grad_fn).__name__ == "_RastOutputsCPUBackward"
+    assert rast.dtype == dtype and rast_db.shape == ref_db.shape == (tri_id.shape + ((4,) if with_db else (0,)))
+    assert torch.equal(rast, ref) and torch.equal(rast_db, ref_db)
+    assert rast_db.requires_grad == ref_db.requires_grad == (with_db and grad_db)
+    # The gradient through u, v and rast_db together, and through each alone.
+    picks = [lambda r, d: (r, d), lambda r, d: (r, None)] + ([lambda r, d: (None, d)] if rast_db.requires_grad else [])
+    for seed, pick in enumerate(picks):
+        if not rast_db.requires_grad:
+            pick = picks[1]
+        rast, rast_db, ref, ref_db = both()
+        assert_grads_close(weighted_grads(pick(rast, rast_db), ours_pos, seed),
+                           weighted_grads(pick(ref, ref_db), ref_pos, seed), dtype)
+
+
+def interior_ids(pos, tri, tri_id):
+    """``tri_id`` with only the pixels whose (u, v, 1 - u - v) are all at least 1e-3 (no clamp is active,
+    so finite differences see the gradient the clamps pass straight through)."""
+    rast, _ = ops._rast_outputs(pos.detach(), tri, tri_id, False, False)
+    u, v = rast[..., 0], rast[..., 1]
+    return torch.where((u > 1e-3) & (v > 1e-3) & (u + v < 1 - 1e-3), tri_id, 0)
+
+
+@pytest.mark.parametrize("range_mode", [False, True])
+def test_rast_kernel_gradcheck(glctx, kernels, range_mode):
+    pos, tri = perspective_scene(torch.float64)
+    pos = torch.cat([pos, pos * torch.tensor([0.8, -1.1, 1.0, 1.0], dtype=torch.float64)])  # [2, 5, 4]
+    ranges = None
+    if range_mode:
+        pos, tri = pos.reshape(10, 4), torch.cat([tri, tri + 5])
+        ranges = torch.tensor([[0, 2], [1, 3]], dtype=torch.int32)
+    size = (7, 9)
+    tri_id = interior_ids(pos, tri, ops._triangle_ids(glctx, pos, tri, size, ranges, layers=1)[:, 0])
+    assert (tri_id > 0).sum() > 20
+    pos.requires_grad_(True)
+
+    def uv_and_db(p):
+        rast, rast_db = ops._rast_values(p, tri, tri_id, True, True)
+        return rast[..., :2], rast_db
+
+    assert type(uv_and_db(pos)[1].grad_fn).__name__ == "_RastOutputsCPUBackward"
+    assert torch.autograd.gradcheck(uv_and_db, (pos,), eps=1e-7, atol=1e-6)
+
+
+INTERPOLATE_CASES = {  # attr's leading shape, diff_attrs
+    "shared [V, A]": ((), None),
+    "shared [1, V, A], all differentiated": ((1,), "all"),
+    "per image, some differentiated": ((2,), [2, 0]),
+    "per image, one differentiated twice": ((2,), [1, 1]),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", list(INTERPOLATE_CASES))
+def test_interpolate_kernel_equals_torch_reference(glctx, kernels, dtype, case):
+    lead, diff_attrs = INTERPOLATE_CASES[case]
+    pos, tri = random_triangles(2, 24, 30, dtype, seed=5)
+    rast, rast_db = dr.rasterize(glctx, pos, tri, (29, 31))
+    gen = torch.Generator().manual_seed(6)
+    attr = torch.randn(*lead, 24, 3, generator=gen, dtype=torch.float64).to(dtype).requires_grad_(True)
+    rast, rast_db = rast.detach().requires_grad_(True), rast_db.detach().requires_grad_(True)
+    out, out_da = dr.interpolate(attr, rast, tri, rast_db, diff_attrs=diff_attrs)
+    diff = ops._diff_attr_list(diff_attrs, 3)
+    ref, ref_da = ops._torch_interpolate(attr if attr.dim() == 3 else attr[None], rast, tri, rast_db, diff)
+    assert type(out.grad_fn).__name__ == "_InterpolateCPUBackward"
+    assert out.dtype == dtype and out_da.shape == ref_da.shape == (2, 29, 31, 2 * len(diff))
+    assert torch.equal(out, ref) and torch.equal(out_da, ref_da)
+    assert out_da.requires_grad == ref_da.requires_grad == bool(diff)
+    inputs = (attr, rast, rast_db) if diff else (attr, rast)
+    picks = [lambda o, d: (o, None)] + ([lambda o, d: (o, d), lambda o, d: (None, d)] if diff else [])
+    for seed, pick in enumerate(picks):
+        out, out_da = dr.interpolate(attr, rast, tri, rast_db, diff_attrs=diff_attrs)
+        ref, ref_da = ops._torch_interpolate(attr if attr.dim() == 3 else attr[None], rast, tri, rast_db, diff)
+        assert_grads_close(weighted_grads(pick(out, out_da), inputs, seed),
+                           weighted_grads(pick(ref, ref_da), inputs, seed), dtype)
+
+
+def test_interpolate_kernel_gradcheck(glctx, kernels):
+    """Shared attributes [V, A], a subset differentiated, through the kernel."""
+    pos, tri = perspective_scene(torch.float64)
+    rast, rast_db = dr.rasterize(glctx, pos.expand(2, -1, -1), tri, (5, 7))
+    attr = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
+    uv = rast[..., :2].detach().clone().requires_grad_(True)
+    rest = rast[..., 2:].detach()
+    db = rast_db.detach().clone().requires_grad_(True)
+
+    def run(attr, uv, db):
+        return dr.interpolate(attr, torch.cat([uv, rest], -1), tri, db, diff_attrs=[2, 0])
+
+    assert type(run(attr, uv, db)[0].grad_fn).__name__ == "_InterpolateCPUBackward"
+    assert torch.autograd.gradcheck(run, (attr, uv, db))
+    assert torch.autograd.gradcheck(lambda a, t: dr.interpolate(a, torch.cat([t, rest], -1), tri)[0], (attr, uv))
+
+
+def test_interpolate_rejects_negative_and_nan_ids(glctx):
+    rast, _ = dr.rasterize(glctx, TRIANGLE, ONE, (4, 4))
+    attr = torch.rand(3, 2)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="triangle ids"):
+            dr.interpolate(attr, torch.cat([rast[..., :3], torch.full_like(rast[..., 3:], bad)], -1), ONE)
+    # Fractions truncate toward zero, as torch's .long() (and nvdiffrast's cast) do: -0.5 is empty.
+    out, _ = dr.interpolate(attr, torch.cat([rast[..., :3], torch.full_like(rast[..., 3:], -0.5)], -1), ONE)
+    assert (out == 0).all()
+
+
+def test_torch_path_where_no_kernels(glctx, kernels, monkeypatch):
+    """Without the compiled kernels (no compiler; CUDA tensors) rasterize and interpolate take the
+    torch references: the same values, and the same errors for bad triangle ids."""
+    pos, tri = random_triangles(2, 24, 30, torch.float64, seed=9)
+    attr = torch.rand(24, 3, dtype=torch.float64)
+    with_kernels = [*dr.rasterize(glctx, pos, tri, (19, 21))]
+    with_kernels += dr.interpolate(attr, with_kernels[0], tri, with_kernels[1], diff_attrs=[1])
+    monkeypatch.setattr(ops, "cpu_kernels", lambda: None)
+    without = [*dr.rasterize(glctx, pos.requires_grad_(True), tri, (19, 21))]
+    assert type(without[0].grad_fn).__name__ != "_RastOutputsCPUBackward"
+    without += dr.interpolate(attr.requires_grad_(True), without[0], tri, without[1], diff_attrs=[1])
+    assert type(without[2].grad_fn).__name__ != "_InterpolateCPUBackward"
+    for a, b in zip(with_kernels, without):
+        assert torch.equal(a, b)
+    for bad, message in ((2 * tri.shape[0], "rast refers to triangle"), (float("nan"), "triangle ids")):
+        rast = with_kernels[0].clone()
+        rast[0, 3, 4, 3] = bad
+        with pytest.raises(ValueError, match=message):
+            dr.interpolate(attr, rast, tri)
+        monkeypatch.undo()
+        with pytest.raises(ValueError, match=message):
+            dr.interpolate(attr, rast, tri)
+        monkeypatch.setattr(ops, "cpu_kernels", lambda: None)
+
+
+def test_interpolate_mixed_dtypes_promote(glctx):
+    """float32 attributes on a float64 raster (torch's promotion, through the torch path)."""
+    pos, tri = perspective_scene(torch.float64)
+    rast, rast_db = dr.rasterize(glctx, pos, tri, (8, 8))
+    attr = torch.rand(5, 2)
+    out, out_da = dr.interpolate(attr, rast, tri, rast_db, diff_attrs="all")
+    assert out.dtype == out_da.dtype == torch.float64
+    ref, ref_da = dr.interpolate(attr.double(), rast, tri, rast_db, diff_attrs="all")
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(out_da, ref_da, rtol=1e-6, atol=1e-7)

@@ -7,4 +7,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("contour_edges", &glsplat::contour_edges, "Contour half-edges of front faces: [M, 3] (image, a, b)");
   m.def("find_glue", &glsplat::find_glue, "The glued silhouette samples: sample, edge ends, parameter, row in index");
   m.def("splat_backward", &glsplat::splat_backward, "Gradients w.r.t. the clip-space vertices, colors and offsets");
+  m.def("nvdr_rast_forward", &glsplat::nvdr_rast_forward, "nvdiffrast rasterize outputs: rast, rast_db");
+  m.def("nvdr_rast_backward", &glsplat::nvdr_rast_backward, "Gradient of rast, rast_db w.r.t. pos");
+  m.def("nvdr_interpolate_forward", &glsplat::nvdr_interpolate_forward, "nvdiffrast interpolate: out, out_da");
+  m.def("nvdr_interpolate_backward", &glsplat::nvdr_interpolate_backward, "Gradients w.r.t. attr, rast, rast_db");
 }

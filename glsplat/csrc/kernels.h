@@ -66,4 +66,30 @@ std::vector<torch::Tensor> find_glue_cuda(torch::Tensor clip, torch::Tensor face
                                           torch::Tensor tri_id, torch::Tensor depth, torch::Tensor index,
                                           double band, int64_t reach, double outside, double tolerance);
 
+// glsplat.nvdiffrast (nvdr_raster.cpp; glsplat/nvdiffrast/ops.py's _rast_outputs and
+// _torch_interpolate are the torch references, equal in value bit for bit).
+// rasterize's outputs at the pixel centers: pos float [B, V, 4] (instanced) or [V, 4] (range mode),
+// tri int32 [F, 3], tri_id int32 [B, H, W] face + 1 (0: empty), in range (checked before the call),
+// nvdiffrast's row order. Returns {rast [B, H, W, 4] = (u, v, z/w, face + 1), rast_db [B, H, W, 4] =
+// (du/dX, du/dY, dv/dX, dv/dY) per pixel ([B, H, W, 0] unless with_db)}, in pos' dtype, 0 where empty.
+std::vector<torch::Tensor> nvdr_rast_forward(torch::Tensor pos, torch::Tensor tri, torch::Tensor tri_id, bool with_db);
+// Its backward: the gradient w.r.t. pos (z gets none) from grad_rast [B, H, W, 4] (its u, v) and
+// grad_rast_db [B, H, W, 4]; either may be empty (no gradient). u, v's clamps pass the gradient
+// straight through, scaled by the constant 1 / max(u + v, 1).
+torch::Tensor nvdr_rast_backward(torch::Tensor grad_rast, torch::Tensor grad_rast_db, torch::Tensor pos,
+                                 torch::Tensor tri, torch::Tensor tri_id);
+// interpolate: attr float [1 or B, V, A], rast [B, H, W, 4] in attr's dtype, tri int32 [F, 3], rast_db
+// like rast (or empty without diff), diff the attribute indices to differentiate. Returns {out
+// [B, H, W, A], out_da [B, H, W, 2 len(diff)] = (dA/dX, dA/dY) per listed A}, 0 where empty, then
+// the number of pixels (int64 scalar) whose id (rast[..., 3], truncated) is not one of 0..F: left
+// empty, for the caller to report (the kernel reads every id anyway, so the door need not).
+std::vector<torch::Tensor> nvdr_interpolate_forward(torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
+                                                    torch::Tensor rast_db, std::vector<int64_t> diff);
+// Its backward (ids in range): {grad attr, grad rast (u, v; 0 in z/w and id), grad rast_db}, each an
+// undefined tensor unless wanted; grad_out or grad_da may be empty (no gradient).
+std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, torch::Tensor grad_da,
+                                                     torch::Tensor attr, torch::Tensor rast, torch::Tensor tri,
+                                                     torch::Tensor rast_db, std::vector<int64_t> diff,
+                                                     bool want_attr, bool want_rast, bool want_db);
+
 }  // namespace glsplat

@@ -12,10 +12,12 @@ Conventions are nvdiffrast's, not glsplat's:
 
 glsplat's OpenGL pass decides which triangle covers each pixel (glsplat's :func:`glsplat.rasterize`
 with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the values (u, v, z/w) and
-``rast_db`` are then recomputed in torch at the pixel centers from that triangle's clip-space corners
+``rast_db`` are then recomputed at the pixel centers from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
-gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
-nvdiffrast's analytic antialias (its method, written in vectorized torch in
+gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. On the CPU those
+values and ``interpolate`` come from compiled kernels (``glsplat/csrc/nvdr_raster.cpp``); the torch code
+here (:func:`_rast_outputs`, :func:`_torch_interpolate`) is their reference and the path on other
+devices. ``antialias`` is nvdiffrast's analytic antialias (its method, written in vectorized torch in
 :mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from .. import checks
 from ..context import Context
+from ..kernels import cpu_kernels
 from ..raster import rasterize as gl_rasterize
 from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
@@ -317,6 +321,44 @@ def _rast_outputs(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, wi
     return rast, rast_db
 
 
+class _RastOutputsCPU(torch.autograd.Function):
+    """:func:`_rast_outputs` as one compiled pass forward and one backward (``csrc/nvdr_raster.cpp``).
+
+    Arguments as :func:`_rast_outputs`'s, contiguous, on the CPU, ``tri`` and ``tri_id`` int32, then
+    the compiled module. The backward pass recomputes each pixel's values from ``pos``.
+    """
+
+    @staticmethod
+    def forward(ctx, pos, tri, tri_id, with_db, grad_db, kernels):
+        rast, rast_db = kernels.nvdr_rast_forward(pos, tri, tri_id, with_db)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(pos, tri, tri_id)
+        ctx.kernels, ctx.grad_db = kernels, with_db and grad_db
+        if not ctx.grad_db:
+            ctx.mark_non_differentiable(rast_db)
+        return rast, rast_db
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_rast, grad_rast_db):
+        pos, tri, tri_id = ctx.saved_tensors
+        empty = pos.new_empty(0)
+        grad_rast_db = grad_rast_db if ctx.grad_db and grad_rast_db is not None else empty
+        grad_pos = ctx.kernels.nvdr_rast_backward(empty if grad_rast is None else grad_rast, grad_rast_db,
+                                                  pos, tri, tri_id)
+        return grad_pos, None, None, None, None, None
+
+
+def _rast_values(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, with_db: bool,
+                 grad_db: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_rast_outputs` (same arguments and results), through the compiled kernel on the CPU."""
+    kernels = cpu_kernels() if pos.device.type == "cpu" else None
+    if kernels is None:
+        return _rast_outputs(pos, tri, tri_id, with_db, grad_db)
+    return _RastOutputsCPU.apply(pos.contiguous(), tri.to(torch.int32).contiguous(), tri_id.contiguous(),
+                                 with_db, grad_db, kernels)
+
+
 def rasterize(glctx, pos, tri, resolution, ranges=None, grad_db=True):
     """Rasterize triangles (nvdiffrast's ``rasterize``).
 
@@ -339,7 +381,7 @@ def rasterize(glctx, pos, tri, resolution, ranges=None, grad_db=True):
     if glctx.active_depth_peeler is not None:
         raise RuntimeError("Cannot call rasterize() during depth peeling operation, use rasterize_next_layer() instead")
     tri_id = _triangle_ids(glctx, pos, tri, size, ranges, layers=1)[:, 0]
-    return _rast_outputs(pos, tri, tri_id, glctx.output_db, grad_db)
+    return _rast_values(pos, tri, tri_id, glctx.output_db, grad_db)
 
 
 class DepthPeeler:
@@ -382,7 +424,7 @@ class DepthPeeler:
             depth = max(layer + 1, 2 * (0 if self._layers is None else self._layers.shape[1]))
             self._layers = _triangle_ids(self.raster_ctx, self.pos, self.tri, self.resolution, self.ranges, depth)
         self.peeling_idx += 1
-        return _rast_outputs(self.pos, self.tri, self._layers[:, layer], self.raster_ctx.output_db, self.grad_db)
+        return _rast_values(self.pos, self.tri, self._layers[:, layer], self.raster_ctx.output_db, self.grad_db)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -452,14 +494,71 @@ def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
     if attr.dim() == 3:
         _require(attr.shape[0] in (1, batch), "minibatch size mismatch between inputs rast, attr")
     checks.faces(tri, attr.shape[-2], "tri")
-    tri_id = rast[..., 3].detach().long()
-    if tri_id.numel() and int(tri_id.max()) > tri.shape[0]:
-        raise NvdiffrastValueError(f"rast refers to triangle {int(tri_id.max()) - 1}, but tri has {tri.shape[0]}")
+    attr = attr if attr.dim() == 3 else attr[None]
+    kernels = cpu_kernels() if attr.device.type == "cpu" else None
+    dtypes = {attr.dtype, rast.dtype} | ({rast_db.dtype} if diff else set())
+    if kernels is None or len(dtypes) > 1:  # (mixed dtypes: torch promotes each output its own way)
+        _check_ids(rast, tri.shape[0])
+        return _torch_interpolate(attr, rast, tri, rast_db, diff)
+    # The kernel checks the ids as it reads them.
+    return _InterpolateCPU.apply(attr.contiguous(), rast.contiguous(), tri.contiguous(),
+                                 rast_db.contiguous() if diff else None, diff, kernels)
 
+
+def _check_ids(rast: torch.Tensor, num_faces: int) -> None:
+    """Raise unless every triangle id in ``rast[..., 3]``, truncated toward zero (as nvdiffrast and
+    torch's ``.long()`` do), is one of ``0..num_faces``."""
+    low, high = (float(x) for x in torch.aminmax(rast[..., 3].detach()))
+    if high >= num_faces + 1:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(high) - 1}, but tri has {num_faces}")
+    if not low > -1 or not high < num_faces + 1:  # negative, or NaN
+        raise NvdiffrastValueError(f"rast: triangle ids (channel 3) must lie in 0..{num_faces}, got values in "
+                                   f"[{low}, {high}]")
+
+
+class _InterpolateCPU(torch.autograd.Function):
+    """:func:`_torch_interpolate` as one compiled gather forward and one backward (``csrc/nvdr_raster.cpp``).
+
+    Arguments as :func:`_torch_interpolate`'s, contiguous, on the CPU, in one dtype (``rast_db`` None
+    without ``diff``), then the compiled module. Raises :func:`_check_ids`' error for a bad triangle id.
+    """
+
+    @staticmethod
+    def forward(ctx, attr, rast, tri, rast_db, diff, kernels):
+        empty = attr.new_empty(0)
+        out, out_da, bad = kernels.nvdr_interpolate_forward(attr, rast, tri, empty if rast_db is None else rast_db,
+                                                            diff)
+        if bad:
+            _check_ids(rast, tri.shape[0])  # raises
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(attr, rast, tri, rast_db)
+        ctx.kernels, ctx.diff = kernels, diff
+        if not diff:
+            ctx.mark_non_differentiable(out_da)
+        return out, out_da
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_da):
+        attr, rast, tri, rast_db = ctx.saved_tensors
+        if grad_out is None and grad_da is None:
+            return None, None, None, None, None, None
+        empty = attr.new_empty(0)
+        grad_attr, grad_rast, grad_db = ctx.kernels.nvdr_interpolate_backward(
+            empty if grad_out is None else grad_out, empty if grad_da is None else grad_da, attr, rast, tri,
+            empty if rast_db is None else rast_db, ctx.diff, ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+            ctx.needs_input_grad[3])
+        return grad_attr, grad_rast, None, grad_db, None, None
+
+
+def _torch_interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_db: torch.Tensor | None,
+                       diff: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`interpolate` after its checks, in torch (any device): ``attr`` ``[1 or B, V, A]``, ``diff``
+    the attribute indices to differentiate (``rast_db`` unused without them). The kernels' reference."""
+    tri_id = rast[..., 3].detach().long()
     # Over the covered pixels only, then scattered into zero frames.
     index = tri_id.reshape(-1).nonzero().squeeze(1)
     face = tri_id.reshape(-1).index_select(0, index) - 1
-    attr = attr if attr.dim() == 3 else attr[None]
     corner = tri.to(device=attr.device, dtype=torch.long).index_select(0, face)  # [N, 3]
     if attr.shape[0] > 1:
         corner = corner + (index // (rast.shape[1] * rast.shape[2]))[:, None] * attr.shape[1]

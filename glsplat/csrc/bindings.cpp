@@ -8,4 +8,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("find_glue", &glsplat::find_glue, "The glued silhouette samples: sample, edge ends, parameter, row in index");
   m.def("glue_backward", &glsplat::glue_backward, "Gradient w.r.t. clip of the glue's offsets");
   m.def("splat_backward", &glsplat::splat_backward, "Gradients w.r.t. the clip-space vertices, colors and offsets");
+  m.def("texture2d_forward", &glsplat::texture2d_forward, "nvdiffrast texture, 2D: samples [P, C]");
+  m.def("texture2d_backward", &glsplat::texture2d_backward, "nvdiffrast texture, 2D: gradients texels, uv, level");
 }

@@ -255,15 +255,14 @@ struct Texture2D {
     }
   }
 
-  // The backward pass of pixel j's bilinear sample: g (C values) is d loss / d sample. Adds the
-  // texel gradients to sum (if any) and d loss / d(u, v) through (fx, fy) to (gu, gv).
-  //   d/dfx = (1 - fy) (t10 - t00) + fy (t11 - t01),  d/dfy = bottom - top,
-  //   d/dt00 = (1 - fy)(1 - fx), d/dt10 = (1 - fy) fx, d/dt01 = fy (1 - fx), d/dt11 = fy fx.
-  void bilinear_backward(const TapBlock<T>& t, int j, const T* g, cpu::PrivateSum<T>* sum, T& gu, T& gv) const {
-    const int64_t nc = channels();
+  // d loss / d(u, v) of pixel j's bilinear sample through (fx, fy), added to (gu, gv); g (C
+  // values) is d loss / d sample.
+  //   d/dfx = (1 - fy) (t10 - t00) + fy (t11 - t01),  d/dfy = bottom - top.
+  void coordinate_backward(const TapBlock<T>& t, int j, const T* g, T& gu, T& gv) const {
     const T fx = t.fx[j], fy = t.fy[j];
     T gfx = T(0), gfy = T(0);
-    for (int64_t e = 0; e < nc; ++e) {
+#pragma GCC unroll 4
+    for (int64_t e = 0; e < channels(); ++e) {
       const T v00 = texel(t.tap[0][j], e), v10 = texel(t.tap[1][j], e);
       const T v01 = texel(t.tap[2][j], e), v11 = texel(t.tap[3][j], e);
       const T top = v00 + fx * (v10 - v00);
@@ -272,17 +271,26 @@ struct Texture2D {
       gfx += g_top * (v10 - v00) + g_bottom * (v11 - v01);
       gfy += g[e] * (bottom - top);
     }
-    if (sum) {
-      for (int64_t e = 0; e < nc; ++e) {
-        const T g_bottom = g[e] * fy, g_top = g[e] - g_bottom;
-        const T w[4] = {g_top - g_top * fx, g_top * fx, g_bottom - g_bottom * fx, g_bottom * fx};
-        for (int i = 0; i < 4; ++i) {
-          if (B != kZero || t.tap[i][j] >= 0) sum->add(t.tap[i][j] + e, w[i]);
-        }
-      }
-    }
     gu += gfx * t.dx_du[j];
     gv += gfy * t.dy_dv[j];
+  }
+
+  // The texels' gradients of pixel j's bilinear sample, added to sum:
+  //   d/dt00 = (1 - fy)(1 - fx), d/dt10 = (1 - fy) fx, d/dt01 = fy (1 - fx), d/dt11 = fy fx.
+  void texel_backward(const TapBlock<T>& t, int j, const T* g, cpu::PrivateSum<T>& sum) const {
+    const T fx = t.fx[j], fy = t.fy[j];
+    for (int64_t e = 0; e < channels(); ++e) {
+      const T g_bottom = g[e] * fy, g_top = g[e] - g_bottom;
+      const T w[4] = {g_top - g_top * fx, g_top * fx, g_bottom - g_bottom * fx, g_bottom * fx};
+      for (int i = 0; i < 4; ++i) {
+        if (B != kZero || t.tap[i][j] >= 0) sum.add(t.tap[i][j] + e, w[i]);
+      }
+    }
+  }
+
+  void bilinear_backward(const TapBlock<T>& t, int j, const T* g, cpu::PrivateSum<T>* sum, T& gu, T& gv) const {
+    coordinate_backward(t, j, g, gu, gv);
+    if (sum) texel_backward(t, j, g, *sum);
   }
 
   void backward(const T* grad_out, const T* uv, const T* level_of, T* grad_texels, int64_t texels_numel,
@@ -302,6 +310,19 @@ struct Texture2D {
           nearest(px, t0);
         } else if (filter == kLinear) {
           taps<false>(px, nullptr, t0);
+          if (!tex_sum) {  // the coordinates' gradient only: vectorized over pixels
+            if (!grad_uv) continue;
+            const T* g = grad_out + px.first * nc;
+            T* g_uv = grad_uv + 2 * px.first;
+#pragma omp simd
+            for (int j = 0; j < px.n; ++j) {
+              T gu = T(0), gv = T(0);
+              coordinate_backward(t0, j, g + j * nc, gu, gv);
+              g_uv[2 * j] = px.bad[j] ? T(0) : gu;
+              g_uv[2 * j + 1] = px.bad[j] ? T(0) : gv;
+            }
+            continue;
+          }
         } else {
           taps<true>(px, px.k0, t0);
           if (filter == kMipLinear) taps<true>(px, px.k1, t1);

@@ -449,18 +449,19 @@ def _through_kernel(out):
     return "_Texture2DKernelBackward" in names
 
 
-def _kernel_case(seed, dtype, filter_mode, boundary, tex_batch, batch=2):
-    """Random inputs: coordinates well outside [0, 1], some exactly on texel centers and edges."""
+def _kernel_case(seed, dtype, filter_mode, boundary, tex_batch, batch=2, height=9, width=13, channels=3):
+    """Random inputs: coordinates well outside [0, 1], some exactly on texel centers and edges;
+    9 x 13 pixels per image, more than the kernel's block of 64 and not a multiple of it."""
     g = torch.Generator().manual_seed(seed)
-    tex = torch.rand(tex_batch, 8, 16, 3, generator=g, dtype=dtype)
-    uv = torch.rand(batch, 5, 7, 2, generator=g, dtype=dtype) * 2.4 - 0.7
+    tex = torch.rand(tex_batch, 8, 16, channels, generator=g, dtype=dtype)
+    uv = torch.rand(batch, height, width, 2, generator=g, dtype=dtype) * 2.4 - 0.7
     exact = torch.tensor([0.0, 1.0, 0.5 / 16, 1 - 0.5 / 16, 0.25, -1 / 16, 1 + 1 / 8, 2.0], dtype=dtype)
-    uv[0, 0, :, 0] = exact[:7]
-    uv[0, 1, :, 1] = exact[1:]
-    uv_da = torch.randn(batch, 5, 7, 4, generator=g, dtype=dtype) * 0.3
-    bias = torch.randn(batch, 5, 7, generator=g, dtype=dtype)
+    uv[0, 0, :7, 0] = exact[:7]
+    uv[0, 1, :7, 1] = exact[1:]
+    uv_da = torch.randn(batch, height, width, 4, generator=g, dtype=dtype) * 0.3
+    bias = torch.randn(batch, height, width, generator=g, dtype=dtype)
     bias[0, 2, :3] = torch.tensor([0.0, 1.0, 2.0], dtype=dtype)  # whole levels (mip-linear's frac = 0)
-    weights = torch.randn(batch, 5, 7, 3, generator=g, dtype=dtype)
+    weights = torch.randn(batch, height, width, channels, generator=g, dtype=dtype)
     return tex, uv, uv_da, bias, weights
 
 
@@ -478,8 +479,8 @@ def _torch_gather(tex, uv, uv_da, bias, mip=None, filter_mode="linear", boundary
     'linear-mipmap-nearest') rather than grid_sample, whose rounding can put a coordinate on a texel
     center (a kink) on the other side: the same value, the other one-sided derivative."""
     if filter_mode == "linear":
-        filter_mode, bias = "linear-mipmap-nearest", torch.zeros(uv.shape[:3], dtype=uv.dtype)
-    return texture_module._torch_texture(tex, uv, None, bias, mip=mip, filter_mode=filter_mode,
+        filter_mode, uv_da, bias = "linear-mipmap-nearest", None, torch.zeros(uv.shape[:3], dtype=uv.dtype)
+    return texture_module._torch_texture(tex, uv, uv_da, bias, mip=mip, filter_mode=filter_mode,
                                          boundary_mode=boundary_mode, max_mip_level=max_mip_level)
 
 
@@ -511,6 +512,21 @@ def test_kernel_matches_torch_reference(boundary, filter_mode):
         for name, a, b in zip(("tex", "uv", "uv_da", "bias"), got_grads, want_grads):
             scale = b.abs().max().item() + 1
             torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * scale, msg=lambda m: f"float32 {name}: {m}")
+
+
+@needs_kernels
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+@pytest.mark.parametrize("filter_mode", FILTERS)
+def test_kernel_any_channel_count(channels, filter_mode):
+    # 1 to 4 channels are compiled each on their own, more take a general loop.
+    for boundary in ("wrap", "clamp", "zero"):
+        tex, uv, uv_da, bias, weights = _kernel_case(channels, F64, filter_mode, boundary, 2, channels=channels)
+        got, got_grads = _values_and_gradients(dr.texture, tex, uv, uv_da, bias, weights, filter_mode, boundary)
+        want, want_grads = _values_and_gradients(_torch_gather, tex, uv, uv_da, bias, weights, filter_mode, boundary)
+        assert _through_kernel(got)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
+        for a, b in zip(got_grads, want_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @needs_kernels

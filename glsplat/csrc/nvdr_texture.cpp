@@ -1,7 +1,8 @@
 // CPU kernel of glsplat.nvdiffrast's `texture` for 2D textures: nearest, bilinear and mip-mapped
-// sampling with the wrap / clamp / zero boundary rules, forward and backward. Pixels go in blocks:
-// first each pixel's taps (where it reads and with what weights) in a loop the compiler
-// vectorizes, then the texel reads and blends one pixel at a time.
+// sampling with the wrap / clamp / zero boundary rules, forward and backward. Pixels go in blocks
+// of 64: first each pixel's taps (where it reads and with what weights) in a loop the compiler
+// vectorizes, then the texel reads and blends (vectorized too for 'linear' forward and for the
+// backward pass to uv alone, the nvdiffrast benchmark's path).
 // glsplat/nvdiffrast/texture.py holds the torch reference (`_bilinear`, `_nearest` and the
 // mip-level blend of `texture`), which this file follows step by step, in the same order of
 // operations. The mip stack itself and the mip level of each pixel (its footprint, bias and
@@ -10,7 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>

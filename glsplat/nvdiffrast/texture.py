@@ -3,7 +3,8 @@
 On the CPU, 2D textures are sampled by a compiled kernel (glsplat/csrc/nvdr_texture.cpp, forward
 and backward) that follows the torch code here step by step; the torch code stays the reference
 (:func:`_torch_texture`) and the path on other devices and for cube maps. Mip stacks and each
-pixel's mip level are computed in torch on both paths.
+pixel's mip level are computed in torch on both paths. The kernel gives NaN (and no gradient) at
+a NaN coordinate, and at an infinite one under 'wrap'.
 
 Conventions (nvdiffrast's, which these functions reproduce):
 

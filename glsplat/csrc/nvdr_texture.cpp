@@ -7,6 +7,9 @@
 // mip-level blend of `texture`), which this file follows step by step, in the same order of
 // operations. The mip stack itself and the mip level of each pixel (its footprint, bias and
 // clamp) stay in torch: the kernel takes the stack's flat texel array and the clamped level.
+// No fused multiply-adds (as torch's separate elementwise ops): the samples equal the torch
+// gather's (`_bilinear`, `_nearest`) bit for bit, in float32 too.
+#pragma GCC optimize("fp-contract=off")
 #include <torch/extension.h>
 
 #include <algorithm>

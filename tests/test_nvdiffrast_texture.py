@@ -421,3 +421,161 @@ def test_checks():
         dr.texture([[0.0]], uv)
     with pytest.raises(TypeError, match="uv"):
         dr.texture(tex, uv.double())
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled CPU kernel (2D textures) against the torch reference (texture._torch_texture).
+
+
+import importlib  # noqa: E402
+
+from glsplat.kernels import cpu_kernels  # noqa: E402
+
+texture_module = importlib.import_module("glsplat.nvdiffrast.texture")  # the name is the function's too
+
+needs_kernels = pytest.mark.skipif(cpu_kernels() is None, reason="the CPU kernels could not be built")
+
+
+def _through_kernel(out):
+    """Whether ``out`` (with a gradient history) came from the compiled kernel's Function."""
+    names, stack, seen = set(), [out.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return "_Texture2DKernelBackward" in names
+
+
+def _kernel_case(seed, dtype, filter_mode, boundary, tex_batch, batch=2, height=9, width=13, channels=3):
+    """Random inputs: coordinates well outside [0, 1], some exactly on texel centers and edges;
+    9 x 13 pixels per image, more than the kernel's block of 64 and not a multiple of it."""
+    g = torch.Generator().manual_seed(seed)
+    tex = torch.rand(tex_batch, 8, 16, channels, generator=g, dtype=dtype)
+    uv = torch.rand(batch, height, width, 2, generator=g, dtype=dtype) * 2.4 - 0.7
+    exact = torch.tensor([0.0, 1.0, 0.5 / 16, 1 - 0.5 / 16, 0.25, -1 / 16, 1 + 1 / 8, 2.0], dtype=dtype)
+    uv[0, 0, :7, 0] = exact[:7]
+    uv[0, 1, :7, 1] = exact[1:]
+    uv_da = torch.randn(batch, height, width, 4, generator=g, dtype=dtype) * 0.3
+    bias = torch.randn(batch, height, width, generator=g, dtype=dtype)
+    bias[0, 2, :3] = torch.tensor([0.0, 1.0, 2.0], dtype=dtype)  # whole levels (mip-linear's frac = 0)
+    weights = torch.randn(batch, height, width, channels, generator=g, dtype=dtype)
+    return tex, uv, uv_da, bias, weights
+
+
+def _values_and_gradients(fn, tex, uv, uv_da, bias, weights, filter_mode, boundary, limit=None, mip=None):
+    inputs = [x.clone().requires_grad_() for x in (tex, uv, uv_da, bias)]
+    mipmap = "mipmap" in filter_mode
+    out = fn(inputs[0], inputs[1], inputs[2] if mipmap else None, inputs[3] if mipmap else None, mip=mip,
+             filter_mode=filter_mode, boundary_mode=boundary, max_mip_level=limit)
+    grads = torch.autograd.grad((out * weights).sum(), inputs, allow_unused=True, materialize_grads=True)
+    return out, grads
+
+
+def _torch_gather(tex, uv, uv_da, bias, mip=None, filter_mode="linear", boundary_mode="wrap", max_mip_level=None):
+    """The torch reference, 'linear' through its per-tap gather (``_bilinear``, here as level 0 of
+    'linear-mipmap-nearest') rather than grid_sample, whose rounding can put a coordinate on a texel
+    center (a kink) on the other side: the same value, the other one-sided derivative."""
+    if filter_mode == "linear":
+        filter_mode, uv_da, bias = "linear-mipmap-nearest", None, torch.zeros(uv.shape[:3], dtype=uv.dtype)
+    return texture_module._torch_texture(tex, uv, uv_da, bias, mip=mip, filter_mode=filter_mode,
+                                         boundary_mode=boundary_mode, max_mip_level=max_mip_level)
+
+
+@needs_kernels
+@pytest.mark.parametrize("boundary", ["wrap", "clamp", "zero"])
+@pytest.mark.parametrize("filter_mode", FILTERS)
+def test_kernel_matches_torch_reference(boundary, filter_mode):
+    seed = 20 + 4 * ["wrap", "clamp", "zero"].index(boundary) + FILTERS.index(filter_mode)
+    for tex_batch, limit in ((1, None), (2, 2)):
+        tex, uv, uv_da, bias, weights = _kernel_case(seed, F64, filter_mode, boundary, tex_batch)
+        got, got_grads = _values_and_gradients(dr.texture, tex, uv, uv_da, bias, weights, filter_mode, boundary, limit)
+        assert _through_kernel(got)
+        want, want_grads = _values_and_gradients(texture_module._torch_texture, tex, uv, uv_da, bias, weights,
+                                                 filter_mode, boundary, limit)
+        assert not _through_kernel(want)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
+        if filter_mode == "linear":
+            want, want_grads = _values_and_gradients(_torch_gather, tex, uv, uv_da, bias, weights, filter_mode, boundary)
+        assert torch.equal(got, want)
+        for name, a, b in zip(("tex", "uv", "uv_da", "bias"), got_grads, want_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name}: {m}")
+        # float32: the same to float32 rounding (values are in [0, 1], gradients up to ~100).
+        case32 = [x.float() for x in (tex, uv, uv_da, bias, weights)]
+        got, got_grads = _values_and_gradients(dr.texture, *case32, filter_mode, boundary, limit)
+        want = _values_and_gradients(texture_module._torch_texture, *case32, filter_mode, boundary, limit)[0]
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+        want, want_grads = _values_and_gradients(_torch_gather if filter_mode == "linear" else
+                                                 texture_module._torch_texture, *case32, filter_mode, boundary, limit)
+        assert torch.equal(got, want)  # the torch gather's operations in the same order: the same bits
+        for name, a, b in zip(("tex", "uv", "uv_da", "bias"), got_grads, want_grads):
+            scale = b.abs().max().item() + 1
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * scale, msg=lambda m: f"float32 {name}: {m}")
+
+
+@needs_kernels
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+@pytest.mark.parametrize("filter_mode", FILTERS)
+def test_kernel_any_channel_count(channels, filter_mode):
+    # 1 to 4 channels are compiled each on their own, more take a general loop.
+    for boundary in ("wrap", "clamp", "zero"):
+        tex, uv, uv_da, bias, weights = _kernel_case(channels, F64, filter_mode, boundary, 2, channels=channels)
+        got, got_grads = _values_and_gradients(dr.texture, tex, uv, uv_da, bias, weights, filter_mode, boundary)
+        want, want_grads = _values_and_gradients(_torch_gather, tex, uv, uv_da, bias, weights, filter_mode, boundary)
+        assert _through_kernel(got)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
+        for a, b in zip(got_grads, want_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernels
+def test_kernel_with_stored_and_custom_mip_stacks():
+    tex, uv, uv_da, bias, weights = _kernel_case(40, F64, "linear-mipmap-linear", "wrap", 1)
+    wrapper = dr.texture_construct_mip(tex + 0.25)  # stale on purpose: its stored values are sampled
+    custom = [x.clone() for x in ref_levels(tex, 4)[1:]]
+    for mip in (wrapper, custom):
+        got, got_grads = _values_and_gradients(dr.texture, tex, uv, uv_da, bias, weights, "linear-mipmap-linear",
+                                               "wrap", mip=mip)
+        want, want_grads = _values_and_gradients(texture_module._torch_texture, tex, uv, uv_da, bias, weights,
+                                                 "linear-mipmap-linear", "wrap", mip=mip)
+        assert _through_kernel(got)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
+        for a, b in zip(got_grads, want_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernels
+@pytest.mark.parametrize("filter_mode", FILTERS)
+def test_kernel_gradcheck(filter_mode):
+    g = torch.Generator().manual_seed(41)
+    tex = torch.rand(2, 4, 8, 2, generator=g, dtype=F64, requires_grad=True)
+    uv = (torch.rand(2, 3, 3, 2, generator=g, dtype=F64) * 1.4 - 0.2).requires_grad_()
+    da = (torch.randn(2, 3, 3, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
+    bias = (torch.randn(2, 3, 3, generator=g, dtype=F64) * 0.5).requires_grad_()
+    for boundary in ("wrap", "clamp", "zero"):
+        if "mipmap" in filter_mode:
+            _gradcheck(lambda t, u, d, b: dr.texture(t, u, d, b, filter_mode=filter_mode, boundary_mode=boundary),
+                       tex, uv, da, bias)
+        elif filter_mode == "linear":
+            _gradcheck(lambda t, u: dr.texture(t, u, boundary_mode=boundary), tex, uv)
+        else:
+            _gradcheck(lambda t: dr.texture(t, uv.detach(), filter_mode=filter_mode, boundary_mode=boundary), tex)
+
+
+@needs_kernels
+@pytest.mark.parametrize("boundary", ["wrap", "clamp", "zero"])
+def test_kernel_non_finite_coordinates(boundary):
+    tex = torch.rand(1, 4, 4, 2, dtype=F64, requires_grad=True)
+    inf, nan = float("inf"), float("nan")
+    uv = torch.tensor([[nan, 0.3], [0.3, inf], [-inf, 0.3], [0.3, 0.4]], dtype=F64).view(1, 1, 4, 2).requires_grad_()
+    out = dr.texture(tex, uv, boundary_mode=boundary)
+    assert out[0, 0, 0].isnan().all() and out[0, 0, 3].isfinite().all()
+    if boundary == "wrap":
+        assert out[0, 0, 1:3].isnan().all()
+    else:  # an infinite coordinate is any far-away one
+        far = torch.tensor([[0.3, 1e6], [-1e6, 0.3]], dtype=F64).view(1, 1, 2, 2)
+        torch.testing.assert_close(out[:, :, 1:3], dr.texture(tex, far, boundary_mode=boundary))
+    g_tex, g_uv = torch.autograd.grad(out[..., 3:, :].sum() + out[..., :3, :].nan_to_num().sum(), (tex, uv))
+    assert g_tex.isfinite().all() and g_uv.isfinite().all() and not g_uv[0, 0, :1].any()

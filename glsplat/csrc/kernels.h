@@ -92,4 +92,22 @@ std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, tor
                                                      torch::Tensor rast_db, std::vector<int64_t> diff,
                                                      bool want_attr, bool want_rast, bool want_db);
 
+// nvdiffrast's texture for 2D textures (nvdr_texture.cpp; glsplat/nvdiffrast/texture.py holds the
+// torch reference). texels [T, C]: a mip stack's levels one after the other, level k [I, heights[k],
+// widths[k], C] with I = images = 1 (shared) or B; uv [P, 2] (u, v) of P = B * Hp * Wp pixels
+// (image-major); level [P] each pixel's mip level, clamped to [0, L - 1] (mip filters only; empty
+// otherwise). filter: 0 nearest, 1 linear, 2 linear-mipmap-nearest, 3 linear-mipmap-linear (levels
+// floor(level) and the next, blended by the fraction); boundary: 0 wrap, 1 clamp, 2 zero. All float32
+// or all float64, contiguous. A pixel whose u or v is NaN (or infinite under 'wrap') gives NaN and
+// no gradient; an infinite one under 'clamp' or 'zero' is any far-away coordinate. Returns [P, C].
+torch::Tensor texture2d_forward(torch::Tensor texels, torch::Tensor uv, torch::Tensor level,
+                                std::vector<int64_t> heights, std::vector<int64_t> widths, int64_t images,
+                                int64_t filter, int64_t boundary);
+// Gradients {texels [T, C], uv [P, 2] (none in 'nearest'), level [P] (filter 3 only)}, each empty
+// unless asked for.
+std::vector<torch::Tensor> texture2d_backward(torch::Tensor grad_out, torch::Tensor texels, torch::Tensor uv,
+                                              torch::Tensor level, std::vector<int64_t> heights,
+                                              std::vector<int64_t> widths, int64_t images, int64_t filter,
+                                              int64_t boundary, bool want_texels, bool want_uv, bool want_level);
+
 }  // namespace glsplat

@@ -1,5 +1,11 @@
 """nvdiffrast's `texture` and `texture_construct_mip`, in torch (any device, float32 or float64).
 
+On the CPU, 2D textures are sampled by a compiled kernel (glsplat/csrc/nvdr_texture.cpp, forward
+and backward) that follows the torch code here step by step; the torch code stays the reference
+(:func:`_torch_texture`) and the path on other devices and for cube maps. Mip stacks and each
+pixel's mip level are computed in torch on both paths. The kernel gives NaN (and no gradient) at
+a NaN coordinate, and at an infinite one under 'wrap'.
+
 Conventions (nvdiffrast's, which these functions reproduce):
 
 * A 2D texture is ``[B, H, W, C]``: row ``i`` of the ``H`` axis holds texel centers at
@@ -41,6 +47,7 @@ import math
 
 import torch
 
+from ..kernels import cpu_kernels
 from .ops import _require
 
 __all__ = ["TextureMipWrapper", "texture", "texture_construct_mip"]
@@ -540,6 +547,58 @@ def _mip_stack(tex: torch.Tensor, mip, limit: int, cube: bool) -> tuple[torch.Te
     return _PyramidFlat.apply(tex, stored, shapes[1:]), shapes
 
 
+def _mip_level(tex: torch.Tensor, uv_da: torch.Tensor | None, mip_level_bias: torch.Tensor | None, pixels: int,
+               top: int, cube: tuple | None) -> torch.Tensor:
+    """Each pixel's mip level ``[P]``, clamped to ``[0, top]`` (see the module notes).
+
+    ``cube``: None for a 2D texture; for a cube map ``(coords, face, valid)`` as :func:`texture`
+    finds them (the directions, with stand-ins where invalid, their faces and validity).
+    """
+    if uv_da is not None:
+        da = uv_da.reshape(pixels, uv_da.shape[-1])
+        if cube is not None:
+            coords, face, valid = cube
+            da = torch.where(valid[:, None], da, 0.0)
+            da = _cube_st_derivatives(coords, face, da.view(pixels, 3, 2))
+            da = torch.where(torch.isfinite(da).all(1, keepdim=True), da, 0.0)
+        width, height = float(tex.shape[-2]), float(tex.shape[-3])
+        flevel = _FootprintLevel.apply(da[:, 0] * width, da[:, 1] * width, da[:, 2] * height, da[:, 3] * height)
+    else:
+        flevel = torch.zeros(pixels, dtype=tex.dtype, device=tex.device)
+    if mip_level_bias is not None:
+        flevel = flevel + mip_level_bias.reshape(pixels)
+    return torch.nan_to_num(flevel, nan=0.0).clamp(0, top)  # as CUDA's fmaxf: NaN -> 0
+
+
+BOUNDARY_CODES = {"wrap": 0, "clamp": 1, "zero": 2}  # the kernel's codes; filters: FILTER_MODES's order
+
+
+class _Texture2DKernel(torch.autograd.Function):
+    """2D sampling through the CPU kernel (nvdr_texture.cpp): the torch path's ``_nearest``,
+    ``_bilinear`` and mip blend in one pass, forward and backward.
+
+    ``texels`` ``[T, C]`` and ``shapes`` as :func:`_mip_stack` gives them (just the base level
+    without a mip filter), ``uv`` ``[P, 2]``, ``level`` ``[P]`` from :func:`_mip_level` (None
+    without a mip filter). Gradients to ``texels``, ``uv`` (not in 'nearest') and ``level``
+    ('linear-mipmap-linear' only).
+    """
+
+    @staticmethod
+    def forward(ctx, texels, uv, level, shapes, filter_code, boundary_code, kernels):
+        level = texels.new_empty(0) if level is None else level.contiguous()
+        ctx.args = ([s[-3] for s in shapes], [s[-2] for s in shapes], shapes[0][0], filter_code, boundary_code)
+        ctx.kernels = kernels
+        ctx.save_for_backward(texels, uv, level)
+        return kernels.texture2d_forward(texels, uv, level, *ctx.args)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        want = ctx.needs_input_grad[:3]
+        g_texels, g_uv, g_level = ctx.kernels.texture2d_backward(grad, *ctx.saved_tensors, *ctx.args, *want)
+        return (*(g if g.numel() else None for g in (g_texels, g_uv, g_level)), None, None, None, None)
+
+
 def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None,
             mip_level_bias: torch.Tensor | None = None, mip=None, filter_mode: str = "auto",
             boundary_mode: str = "wrap", max_mip_level: int | None = None) -> torch.Tensor:
@@ -572,6 +631,18 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = No
     Returns:
         ``[B, Hp, Wp, C]`` in ``tex``'s dtype, on its device.
     """
+    return _texture(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level, compiled=True)
+
+
+def _torch_texture(tex, uv, uv_da=None, mip_level_bias=None, mip=None, filter_mode="auto", boundary_mode="wrap",
+                   max_mip_level=None) -> torch.Tensor:
+    """:func:`texture` without the compiled kernel: the torch reference the kernel is tested against."""
+    return _texture(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level, compiled=False)
+
+
+def _texture(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level,
+             compiled: bool) -> torch.Tensor:
+    """:func:`texture`, through the CPU kernel for a 2D texture on the CPU if ``compiled``."""
     if filter_mode == "auto":
         filter_mode = "linear-mipmap-linear" if (uv_da is not None or mip_level_bias is not None) else "linear"
     if filter_mode not in FILTER_MODES:
@@ -597,6 +668,22 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = No
     n, hp, wp = uv.shape[:3]
     channels = tex.shape[-1]
     pixels = n * hp * wp
+    kernels = cpu_kernels() if compiled and not cube and uv.device.type == "cpu" else None
+    if kernels is not None:
+        if mipmap:
+            flat, shapes = _mip_stack(tex, mip, limit, cube)
+            level = _mip_level(tex, uv_da, mip_level_bias, pixels, len(shapes) - 1, None)
+            if filter_mode != "linear-mipmap-linear" or len(shapes) == 1:
+                level = level.detach()  # only mip-linear's blend between two levels depends on it
+        else:
+            flat, shapes, level = tex.reshape(-1, channels), [tuple(tex.shape)], None
+        coords = uv.reshape(pixels, 2).contiguous()
+        if filter_mode == "nearest":
+            coords = coords.detach()  # no gradient to uv, as _nearest
+        out = _Texture2DKernel.apply(flat.contiguous(), coords, level, shapes,
+                                     FILTER_MODES.index(filter_mode), BOUNDARY_CODES[boundary_mode], kernels)
+        return out.view(n, hp, wp, channels)
+
     tz = torch.arange(n, device=uv.device).repeat_interleave(hp * wp) if tex.shape[0] > 1 else \
         torch.zeros(pixels, dtype=torch.long, device=uv.device)
     coords = uv.reshape(pixels, uv.shape[-1])
@@ -627,19 +714,7 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = No
         flat, shapes = _mip_stack(tex, mip, limit, cube)
         levels = _Levels(flat, shapes, cube)
         top = len(shapes) - 1
-        if uv_da is not None:
-            da = uv_da.reshape(pixels, uv_da.shape[-1])
-            if cube:
-                da = torch.where(valid[:, None], da, 0.0)
-                da = _cube_st_derivatives(coords, face, da.view(pixels, 3, 2))
-                da = torch.where(torch.isfinite(da).all(1, keepdim=True), da, 0.0)
-            width, height = float(tex.shape[-2]), float(tex.shape[-3])
-            flevel = _FootprintLevel.apply(da[:, 0] * width, da[:, 1] * width, da[:, 2] * height, da[:, 3] * height)
-        else:
-            flevel = torch.zeros(pixels, dtype=tex.dtype, device=uv.device)
-        if mip_level_bias is not None:
-            flevel = flevel + mip_level_bias.reshape(pixels)
-        flevel = torch.nan_to_num(flevel, nan=0.0).clamp(0, top)  # as CUDA's fmaxf: NaN -> 0
+        flevel = _mip_level(tex, uv_da, mip_level_bias, pixels, top, (coords, face, valid) if cube else None)
         level0 = flevel.detach().floor().long()
         out = _bilinear(levels, level0, tz, u, v, boundary_mode, face)
         if filter_mode == "linear-mipmap-linear" and top > 0:

@@ -11,6 +11,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("nvdr_rast_backward", &glsplat::nvdr_rast_backward, "Gradient of rast, rast_db w.r.t. pos");
   m.def("nvdr_interpolate_forward", &glsplat::nvdr_interpolate_forward, "nvdiffrast interpolate: out, out_da");
   m.def("nvdr_interpolate_backward", &glsplat::nvdr_interpolate_backward, "Gradients w.r.t. attr, rast, rast_db");
-  m.def("texture2d_forward", &glsplat::texture2d_forward, "nvdiffrast texture, 2D: samples [P, C]");
-  m.def("texture2d_backward", &glsplat::texture2d_backward, "nvdiffrast texture, 2D: gradients texels, uv, level");
+  m.def("nvdr_texture_forward", &glsplat::nvdr_texture_forward, "nvdiffrast texture, 2D: samples [P, C]");
+  m.def("nvdr_texture_backward", &glsplat::nvdr_texture_backward, "nvdiffrast texture, 2D: gradients texels, uv, level");
 }

@@ -100,12 +100,12 @@ std::vector<torch::Tensor> nvdr_interpolate_backward(torch::Tensor grad_out, tor
 // floor(level) and the next, blended by the fraction); boundary: 0 wrap, 1 clamp, 2 zero. All float32
 // or all float64, contiguous. A pixel whose u or v is NaN (or infinite under 'wrap') gives NaN and
 // no gradient; an infinite one under 'clamp' or 'zero' is any far-away coordinate. Returns [P, C].
-torch::Tensor texture2d_forward(torch::Tensor texels, torch::Tensor uv, torch::Tensor level,
+torch::Tensor nvdr_texture_forward(torch::Tensor texels, torch::Tensor uv, torch::Tensor level,
                                 std::vector<int64_t> heights, std::vector<int64_t> widths, int64_t images,
                                 int64_t filter, int64_t boundary);
 // Gradients {texels [T, C], uv [P, 2] (none in 'nearest'), level [P] (filter 3 only)}, each empty
 // unless asked for.
-std::vector<torch::Tensor> texture2d_backward(torch::Tensor grad_out, torch::Tensor texels, torch::Tensor uv,
+std::vector<torch::Tensor> nvdr_texture_backward(torch::Tensor grad_out, torch::Tensor texels, torch::Tensor uv,
                                               torch::Tensor level, std::vector<int64_t> heights,
                                               std::vector<int64_t> widths, int64_t images, int64_t filter,
                                               int64_t boundary, bool want_texels, bool want_uv, bool want_level);

@@ -416,7 +416,7 @@ void with_sampler(const torch::Tensor& texels, const torch::Tensor& uv, const to
 
 }  // namespace
 
-torch::Tensor texture2d_forward(torch::Tensor texels, torch::Tensor uv, torch::Tensor level,
+torch::Tensor nvdr_texture_forward(torch::Tensor texels, torch::Tensor uv, torch::Tensor level,
                                 std::vector<int64_t> heights, std::vector<int64_t> widths, int64_t images,
                                 int64_t filter, int64_t boundary) {
   auto out = torch::empty({uv.size(0), texels.size(1)}, texels.options());
@@ -427,7 +427,7 @@ torch::Tensor texture2d_forward(torch::Tensor texels, torch::Tensor uv, torch::T
   return out;
 }
 
-std::vector<torch::Tensor> texture2d_backward(torch::Tensor grad_out, torch::Tensor texels, torch::Tensor uv,
+std::vector<torch::Tensor> nvdr_texture_backward(torch::Tensor grad_out, torch::Tensor texels, torch::Tensor uv,
                                               torch::Tensor level, std::vector<int64_t> heights,
                                               std::vector<int64_t> widths, int64_t images, int64_t filter,
                                               int64_t boundary, bool want_texels, bool want_uv, bool want_level) {

@@ -589,13 +589,13 @@ class _Texture2DKernel(torch.autograd.Function):
         ctx.args = ([s[-3] for s in shapes], [s[-2] for s in shapes], shapes[0][0], filter_code, boundary_code)
         ctx.kernels = kernels
         ctx.save_for_backward(texels, uv, level)
-        return kernels.texture2d_forward(texels, uv, level, *ctx.args)
+        return kernels.nvdr_texture_forward(texels, uv, level, *ctx.args)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         want = ctx.needs_input_grad[:3]
-        g_texels, g_uv, g_level = ctx.kernels.texture2d_backward(grad, *ctx.saved_tensors, *ctx.args, *want)
+        g_texels, g_uv, g_level = ctx.kernels.nvdr_texture_backward(grad, *ctx.saved_tensors, *ctx.args, *want)
         return (*(g if g.numel() else None for g in (g_texels, g_uv, g_level)), None, None, None, None)
 
 

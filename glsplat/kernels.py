@@ -21,7 +21,8 @@ from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 HEADERS = [CSRC / "kernels.h", CSRC / "splat.h", CSRC / "splat_cpu.h", CSRC / "splat_torch.h"]
-CPU_SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp", CSRC / "edges.cpp"]
+CPU_SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp", CSRC / "edges.cpp",
+               CSRC / "nvdr_antialias.cpp"]
 CUDA_SOURCES = [CSRC / "bindings_cuda.cpp", CSRC / "splat_cuda.cu"]
 
 # What is being compiled right now, e.g. "building the CPU kernels (first use, about a minute)",

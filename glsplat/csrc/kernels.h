@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/extension.h>
 
+#include <tuple>
 #include <vector>
 
 namespace glsplat {
@@ -58,5 +59,21 @@ std::vector<torch::Tensor> find_glue(torch::Tensor clip, torch::Tensor faces, to
 torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch::Tensor sample, torch::Tensor edge,
                             torch::Tensor t, torch::Tensor clip, torch::Tensor faces, torch::Tensor tri_id,
                             torch::Tensor bary);
+
+// nvdiffrast's analytic antialias (nvdr_antialias.cpp; glsplat/nvdiffrast/analytic.py is the torch
+// reference). color [B, H, W, C], rast [B, H, W, 4] (u, v, z/w, triangle id + 1; row 0 at the
+// bottom) and pos (clip space, [B, V, 4] instanced or [V, 4] range mode) in one float dtype; tri
+// int32 [F, 3] and opposite int64 [F, 3] (TopologyHash.opposite); all contiguous. Returns the
+// antialiased image [B, H, W, C], the work items int64 [M, 5] (first pixel, second pixel, the
+// crossing edge's two vertex rows in pos viewed as [-1, 4], flags: 1 vertical pair, 2 front
+// triangle the second pixel's) for the backward pass, and the largest triangle id + 1 found in a
+// pixel pair (pairs with one above F are not analyzed: the caller raises).
+std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor color, torch::Tensor rast,
+                                                                   torch::Tensor pos, torch::Tensor tri,
+                                                                   torch::Tensor opposite);
+// Gradients {color (empty unless want_color), pos times boost (empty unless want_pos)} of the
+// image antialias_forward returned, from its inputs color and pos and its work items.
+std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
+                                              torch::Tensor work, bool want_color, bool want_pos, double boost);
 
 }  // namespace glsplat

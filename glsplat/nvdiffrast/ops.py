@@ -28,6 +28,7 @@ import torch
 
 from .. import checks
 from ..context import Context
+from ..kernels import cpu_kernels
 from ..raster import rasterize as gl_rasterize
 from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
@@ -553,14 +554,54 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
              f"antialias_construct_topology_hash(), got {type(topology_hash).__name__}", NvdiffrastArgumentError)
     _require(topology_hash.num_faces == tri.shape[0], f"topology_hash was built for {topology_hash.num_faces} "
              f"triangles, but tri has {tri.shape[0]}")
-    rast = rast.detach()
+    kernels = cpu_kernels() if color.device.type == "cpu" else None
+    return _antialias(color, rast.detach(), pos, tri, topology_hash.to(color.device), boost, kernels)
+
+
+def _antialias(color, rast, pos, tri, topology, boost, kernels):
+    """:func:`antialias` past its checks: compiled (``csrc/nvdr_antialias.cpp``) where ``kernels`` is the
+    CPU module and ``color``, ``rast`` and ``pos`` share a dtype, else :func:`analytic.edge_blend` (the
+    reference; the tests pass ``kernels=None`` to compare the two). Raises where a pixel pair's
+    triangle id is out of range (ids elsewhere are never read)."""
+    if kernels is not None and rast.dtype == color.dtype and pos.dtype == color.dtype:
+        out, largest = _AntialiasKernel.apply(color.contiguous(), pos.contiguous(), rast.contiguous(),
+                                              tri.contiguous(), topology.opposite.contiguous(), boost, kernels)
+        _check_largest_id(largest, tri)
+        return out
     ids = rast.reshape(-1, 4)[:, 3]
     pairs = discontinuities(ids, rast.shape[1], rast.shape[2])
-    largest = float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0
-    if largest > tri.shape[0]:  # (ids elsewhere are never read)
-        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
+    _check_largest_id(float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0, tri)
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    return edge_blend(color, rast, clip, tri, topology_hash.to(color.device), pairs)
+    return edge_blend(color, rast, clip, tri, topology, pairs)
+
+
+def _check_largest_id(largest: float, tri) -> None:
+    """Raise unless ``largest`` (the largest triangle id + 1 in a pixel pair) is one of ``tri``'s."""
+    if largest > tri.shape[0]:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
+
+
+class _AntialiasKernel(torch.autograd.Function):
+    """:func:`analytic.edge_blend` compiled: the same image and gradients (``pos``'s times ``boost``).
+
+    Returns the image and the largest triangle id + 1 found in a pixel pair (a float; the kernel
+    leaves pairs with ids above ``F`` alone, and the caller raises).
+    """
+
+    @staticmethod
+    def forward(ctx, color, pos, rast, tri, opposite, boost, kernels):
+        out, work, largest = kernels.antialias_forward(color, rast, pos, tri, opposite)
+        ctx.save_for_backward(color, pos, work)
+        ctx.boost, ctx.kernels = boost, kernels
+        return out, largest
+
+    @staticmethod
+    def backward(ctx, grad_out, _):
+        color, pos, work = ctx.saved_tensors
+        want_color, want_pos = ctx.needs_input_grad[:2]
+        grad_color, grad_pos = ctx.kernels.antialias_backward(grad_out, color, pos, work, want_color, want_pos,
+                                                              ctx.boost)
+        return (grad_color if want_color else None, grad_pos if want_pos else None) + (None,) * 5
 
 
 def antialias_construct_topology_hash(tri):

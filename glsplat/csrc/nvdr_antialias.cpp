@@ -14,9 +14,12 @@
 // forward pass; hence no FMA contraction in this file.
 #include <torch/extension.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -27,8 +30,6 @@
 namespace glsplat {
 namespace {
 
-constexpr double kEdgeEps = 1.0 / 16;  // a crossing up to 1/16 px outside the pair still counts
-constexpr double kDyEps = 1e-3;        // px added to dy in the derivative of 1 / dy (nvdiffrast's)
 
 // A work item: a pair that blends. Its pixels (flat indices into [B, H, W]: second is first + 1,
 // or first + W when vertical), the two vertices of the front triangle's edge that crosses the
@@ -80,17 +81,26 @@ struct Antialias {
   const T* pos;  // [V or B * V, 4], clip space
   int64_t H, W;
   T half_width, half_height;
+  const Point<T>* screen = nullptr;  // each vertex row's screen(k), where kept (the forward pass's)
+
+  // Pixel-space (x, y) of vertex row k, from the image's middle (y up).
+  Point<T> screen_of(int64_t k) const {
+    if (screen) return screen[k];
+    const T* p = pos + 4 * k;
+    const T inv_w = T(1) / p[3];
+    return {p[0] * inv_w * half_width, p[1] * inv_w * half_height};
+  }
 
   // Pixel-space (x, y) of vertex row k, relative to (cx, cy).
   Point<T> to_pixels(int64_t k, T cx, T cy) const {
-    const T* p = pos + 4 * k;
-    const T inv_w = T(1) / p[3];
-    return {p[0] * inv_w * half_width - cx, p[1] * inv_w * half_height - cy};
+    const Point<T> p = screen_of(k);
+    return {p.x - cx, p.y - cy};
   }
 
-  // The center of pixel (flat) n, relative to the image's middle.
-  T center_x(int64_t n) const { return T(n % W) + T(0.5) - half_width; }
-  T center_y(int64_t n) const { return T((n / W) % H) + T(0.5) - half_height; }
+  // The center of pixel (flat) n, relative to the image's middle: its column's x, its row's y.
+  static T center_of(int64_t column_or_row, T half) { return T(column_or_row) + T(0.5) - half; }
+  T center_x(int64_t n) const { return center_of(n % W, half_width); }
+  T center_y(int64_t n) const { return center_of((n / W) % H, half_height); }
 
   static Point<T> swapped(Point<T> p, bool swap) { return swap ? Point<T>{p.y, p.x} : p; }
 
@@ -114,47 +124,61 @@ struct Antialias {
 template <typename T>
 struct Forward : Antialias<T> {
   using Antialias<T>::to_pixels;
-  using Antialias<T>::center_x;
-  using Antialias<T>::center_y;
+  using Antialias<T>::screen_of;
+  using Antialias<T>::center_of;
   using Antialias<T>::swapped;
   const T* rast;               // [B, H, W, 4]: (u, v, z/w, triangle id + 1)
   const int32_t* tri;          // [F, 3]
   const int64_t* opposite;     // [F, 3]: the vertex across each edge, -1 if none
   int64_t F, V;                // V: vertices per image (instanced), 0 in range mode
+  T edge_eps;                  // how far outside the pair a crossing still counts (px)
+  // Each triangle's silhouette edges in each image (instanced; one image in range mode), found on
+  // first use: 0 not yet, else kKnown | bit i for edge i.
+  std::atomic<uint8_t>* silhouettes;
+  static constexpr uint8_t kKnown = 8;
+
+  // Silhouette edges (edge i: corner i + 1 to i + 2) of face in the image whose vertices start
+  // at row offset: the vertex across on the triangle's own side, or none across. As bits.
+  uint8_t silhouette_bits(int64_t face, int64_t offset, const int64_t* corner) const {
+    Point<T> p[3], o[3];
+    for (int k = 0; k < 3; ++k) {
+      const int64_t across = opposite[3 * face + k];
+      p[k] = screen_of(corner[k]);
+      o[k] = screen_of(across >= 0 ? across + offset : corner[k]);
+    }
+    const T own = (p[1].x - p[0].x) * (p[2].y - p[0].y) - (p[2].x - p[0].x) * (p[1].y - p[0].y);
+    uint8_t bits = kKnown;
+    for (int i = 0; i < 3; ++i) {
+      const Point<T> a = p[(i + 1) % 3], b = p[(i + 2) % 3];
+      const T wing = (a.x - o[i].x) * (b.y - o[i].y) - (b.x - o[i].x) * (a.y - o[i].y);
+      bits |= same_sign(wing, own) << i;
+    }
+    return bits;
+  }
 
   // The triangle of a rast id (-1: none), as the reference's .long() - 1; ids above F are not read.
   static int64_t face_of(T id) { return id >= T(1) ? int64_t(id) - 1 : -1; }
 
-  // The pair (first, second) if it blends: its work item in `item`.
-  bool analyze(int64_t first, int64_t second, bool vertical, int64_t* item) const {
+  // The pair (first, second) in image `image`, first at (column x, row y), if it blends: its work
+  // item in `item`. (Most pairs end at the silhouette test: an edge between two triangles of a mesh.)
+  bool analyze(int64_t first, int64_t second, bool vertical, int64_t image, int64_t x, int64_t y,
+               int64_t* item) const {
     const T* t0 = rast + 4 * first;
     const T* t1 = rast + 4 * second;
     const int64_t tri0 = face_of(t0[3]), tri1 = face_of(t1[3]);
     // The front triangle: the covered side, or the nearer of two (ties: the second pixel's).
     const bool use1 = tri0 < 0 || (tri1 >= 0 && !(t0[2] < t1[2]));
     const int64_t face = use1 ? tri1 : tri0;
-    const int64_t center = use1 ? second : first;
-    const int64_t offset = V * (center / (this->H * this->W));
-    int64_t corner[3];
-    Point<T> p[3], o[3];
-    for (int k = 0; k < 3; ++k) {
-      corner[k] = tri[3 * face + k] + offset;
-      const int64_t across = opposite[3 * face + k];
-      p[k] = to_pixels(corner[k], T(0), T(0));
-      o[k] = to_pixels(across >= 0 ? across + offset : corner[k], T(0), T(0));
-    }
-    // Silhouette edges (edge i: corner i + 1 to i + 2): the vertex across on the triangle's own side.
-    const T own = (p[1].x - p[0].x) * (p[2].y - p[0].y) - (p[2].x - p[0].x) * (p[1].y - p[0].y);
-    bool silhouette[3], any = false;
-    for (int i = 0; i < 3; ++i) {
-      const Point<T> a = p[(i + 1) % 3], b = p[(i + 2) % 3];
-      const T wing = (a.x - o[i].x) * (b.y - o[i].y) - (b.x - o[i].x) * (a.y - o[i].y);
-      silhouette[i] = same_sign(wing, own);
-      any |= silhouette[i];
-    }
-    if (!any) return false;
+    const int64_t offset = V * image;
+    const int64_t corner[3] = {tri[3 * face] + offset, tri[3 * face + 1] + offset, tri[3 * face + 2] + offset};
+    // (Racing threads compute the same bits.)
+    std::atomic<uint8_t>& known = silhouettes[(V ? image : 0) * F + face];
+    uint8_t silhouette = known.load(std::memory_order_relaxed);
+    if (!silhouette) known.store(silhouette = silhouette_bits(face, offset, corner), std::memory_order_relaxed);
+    if (silhouette == kKnown) return false;  // none: only pairs whose front triangle has one can blend
     const T ds = use1 ? T(-1) : T(1);
-    const T cx = center_x(center), cy = center_y(center);
+    const T cx = center_of(x + (use1 && !vertical), this->half_width);
+    const T cy = center_of(y + (use1 && vertical), this->half_height);
     T num[3], dy[3];
     bool steep[3];
     for (int i = 0; i < 3; ++i) {
@@ -171,7 +195,7 @@ struct Forward : Antialias<T> {
                   : greater(num[1], num[0], dy[1], dy[0])                                      ? 1
                                                                                                : 0;
     const T dc = num[e] / dy[e];
-    if (!(silhouette[e] && steep[e] && dc > T(-kEdgeEps) && dc < T(1 + kEdgeEps))) return false;
+    if (!((silhouette >> e & 1) && steep[e] && dc > -edge_eps && dc < T(1) + edge_eps)) return false;
     item[0] = first;
     item[1] = second;
     item[2] = corner[(e + 1) % 3];
@@ -184,29 +208,54 @@ struct Forward : Antialias<T> {
 // The pass over the rows, then the blends: out holds a copy of color. Returns the work items
 // and the largest triangle id + 1 in a pair.
 template <typename T>
-std::tuple<torch::Tensor, double> forward(const Forward<T>& k, const T* color, T* out, int64_t B, int64_t C) {
+std::tuple<torch::Tensor, double> forward(Forward<T> k, const T* color, T* out, int64_t B, int64_t C,
+                                          int64_t vertex_rows) {
   const int64_t H = k.H, W = k.W, rows = B * H;
+  std::vector<Point<T>> screen(vertex_rows);
+#pragma omp parallel for schedule(static)
+  for (int64_t v = 0; v < vertex_rows; ++v) screen[v] = k.screen_of(v);
+  k.screen = screen.data();
+  std::unique_ptr<std::atomic<uint8_t>[]> silhouettes(new std::atomic<uint8_t>[k.F * (k.V ? B : 1)]());
+  k.silhouettes = silhouettes.get();
   double largest = 0;
   // Each row's items, horizontal pairs then vertical ones, each in pixel order.
-  std::vector<std::vector<int64_t>> across(rows), down(rows);
-#pragma omp parallel for schedule(dynamic, 8) reduction(max : largest)
-  for (int64_t r = 0; r < rows; ++r) {
-    const bool last_row = r % H == H - 1;
-    int64_t item[kItemFields];
-    for (int64_t j = 0; j < W; ++j) {
-      const int64_t n = r * W + j;
-      const T id = k.rast[4 * n + 3];
-      for (int v = 0; v < 2; ++v) {
-        if (v ? last_row : j == W - 1) continue;
-        const int64_t m = n + (v ? W : 1);
-        const T other = k.rast[4 * m + 3];
-        if (id == other) continue;
-        const double high = std::max(double(id), double(other));
-        largest = std::max(largest, high);
-        if (high > double(k.F)) continue;  // an error, raised by the caller
-        if (!k.analyze(n, m, v, item)) continue;
-        auto& list = v ? down[r] : across[r];
-        list.insert(list.end(), item, item + kItemFields);
+  std::vector<std::vector<int64_t>> across(rows), down(rows);  // (down: with the next row in memory)
+  const T* rast = k.rast;
+#pragma omp parallel reduction(max : largest)
+  {
+    std::vector<uint8_t> flags(W + 8, 0);  // each pixel's pairs: bit 0 with the next pixel, bit 1 with the next row's
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t r = 0; r < rows; ++r) {
+      // The comparisons first, in loops that vectorize: reading rast is most of this pass's time.
+      const int64_t image = r / H, y = r % H;
+      const T* id = rast + 4 * r * W + 3;
+      uint8_t* f = flags.data();
+      for (int64_t j = 0; j < W - 1; ++j) f[j] = id[4 * j] != id[4 * j + 4];
+      f[W - 1] = 0;
+      if (y != H - 1) {
+        const T* next = id + 4 * W;
+        for (int64_t j = 0; j < W; ++j) f[j] |= uint8_t(id[4 * j] != next[4 * j]) << 1;
+      }
+      int64_t item[kItemFields];
+      for (int64_t j = 0; j < W; ++j) {
+        if (!(j & 7)) {  // skip 8 pixels without pairs at once
+          uint64_t chunk;
+          std::memcpy(&chunk, f + j, sizeof chunk);  // (flags is padded: past W, zeros)
+          if (!chunk) {
+            j += 7;
+            continue;
+          }
+        }
+        for (int v = 0; v < 2; ++v) {
+          if (!(f[j] >> v & 1)) continue;
+          const int64_t n = r * W + j, m = n + (v ? W : 1);
+          const double high = std::max(double(id[4 * j]), double(rast[4 * m + 3]));
+          largest = std::max(largest, high);
+          if (high > double(k.F)) continue;  // an error, raised by the caller
+          if (!k.analyze(n, m, v, image, j, y, item)) continue;
+          auto& list = v ? down[r] : across[r];
+          list.insert(list.end(), item, item + kItemFields);
+        }
       }
     }
   }
@@ -233,7 +282,7 @@ std::tuple<torch::Tensor, double> forward(const Forward<T>& k, const T* color, T
 
 std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor color, torch::Tensor rast,
                                                                    torch::Tensor pos, torch::Tensor tri,
-                                                                   torch::Tensor opposite) {
+                                                                   torch::Tensor opposite, double edge_eps) {
   TORCH_CHECK(color.dim() == 4 && rast.dim() == 4 && rast.size(3) == 4 && (pos.dim() == 2 || pos.dim() == 3) &&
                   pos.size(-1) == 4 && tri.dim() == 2 && tri.size(1) == 3 && opposite.sizes() == tri.sizes(),
               "antialias kernel: color [B, H, W, C], rast [B, H, W, 4], pos [B, V, 4] or [V, 4], tri and opposite [F, 3]");
@@ -258,13 +307,16 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
     k.opposite = opposite.data_ptr<int64_t>();
     k.F = tri.size(0);
     k.V = pos.dim() == 3 ? pos.size(1) : 0;
-    result = forward(k, color.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), color.size(0), color.size(3));
+    k.edge_eps = scalar_t(edge_eps);
+    result = forward(k, color.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), color.size(0), color.size(3),
+                     pos.numel() / 4);
   });
   return {out, std::get<0>(result), std::get<1>(result)};
 }
 
 std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
-                                              torch::Tensor work, bool want_color, bool want_pos, double boost) {
+                                              torch::Tensor work, bool want_color, bool want_pos, double boost,
+                                              double dy_eps) {
   grad_out = grad_out.contiguous();
   const int64_t H = color.size(1), W = color.size(2), C = color.size(3);
   torch::Tensor grad_color = want_color ? grad_out.clone() : torch::Tensor();
@@ -295,7 +347,7 @@ std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Ten
       // alpha = ds (1/2 - dc): d alpha / d dc = -ds. As nvdiffrast, the derivative of dc = ds num / dy
       // is taken as that of ds num / (dy + 1e-3 px, signed as dy).
       const T grad_dc = -b.ds * grad_alpha;
-      const T padded = b.c.dy + std::copysign(T(kDyEps), b.c.dy);
+      const T padded = b.c.dy + std::copysign(T(dy_eps), b.c.dy);
       const T grad_num = b.ds * grad_dc / padded;                          // d/d num
       const T grad_dy = -b.ds * grad_dc * b.c.num / (padded * padded);    // d/d dy (of the padded quotient)
       // num = a.x dy - a.y dx, dx = b.x - a.x, dy = b.y - a.y

@@ -16,7 +16,8 @@ with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the value
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
 gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
 nvdiffrast's analytic antialias (its method, written in vectorized torch in
-:mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients.
+:mod:`glsplat.nvdiffrast.analytic`, and compiled for the CPU in ``csrc/nvdr_antialias.cpp``): the
+same image and the same gradients.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
 not be contiguous, and the CPU is a device like any other.
@@ -30,6 +31,7 @@ from .. import checks
 from ..context import Context
 from ..kernels import cpu_kernels
 from ..raster import rasterize as gl_rasterize
+from . import analytic
 from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
 # ----------------------------------------------------------------------------------------------
@@ -499,7 +501,7 @@ class _ScaleGradient(torch.autograd.Function):
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
-    """Antialias silhouette edges analytically (nvdiffrast's ``antialias``, its method written in torch).
+    """Antialias silhouette edges analytically (nvdiffrast's ``antialias``, its method in torch or compiled).
 
     Each pair of horizontally or vertically adjacent pixels whose triangle ids differ is examined
     from the side of the front triangle (the nearer z/w; a covered pixel beats an empty one). If a
@@ -590,9 +592,9 @@ class _AntialiasKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, color, pos, rast, tri, opposite, boost, kernels):
-        out, work, largest = kernels.antialias_forward(color, rast, pos, tri, opposite)
+        out, work, largest = kernels.antialias_forward(color, rast, pos, tri, opposite, analytic._EDGE_EPS)
         ctx.save_for_backward(color, pos, work)
-        ctx.boost, ctx.kernels = boost, kernels
+        ctx.boost, ctx.dy_eps, ctx.kernels = boost, analytic._DY_EPS, kernels
         return out, largest
 
     @staticmethod
@@ -600,7 +602,7 @@ class _AntialiasKernel(torch.autograd.Function):
         color, pos, work = ctx.saved_tensors
         want_color, want_pos = ctx.needs_input_grad[:2]
         grad_color, grad_pos = ctx.kernels.antialias_backward(grad_out, color, pos, work, want_color, want_pos,
-                                                              ctx.boost)
+                                                              ctx.boost, ctx.dy_eps)
         return (grad_color if want_color else None, grad_pos if want_pos else None) + (None,) * 5
 
 

@@ -167,7 +167,7 @@ struct Forward : Antialias<T> {
     const T* t1 = rast + 4 * second;
     const int64_t tri0 = face_of(t0[3]), tri1 = face_of(t1[3]);
     // The front triangle: the covered side, or the nearer of two (ties: the second pixel's).
-    const bool use1 = tri0 < 0 || (tri1 >= 0 && !(t0[2] < t1[2]));
+    const bool use1 = (tri0 < 0) | ((tri1 >= 0) & !(t0[2] < t1[2]));  // (no branch: unpredictable)
     const int64_t face = use1 ? tri1 : tri0;
     const int64_t offset = V * image;
     const int64_t corner[3] = {tri[3 * face] + offset, tri[3 * face + 1] + offset, tri[3 * face + 2] + offset};
@@ -224,6 +224,7 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, const T* color, T* out, 
 #pragma omp parallel reduction(max : largest)
   {
     std::vector<uint8_t> flags(W + 8, 0);  // each pixel's pairs: bit 0 with the next pixel, bit 1 with the next row's
+    std::vector<int64_t> columns(2 * (W + 8));  // the columns of this row's pairs of each kind
 #pragma omp for schedule(dynamic, 8)
     for (int64_t r = 0; r < rows; ++r) {
       // The comparisons first, in loops that vectorize: reading rast is most of this pass's time.
@@ -236,25 +237,29 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, const T* color, T* out, 
         const T* next = id + 4 * W;
         for (int64_t j = 0; j < W; ++j) f[j] |= uint8_t(id[4 * j] != next[4 * j]) << 1;
       }
-      int64_t item[kItemFields];
-      for (int64_t j = 0; j < W; ++j) {
-        if (!(j & 7)) {  // skip 8 pixels without pairs at once
-          uint64_t chunk;
-          std::memcpy(&chunk, f + j, sizeof chunk);  // (flags is padded: past W, zeros)
-          if (!chunk) {
-            j += 7;
-            continue;
-          }
+      // Their columns, listed without branching on each (skipping 8 pixels without pairs at once).
+      int64_t* listed[2] = {columns.data(), columns.data() + W + 8};
+      int64_t count[2] = {0, 0};
+      for (int64_t j = 0; j < W; j += 8) {
+        uint64_t chunk;
+        std::memcpy(&chunk, f + j, sizeof chunk);  // (flags is padded: past W, zeros)
+        if (!chunk) continue;
+        for (int64_t i = j; i < j + 8; ++i) {
+          listed[0][count[0]] = i;
+          count[0] += f[i] & 1;
+          listed[1][count[1]] = i;
+          count[1] += f[i] >> 1;
         }
-        for (int v = 0; v < 2; ++v) {
-          if (!(f[j] >> v & 1)) continue;
-          const int64_t n = r * W + j, m = n + (v ? W : 1);
+      }
+      int64_t item[kItemFields];
+      for (int v = 0; v < 2; ++v) {
+        auto& list = v ? down[r] : across[r];
+        for (int64_t i = 0; i < count[v]; ++i) {
+          const int64_t j = listed[v][i], n = r * W + j, m = n + (v ? W : 1);
           const double high = std::max(double(id[4 * j]), double(rast[4 * m + 3]));
           largest = std::max(largest, high);
           if (high > double(k.F)) continue;  // an error, raised by the caller
-          if (!k.analyze(n, m, v, image, j, y, item)) continue;
-          auto& list = v ? down[r] : across[r];
-          list.insert(list.end(), item, item + kItemFields);
+          if (k.analyze(n, m, v, image, j, y, item)) list.insert(list.end(), item, item + kItemFields);
         }
       }
     }

@@ -463,3 +463,24 @@ def test_out_of_range_id_on_both_paths(glctx):
     for kernels in (cpu_kernels(), None):
         with pytest.raises(ValueError, match="rast refers to triangle 2, but tri has 2"):
             ops._antialias(color, bad, pos, tri, construct_topology(tri), 1.0, kernels)
+
+
+def test_kernel_takes_any_color_layout(glctx):
+    """A channel-planar color (as the torch texture returns it), a strided slice, and a gradient
+    with zero strides (from .sum()): read in place, with the same results as a contiguous copy."""
+    pos, tri = sphere_scene(batch=2)
+    rast, _ = dr.rasterize(glctx, pos, tri, (24, 32))
+    planar = torch.rand(2, 3, 24, 32, dtype=torch.float64).permute(0, 2, 3, 1)
+    sliced = torch.rand(2, 24, 32, 5, dtype=torch.float64)[..., 1:4]
+    topology = construct_topology(tri)
+    for color in (planar, sliced):
+        kernel, reference = both_paths(color, rast, pos, tri)
+        assert_paths_agree(kernel, reference, torch.float64)
+        c = color.clone().requires_grad_(True)
+        out = ops._antialias(c, rast, pos, tri, topology, 1.0, cpu_kernels())
+        assert out.stride() == c.stride() or not color.is_non_overlapping_and_dense()
+        torch.testing.assert_close(out, kernel[0], rtol=0, atol=0)
+        (grad,) = torch.autograd.grad(out.sum(), c)
+        c = c.detach().contiguous().requires_grad_(True)
+        (expected,) = torch.autograd.grad(ops._antialias(c, rast, pos, tri, topology, 1.0, cpu_kernels()).sum(), c)
+        torch.testing.assert_close(grad, expected, rtol=0, atol=0)

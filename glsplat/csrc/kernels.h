@@ -63,7 +63,8 @@ torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch
 // nvdiffrast's analytic antialias (nvdr_antialias.cpp; glsplat/nvdiffrast/analytic.py is the torch
 // reference). color [B, H, W, C], rast [B, H, W, 4] (u, v, z/w, triangle id + 1; row 0 at the
 // bottom) and pos (clip space, [B, V, 4] instanced or [V, 4] range mode) in one float dtype; tri
-// int32 [F, 3] and opposite int64 [F, 3] (TopologyHash.opposite); all contiguous. Returns the
+// int32 [F, 3] and opposite int64 [F, 3] (TopologyHash.opposite); all contiguous but color (any
+// strides, the image keeps its layout where dense; grad_out likewise). Returns the
 // antialiased image [B, H, W, C], the work items int64 [M, 5] (first pixel, second pixel, the
 // crossing edge's two vertex rows in pos viewed as [-1, 4], flags: 1 vertical pair, 2 front
 // triangle the second pixel's) for the backward pass, and the largest triangle id + 1 found in a

@@ -43,6 +43,20 @@ struct Point {
   T x, y;
 };
 
+// A [B, H, W, C] image in any memory layout (the torch texture's output is channel-planar: a
+// copy to make it contiguous would cost more than this kernel). Pixels are flat indices into [B, H, W].
+template <typename T>
+struct Image {
+  T* data;
+  int64_t H, W, stride[4];
+
+  Image(const torch::Tensor& t)
+      : data(t.data_ptr<T>()), H(t.size(1)), W(t.size(2)), stride{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} {}
+  // Pixel n's channel e is at(n)[e * step()].
+  T* at(int64_t n) const { return data + n / (H * W) * stride[0] + n / W % H * stride[1] + n % W * stride[2]; }
+  int64_t step() const { return stride[3]; }
+};
+
 // nvdiffrast's sign test: equal sign bits (so +0 and -0 differ).
 template <typename T>
 inline bool same_sign(T a, T b) {
@@ -208,7 +222,7 @@ struct Forward : Antialias<T> {
 // The pass over the rows, then the blends: out holds a copy of color. Returns the work items
 // and the largest triangle id + 1 in a pair.
 template <typename T>
-std::tuple<torch::Tensor, double> forward(Forward<T> k, const T* color, T* out, int64_t B, int64_t C,
+std::tuple<torch::Tensor, double> forward(Forward<T> k, Image<T> color, Image<T> out, int64_t B, int64_t C,
                                           int64_t vertex_rows) {
   const int64_t H = k.H, W = k.W, rows = B * H;
   std::vector<Point<T>> screen(vertex_rows);
@@ -278,7 +292,9 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, const T* color, T* out, 
   for (int64_t i = 0; i < work.size(0); ++i) {
     const int64_t* item = items + i * kItemFields;
     const Blend<T> b = k.blend(item);
-    for (int64_t e = 0; e < C; ++e) out[b.target * C + e] += b.alpha * (color[item[1] * C + e] - color[item[0] * C + e]);
+    T* o = out.at(b.target);
+    const T *c0 = color.at(item[0]), *c1 = color.at(item[1]);
+    for (int64_t e = 0; e < C; ++e) o[e * out.step()] += b.alpha * (c1[e * color.step()] - c0[e * color.step()]);
   }
   return {work, largest};
 }
@@ -291,14 +307,15 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
   TORCH_CHECK(color.dim() == 4 && rast.dim() == 4 && rast.size(3) == 4 && (pos.dim() == 2 || pos.dim() == 3) &&
                   pos.size(-1) == 4 && tri.dim() == 2 && tri.size(1) == 3 && opposite.sizes() == tri.sizes(),
               "antialias kernel: color [B, H, W, C], rast [B, H, W, 4], pos [B, V, 4] or [V, 4], tri and opposite [F, 3]");
-  for (const auto* t : {&color, &rast, &pos, &tri, &opposite}) {
-    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "antialias kernel: CPU, contiguous tensors only");
+  TORCH_CHECK(color.device().is_cpu(), "antialias kernel: CPU tensors only");
+  for (const auto* t : {&rast, &pos, &tri, &opposite}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "antialias kernel: CPU tensors, contiguous but color");
   }
   TORCH_CHECK(rast.scalar_type() == color.scalar_type() && pos.scalar_type() == color.scalar_type() &&
                   tri.scalar_type() == torch::kInt && opposite.scalar_type() == torch::kLong,
               "antialias kernel: dtypes");
   const int64_t H = color.size(1), W = color.size(2);
-  auto out = color.clone();
+  auto out = color.clone();  // (in color's memory layout where it is dense)
   std::tuple<torch::Tensor, double> result;
   AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_forward", [&] {
     Forward<scalar_t> k;
@@ -313,7 +330,7 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
     k.F = tri.size(0);
     k.V = pos.dim() == 3 ? pos.size(1) : 0;
     k.edge_eps = scalar_t(edge_eps);
-    result = forward(k, color.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), color.size(0), color.size(3),
+    result = forward(k, Image<scalar_t>(color), Image<scalar_t>(out), color.size(0), color.size(3),
                      pos.numel() / 4);
   });
   return {out, std::get<0>(result), std::get<1>(result)};
@@ -322,31 +339,32 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
 std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
                                               torch::Tensor work, bool want_color, bool want_pos, double boost,
                                               double dy_eps) {
-  grad_out = grad_out.contiguous();
   const int64_t H = color.size(1), W = color.size(2), C = color.size(3);
-  torch::Tensor grad_color = want_color ? grad_out.clone() : torch::Tensor();
+  torch::Tensor grad_color = want_color ? grad_out.clone() : torch::Tensor();  // (grad_out's layout where dense)
   torch::Tensor grad_pos = want_pos ? torch::zeros_like(pos) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_backward", [&] {
     using T = scalar_t;
     Antialias<T> k{pos.data_ptr<T>(), H, W, T(W) / T(2), T(H) / T(2)};
-    const T* g = grad_out.data_ptr<T>();
-    const T* c = color.data_ptr<T>();
-    T* gc = want_color ? grad_color.data_ptr<T>() : nullptr;
+    const Image<T> g(grad_out), c(color);
+    const Image<T> gc = want_color ? Image<T>(grad_color) : Image<T>(grad_out);  // (not written unless want_color)
     T* gp = want_pos ? grad_pos.data_ptr<T>() : nullptr;
     const int64_t* items = work.data_ptr<int64_t>();
     for (int64_t i = 0; i < work.size(0); ++i) {  // (few items: the pairs that blend)
       const int64_t* item = items + i * kItemFields;
       const int64_t first = item[0], second = item[1];
       const Blend<T> b = k.blend(item);
-      const T* go = g + b.target * C;
+      const T* go = g.at(b.target);
+      const T *c0 = c.at(first), *c1 = c.at(second);
+      T *gc0 = gc.at(first), *gc1 = gc.at(second);
       T grad_alpha = 0;
       for (int64_t e = 0; e < C; ++e) {
         // out[target] += alpha (color[second] - color[first])
-        if (gc) {
-          gc[second * C + e] += b.alpha * go[e];
-          gc[first * C + e] -= b.alpha * go[e];
+        const T ge = go[e * g.step()];
+        if (want_color) {
+          gc1[e * gc.step()] += b.alpha * ge;
+          gc0[e * gc.step()] -= b.alpha * ge;
         }
-        grad_alpha += go[e] * (c[second * C + e] - c[first * C + e]);
+        grad_alpha += ge * (c1[e * c.step()] - c0[e * c.step()]);
       }
       if (!gp || !(b.dc >= T(0) && b.dc <= T(1))) continue;  // dc clamped: no gradient (torch's clamp passes it at 0 and 1)
       // alpha = ds (1/2 - dc): d alpha / d dc = -ds. As nvdiffrast, the derivative of dc = ds num / dy

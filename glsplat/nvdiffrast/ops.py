@@ -566,7 +566,7 @@ def _antialias(color, rast, pos, tri, topology, boost, kernels):
     reference; the tests pass ``kernels=None`` to compare the two). Raises where a pixel pair's
     triangle id is out of range (ids elsewhere are never read)."""
     if kernels is not None and rast.dtype == color.dtype and pos.dtype == color.dtype:
-        out, largest = _AntialiasKernel.apply(color.contiguous(), pos.contiguous(), rast.contiguous(),
+        out, largest = _AntialiasKernel.apply(color, pos.contiguous(), rast.contiguous(),  # (color: any layout)
                                               tri.contiguous(), topology.opposite.contiguous(), boost, kernels)
         _check_largest_id(largest, tri)
         return out

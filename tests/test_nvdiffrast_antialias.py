@@ -484,3 +484,14 @@ def test_kernel_takes_any_color_layout(glctx):
         c = c.detach().contiguous().requires_grad_(True)
         (expected,) = torch.autograd.grad(ops._antialias(c, rast, pos, tri, topology, 1.0, cpu_kernels()).sum(), c)
         torch.testing.assert_close(grad, expected, rtol=0, atol=0)
+
+
+def test_kernel_on_fractional_empty_ids():
+    """A rast whose ids differ but all truncate to 'empty' (0 next to 0.5): no triangle on either
+    side of the pairs, so nothing blends (and nothing is read out of bounds)."""
+    pos, tri = quad(-3.0, 3.0, -3.0, 3.0)
+    rast = torch.zeros(1, 6, 6, 4, dtype=torch.float64)
+    rast[..., ::2, 3] = 0.5
+    color = torch.rand(1, 6, 6, 3, dtype=torch.float64)
+    out = ops._antialias(color, rast, pos, tri, construct_topology(tri), 1.0, cpu_kernels())
+    assert torch.equal(out, color)

@@ -30,7 +30,6 @@
 namespace glsplat {
 namespace {
 
-
 // A work item: a pair that blends. Its pixels (flat indices into [B, H, W]: second is first + 1,
 // or first + W when vertical), the two vertices of the front triangle's edge that crosses the
 // line between the two centers (rows of pos viewed as [-1, 4]), and flags.
@@ -90,12 +89,13 @@ struct Blend {
   int64_t target;   // the pixel the edge is nearer to, which takes in the other's color
 };
 
+// What the forward and backward passes share: pixel-space positions and a work item's blend.
 template <typename T>
 struct Antialias {
   const T* pos;  // [V or B * V, 4], clip space
   int64_t H, W;
   T half_width, half_height;
-  const Point<T>* screen = nullptr;  // each vertex row's screen(k), where kept (the forward pass's)
+  const Point<T>* screen = nullptr;  // each vertex row's screen_of, where kept (the forward pass's)
 
   // Pixel-space (x, y) of vertex row k, from the image's middle (y up).
   Point<T> screen_of(int64_t k) const {
@@ -153,12 +153,12 @@ struct Forward : Antialias<T> {
 
   // Silhouette edges (edge i: corner i + 1 to i + 2) of face in the image whose vertices start
   // at row offset: the vertex across on the triangle's own side, or none across. As bits.
-  uint8_t silhouette_bits(int64_t face, int64_t offset, const int64_t* corner) const {
+  uint8_t silhouette_bits(int64_t face, int64_t offset) const {
     Point<T> p[3], o[3];
     for (int k = 0; k < 3; ++k) {
-      const int64_t across = opposite[3 * face + k];
-      p[k] = screen_of(corner[k]);
-      o[k] = screen_of(across >= 0 ? across + offset : corner[k]);
+      const int64_t corner = tri[3 * face + k] + offset, across = opposite[3 * face + k];
+      p[k] = screen_of(corner);
+      o[k] = screen_of(across >= 0 ? across + offset : corner);
     }
     const T own = (p[1].x - p[0].x) * (p[2].y - p[0].y) - (p[2].x - p[0].x) * (p[1].y - p[0].y);
     uint8_t bits = kKnown;
@@ -183,13 +183,14 @@ struct Forward : Antialias<T> {
     // The front triangle: the covered side, or the nearer of two (ties: the second pixel's).
     const bool use1 = (tri0 < 0) | ((tri1 >= 0) & !(t0[2] < t1[2]));  // (no branch: unpredictable)
     const int64_t face = use1 ? tri1 : tri0;
+    if (face < 0) return false;  // (ids in (0, 1) next to 0: both sides empty)
     const int64_t offset = V * image;
-    const int64_t corner[3] = {tri[3 * face] + offset, tri[3 * face + 1] + offset, tri[3 * face + 2] + offset};
     // (Racing threads compute the same bits.)
     std::atomic<uint8_t>& known = silhouettes[(V ? image : 0) * F + face];
     uint8_t silhouette = known.load(std::memory_order_relaxed);
-    if (!silhouette) known.store(silhouette = silhouette_bits(face, offset, corner), std::memory_order_relaxed);
+    if (!silhouette) known.store(silhouette = silhouette_bits(face, offset), std::memory_order_relaxed);
     if (silhouette == kKnown) return false;  // none: only pairs whose front triangle has one can blend
+    const int64_t corner[3] = {tri[3 * face] + offset, tri[3 * face + 1] + offset, tri[3 * face + 2] + offset};
     const T ds = use1 ? T(-1) : T(1);
     const T cx = center_of(x + (use1 && !vertical), this->half_width);
     const T cy = center_of(y + (use1 && vertical), this->half_height);
@@ -235,6 +236,7 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, Image<T> color, Image<T>
   // Each row's items, horizontal pairs then vertical ones, each in pixel order.
   std::vector<std::vector<int64_t>> across(rows), down(rows);  // (down: with the next row in memory)
   const T* rast = k.rast;
+  const double faces = double(k.F);
 #pragma omp parallel reduction(max : largest)
   {
     std::vector<uint8_t> flags(W + 8, 0);  // each pixel's pairs: bit 0 with the next pixel, bit 1 with the next row's
@@ -272,7 +274,7 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, Image<T> color, Image<T>
           const int64_t j = listed[v][i], n = r * W + j, m = n + (v ? W : 1);
           const double high = std::max(double(id[4 * j]), double(rast[4 * m + 3]));
           largest = std::max(largest, high);
-          if (high > double(k.F)) continue;  // an error, raised by the caller
+          if (high > faces) continue;  // an error, raised by the caller
           if (k.analyze(n, m, v, image, j, y, item)) list.insert(list.end(), item, item + kItemFields);
         }
       }

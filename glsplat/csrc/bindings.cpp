@@ -8,6 +8,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("find_glue", &glsplat::find_glue, "The glued silhouette samples: sample, edge ends, parameter, row in index");
   m.def("glue_backward", &glsplat::glue_backward, "Gradient w.r.t. clip of the glue's offsets");
   m.def("splat_backward", &glsplat::splat_backward, "Gradients w.r.t. the clip-space vertices, colors and offsets");
-  m.def("antialias_forward", &glsplat::antialias_forward, "nvdiffrast's analytic antialias: image, work items, largest id");
-  m.def("antialias_backward", &glsplat::antialias_backward, "Gradients of the analytic antialias w.r.t. color and pos");
+  m.def("nvdr_antialias_forward", &glsplat::nvdr_antialias_forward, "nvdiffrast antialias: image, work, largest id");
+  m.def("nvdr_antialias_backward", &glsplat::nvdr_antialias_backward, "Gradients w.r.t. color and pos");
 }

@@ -70,14 +70,14 @@ torch::Tensor glue_backward(torch::Tensor grad_offset, torch::Tensor rows, torch
 // triangle the second pixel's) for the backward pass, and the largest triangle id + 1 found in a
 // pixel pair (pairs with one above F are not analyzed: the caller raises). edge_eps: how far
 // outside a pair (px) its crossing still counts (analytic._EDGE_EPS).
-std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor color, torch::Tensor rast,
-                                                                   torch::Tensor pos, torch::Tensor tri,
-                                                                   torch::Tensor opposite, double edge_eps);
+std::tuple<torch::Tensor, torch::Tensor, double> nvdr_antialias_forward(torch::Tensor color, torch::Tensor rast,
+                                                                        torch::Tensor pos, torch::Tensor tri,
+                                                                        torch::Tensor opposite, double edge_eps);
 // Gradients {color (empty unless want_color), pos times boost (empty unless want_pos)} of the
-// image antialias_forward returned, from its inputs color and pos and its work items; dy_eps is
+// image nvdr_antialias_forward returned, from its inputs color and pos and its work items; dy_eps is
 // the px added to dy in the derivative of 1 / dy (analytic._DY_EPS).
-std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
-                                              torch::Tensor work, bool want_color, bool want_pos, double boost,
-                                              double dy_eps);
+std::vector<torch::Tensor> nvdr_antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
+                                                   torch::Tensor work, bool want_color, bool want_pos, double boost,
+                                                   double dy_eps);
 
 }  // namespace glsplat

@@ -11,7 +11,10 @@
 //
 // Every value is the reference's operation for operation, in its order (the blends too: all
 // horizontal pairs in pixel order, then all vertical ones), so that the two agree bitwise on the
-// forward pass; hence no FMA contraction in this file.
+// forward pass; hence no fused multiply-adds in this file, and IEEE NaN semantics (as nvdr_raster.cpp:
+// the build's -ffinite-math-only would let the compiler assume a triangle id is never NaN).
+#pragma GCC optimize("fp-contract=off", "no-finite-math-only")
+
 #include <torch/extension.h>
 
 #include <atomic>
@@ -24,8 +27,6 @@
 #include <vector>
 
 #include "kernels.h"
-
-#pragma GCC optimize("fp-contract=off")
 
 namespace glsplat {
 namespace {
@@ -303,12 +304,12 @@ std::tuple<torch::Tensor, double> forward(Forward<T> k, Image<T> color, Image<T>
 
 }  // namespace
 
-std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor color, torch::Tensor rast,
-                                                                   torch::Tensor pos, torch::Tensor tri,
-                                                                   torch::Tensor opposite, double edge_eps) {
+std::tuple<torch::Tensor, torch::Tensor, double> nvdr_antialias_forward(torch::Tensor color, torch::Tensor rast,
+                                                                        torch::Tensor pos, torch::Tensor tri,
+                                                                        torch::Tensor opposite, double edge_eps) {
   TORCH_CHECK(color.dim() == 4 && rast.dim() == 4 && rast.size(3) == 4 && (pos.dim() == 2 || pos.dim() == 3) &&
                   pos.size(-1) == 4 && tri.dim() == 2 && tri.size(1) == 3 && opposite.sizes() == tri.sizes(),
-              "antialias kernel: color [B, H, W, C], rast [B, H, W, 4], pos [B, V, 4] or [V, 4], tri and opposite [F, 3]");
+              "antialias kernel: color [B, H, W, C], rast [B, H, W, 4], pos [B, V, 4] or [V, 4], tri, opposite [F, 3]");
   TORCH_CHECK(color.device().is_cpu(), "antialias kernel: CPU tensors only");
   for (const auto* t : {&rast, &pos, &tri, &opposite}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "antialias kernel: CPU tensors, contiguous but color");
@@ -319,7 +320,7 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
   const int64_t H = color.size(1), W = color.size(2);
   auto out = color.clone();  // (in color's memory layout where it is dense)
   std::tuple<torch::Tensor, double> result;
-  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "nvdr_antialias_forward", [&] {
     Forward<scalar_t> k;
     k.pos = pos.data_ptr<scalar_t>();
     k.H = H;
@@ -338,13 +339,13 @@ std::tuple<torch::Tensor, torch::Tensor, double> antialias_forward(torch::Tensor
   return {out, std::get<0>(result), std::get<1>(result)};
 }
 
-std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
-                                              torch::Tensor work, bool want_color, bool want_pos, double boost,
-                                              double dy_eps) {
+std::vector<torch::Tensor> nvdr_antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
+                                                   torch::Tensor work, bool want_color, bool want_pos, double boost,
+                                                   double dy_eps) {
   const int64_t H = color.size(1), W = color.size(2), C = color.size(3);
   torch::Tensor grad_color = want_color ? grad_out.clone() : torch::Tensor();  // (grad_out's layout where dense)
   torch::Tensor grad_pos = want_pos ? torch::zeros_like(pos) : torch::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "nvdr_antialias_backward", [&] {
     using T = scalar_t;
     Antialias<T> k{pos.data_ptr<T>(), H, W, T(W) / T(2), T(H) / T(2)};
     const Image<T> g(grad_out), c(color);
@@ -368,7 +369,8 @@ std::vector<torch::Tensor> antialias_backward(torch::Tensor grad_out, torch::Ten
         }
         grad_alpha += ge * (c1[e * c.step()] - c0[e * c.step()]);
       }
-      if (!gp || !(b.dc >= T(0) && b.dc <= T(1))) continue;  // dc clamped: no gradient (torch's clamp passes it at 0 and 1)
+      // dc clamped: no gradient (torch's clamp passes it at 0 and at 1).
+      if (!gp || !(b.dc >= T(0) && b.dc <= T(1))) continue;
       // alpha = ds (1/2 - dc): d alpha / d dc = -ds. As nvdiffrast, the derivative of dc = ds num / dy
       // is taken as that of ds num / (dy + 1e-3 px, signed as dy).
       const T grad_dc = -b.ds * grad_alpha;

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from .. import checks
 from ..context import Context
@@ -592,16 +593,17 @@ class _AntialiasKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, color, pos, rast, tri, opposite, boost, kernels):
-        out, work, largest = kernels.antialias_forward(color, rast, pos, tri, opposite, analytic._EDGE_EPS)
+        out, work, largest = kernels.nvdr_antialias_forward(color, rast, pos, tri, opposite, analytic._EDGE_EPS)
         ctx.save_for_backward(color, pos, work)
         ctx.boost, ctx.dy_eps, ctx.kernels = boost, analytic._DY_EPS, kernels
         return out, largest
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out, _):
         color, pos, work = ctx.saved_tensors
         want_color, want_pos = ctx.needs_input_grad[:2]
-        grad_color, grad_pos = ctx.kernels.antialias_backward(grad_out, color, pos, work, want_color, want_pos,
+        grad_color, grad_pos = ctx.kernels.nvdr_antialias_backward(grad_out, color, pos, work, want_color, want_pos,
                                                               ctx.boost, ctx.dy_eps)
         return (grad_color if want_color else None, grad_pos if want_pos else None) + (None,) * 5
 

@@ -495,3 +495,15 @@ def test_kernel_on_fractional_empty_ids():
     color = torch.rand(1, 6, 6, 3, dtype=torch.float64)
     out = ops._antialias(color, rast, pos, tri, construct_topology(tri), 1.0, cpu_kernels())
     assert torch.equal(out, color)
+
+
+def test_cpu_antialias_takes_the_kernel_unless_dtypes_differ(glctx):
+    """dr.antialias on CPU tensors of one dtype runs the kernel; with mixed dtypes, the torch path
+    (which promotes as torch does), with the same image as the kernel on a common dtype."""
+    pos, tri, rast = small_scene(glctx)
+    color = torch.rand(1, *rast.shape[1:3], 3, dtype=torch.float64, requires_grad=True)
+    out = dr.antialias(color, rast, pos, tri)
+    assert type(out.grad_fn).__name__ == "_AntialiasKernelBackward"
+    mixed = dr.antialias(color, rast.float(), pos, tri)  # (rast's z/w and ids are exact in float32 here)
+    assert type(mixed.grad_fn).__name__ != "_AntialiasKernelBackward"
+    torch.testing.assert_close(mixed, out, rtol=0, atol=0)

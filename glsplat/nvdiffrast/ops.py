@@ -603,8 +603,8 @@ class _AntialiasKernel(torch.autograd.Function):
     def backward(ctx, grad_out, _):
         color, pos, work = ctx.saved_tensors
         want_color, want_pos = ctx.needs_input_grad[:2]
-        grad_color, grad_pos = ctx.kernels.nvdr_antialias_backward(grad_out, color, pos, work, want_color, want_pos,
-                                                              ctx.boost, ctx.dy_eps)
+        grad_color, grad_pos = ctx.kernels.nvdr_antialias_backward(grad_out, color, pos, work, want_color,
+                                                                   want_pos, ctx.boost, ctx.dy_eps)
         return (grad_color if want_color else None, grad_pos if want_pos else None) + (None,) * 5
 
 

@@ -1,7 +1,8 @@
 """Compiled kernels, built on first use with torch's JIT extension loader.
 
-CPU (C++/OpenMP): interpolate, the splat and the edge glue. CUDA: the splat and the edge glue
-(interpolate on CUDA is torch's own gather). A build needs a compiler (and nvcc for CUDA) and
+CPU (C++/OpenMP): interpolate, the splat, the edge glue, and glsplat.nvdiffrast's rasterize outputs,
+interpolate, texture and antialias. CUDA: the splat and the edge glue (interpolate on CUDA is
+torch's own gather; glsplat.nvdiffrast runs its torch code there). A build needs a compiler (and nvcc for CUDA) and
 ninja (a Python dependency); it takes about a minute once per machine and is cached
 (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where one cannot be built,
 glsplat warns once and uses its pure-torch implementation instead. A build says so on stderr when
@@ -23,7 +24,7 @@ from pathlib import Path
 CSRC = Path(__file__).resolve().parent / "csrc"
 HEADERS = [CSRC / "kernels.h", CSRC / "splat.h", CSRC / "splat_cpu.h", CSRC / "splat_torch.h", CSRC / "edges.h"]
 CPU_SOURCES = [CSRC / "bindings.cpp", CSRC / "interpolate.cpp", CSRC / "splat.cpp", CSRC / "edges.cpp",
-               CSRC / "nvdr_raster.cpp", CSRC / "nvdr_texture.cpp"]
+               CSRC / "nvdr_raster.cpp", CSRC / "nvdr_texture.cpp", CSRC / "nvdr_antialias.cpp"]
 CUDA_SOURCES = [CSRC / "bindings_cuda.cpp", CSRC / "splat_cuda.cu", CSRC / "edges_cuda.cu"]
 
 # What is being compiled right now, e.g. "building the CPU kernels (first use, about a minute)",

@@ -8,7 +8,8 @@ import torch
 import trimesh
 
 import glsplat.nvdiffrast as dr
-from glsplat.nvdiffrast import analytic
+from glsplat.kernels import cpu_kernels
+from glsplat.nvdiffrast import analytic, ops
 from glsplat.nvdiffrast.analytic import construct_topology
 
 FG, BG, BACK = (1.0, 0.5, 0.25), (0.0, 0.25, 1.0), (0.5, 1.0, 0.0)
@@ -340,3 +341,169 @@ def test_bad_input(glctx):
         dr.antialias(color, rast, pos, tri, topology_hash=dr.antialias_construct_topology_hash(tri[:1]))
     with pytest.raises(ValueError, match=">= 0"):
         dr.antialias_construct_topology_hash(tri - 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled kernel (csrc/nvdr_antialias.cpp, dr.antialias's path on the CPU) against the torch
+# reference (analytic.py, its path elsewhere), both called past antialias's checks.
+
+
+def band_scene(size):
+    """For an image one pixel wide (high), a band across it, between rows (columns) 10.3 and 20.6 in
+    image 0 and 5.8 and 25.2 in image 1, so that its edges lie along the single column (row) and
+    blend (an image one pixel wide is squeezed: in its pixel units every other edge is steep)."""
+    height, width = size
+    pos = []
+    for low, high in ((10.3, 20.6), (5.8, 25.2)):
+        if width == 1:
+            corners, tri = quad(-3.0, 3.0, ndc(low, height), ndc(high, height))
+        else:
+            corners, tri = quad(ndc(low, width), ndc(high, width), -3.0, 3.0)
+        pos.append(corners)
+    return torch.stack(pos), tri
+
+
+def both_paths(color, rast, pos, tri, boost=1.0):
+    """The image and the gradients (color, pos) of a random weighted sum of it, through the kernel
+    and through the torch reference: two tuples."""
+    kernels = cpu_kernels()
+    assert kernels is not None
+    topology = construct_topology(tri)
+    weights = torch.rand_like(color)
+    results = []
+    for module in (kernels, None):
+        c, p = color.clone().requires_grad_(True), pos.clone().requires_grad_(True)
+        out = ops._antialias(c, rast, p, tri, topology, boost, module)
+        results.append((out.detach(), *torch.autograd.grad((out * weights).sum(), (c, p))))
+    return results
+
+
+def assert_paths_agree(kernel, reference, dtype):
+    """The same image bit for bit (the same operations in the same order), and the same gradients
+    to rounding (summed in another order)."""
+    assert torch.equal(kernel[0], reference[0])
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    for got, expected in zip(kernel[1:], reference[1:]):
+        torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("size", [(24, 32), (13, 7), (32, 1), (1, 32)])
+@pytest.mark.parametrize("mode", ["instanced", "range"])
+def test_kernel_equals_torch_reference(glctx, dtype, size, mode):
+    """A batch of two views of a mesh with occlusion and empty pixels, in instanced and range mode,
+    at several sizes (one column or one row: pairs of one kind only), float64 and float32."""
+    pos, tri = sphere_scene(batch=2) if min(size) > 1 else band_scene(size)
+    pos = pos.to(dtype)
+    if mode == "range":
+        pos, tri = pos.reshape(-1, 4), torch.cat([tri, tri + pos.shape[1]])
+        ranges = torch.tensor([[0, tri.shape[0] // 2], [tri.shape[0] // 2, tri.shape[0] // 2]], dtype=torch.int32)
+        rast, _ = dr.rasterize(glctx, pos, tri, size, ranges=ranges)
+    else:
+        rast, _ = dr.rasterize(glctx, pos, tri, size)
+    assert rast.dtype == dtype and (rast[..., 3] == 0).any() and (rast[..., 3] > 0).any()
+    color = torch.rand(2, *size, 3, dtype=dtype)
+    kernel, reference = both_paths(color, rast, pos, tri)
+    assert_paths_agree(kernel, reference, dtype)
+    changed = (kernel[0] != color).any(-1).sum()
+    assert changed >= {(24, 32): 60, (13, 7): 10}.get(size, 2)  # (both images)
+    if dtype == torch.float64 and size == (13, 7):  # and both against nvdiffrast's loop
+        expected = reference_antialias(color[1:].numpy(), rast[1:].numpy(),
+                                       pos.numpy() if mode == "range" else pos[1:].numpy(), tri.numpy())
+        np.testing.assert_allclose(kernel[0][1:].numpy(), expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(32, 1), (1, 32)])
+def test_one_column_or_row_equals_nvdiffrast_loop(glctx, size):
+    """Images one pixel wide have vertical pairs only (and one pixel high, horizontal pairs only):
+    both paths tell them apart as nvdiffrast's loop does."""
+    pos, tri = band_scene(size)
+    rast, _ = dr.rasterize(glctx, pos, tri, size)
+    color = torch.rand(2, *size, 2, dtype=torch.float64)
+    expected = reference_antialias(color.numpy(), rast.numpy(), pos.numpy(), tri.numpy())
+    for kernels in (cpu_kernels(), None):
+        out = ops._antialias(color, rast, pos, tri, construct_topology(tri), 1.0, kernels)
+        np.testing.assert_allclose(out.numpy(), expected, atol=1e-12, rtol=0)
+        assert (out != color).any()
+
+
+def test_kernel_on_empty_and_flat_frames():
+    """No pairs (nothing covered, or one triangle everywhere): the image unchanged, gradients to
+    color the incoming ones and none to pos."""
+    pos, tri = quad(-3.0, 3.0, -3.0, 3.0)
+    for fill in (0.0, 2.0):
+        rast = torch.zeros(2, 5, 6, 4, dtype=torch.float64)
+        rast[..., 3] = fill
+        color = torch.rand(2, 5, 6, 3, dtype=torch.float64)
+        kernel, reference = both_paths(color, rast, pos[None].expand(2, -1, -1), tri)
+        assert_paths_agree(kernel, reference, torch.float64)
+        assert torch.equal(kernel[0], color) and not kernel[2].any()
+
+
+def test_kernel_pos_gradient_boost_and_gradcheck(glctx, monkeypatch):
+    """pos_gradient_boost scales the kernel's pos gradient as the reference's; float64 gradcheck
+    through the kernel (with the exact derivative of 1 / dy, as test_gradcheck)."""
+    pos, tri, rast = small_scene(glctx)
+    color = torch.rand(1, *rast.shape[1:3], 3, dtype=torch.float64)
+    kernel, reference = both_paths(color, rast, pos, tri, boost=2.5)
+    assert_paths_agree(kernel, reference, torch.float64)
+    assert kernel[2].abs().sum() > 0
+    monkeypatch.setattr(analytic, "_DY_EPS", 0.0)
+    topology = construct_topology(tri)
+    color.requires_grad_(True)
+    pos.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda c, p: ops._antialias(c, rast, p, tri, topology, 1.0, cpu_kernels()),
+                                    (color, pos))
+
+
+def test_out_of_range_id_on_both_paths(glctx):
+    pos, tri, rast = small_scene(glctx)
+    color = torch.rand(1, *rast.shape[1:3], 3, dtype=torch.float64)
+    bad = rast * torch.tensor([1.0, 1.0, 1.0, 1.5], dtype=torch.float64)  # ids 1.5, 3 (of 2 triangles)
+    for kernels in (cpu_kernels(), None):
+        with pytest.raises(ValueError, match="rast refers to triangle 2, but tri has 2"):
+            ops._antialias(color, bad, pos, tri, construct_topology(tri), 1.0, kernels)
+
+
+def test_kernel_takes_any_color_layout(glctx):
+    """A channel-planar color (as the torch texture returns it), a strided slice, and a gradient
+    with zero strides (from .sum()): read in place, with the same results as a contiguous copy."""
+    pos, tri = sphere_scene(batch=2)
+    rast, _ = dr.rasterize(glctx, pos, tri, (24, 32))
+    planar = torch.rand(2, 3, 24, 32, dtype=torch.float64).permute(0, 2, 3, 1)
+    sliced = torch.rand(2, 24, 32, 5, dtype=torch.float64)[..., 1:4]
+    topology = construct_topology(tri)
+    for color in (planar, sliced):
+        kernel, reference = both_paths(color, rast, pos, tri)
+        assert_paths_agree(kernel, reference, torch.float64)
+        c = color.clone().requires_grad_(True)
+        out = ops._antialias(c, rast, pos, tri, topology, 1.0, cpu_kernels())
+        assert out.stride() == c.stride() or not color.is_non_overlapping_and_dense()
+        torch.testing.assert_close(out, kernel[0], rtol=0, atol=0)
+        (grad,) = torch.autograd.grad(out.sum(), c)
+        c = c.detach().contiguous().requires_grad_(True)
+        (expected,) = torch.autograd.grad(ops._antialias(c, rast, pos, tri, topology, 1.0, cpu_kernels()).sum(), c)
+        torch.testing.assert_close(grad, expected, rtol=0, atol=0)
+
+
+def test_kernel_on_fractional_empty_ids():
+    """A rast whose ids differ but all truncate to 'empty' (0 next to 0.5): no triangle on either
+    side of the pairs, so nothing blends (and nothing is read out of bounds)."""
+    pos, tri = quad(-3.0, 3.0, -3.0, 3.0)
+    rast = torch.zeros(1, 6, 6, 4, dtype=torch.float64)
+    rast[..., ::2, 3] = 0.5
+    color = torch.rand(1, 6, 6, 3, dtype=torch.float64)
+    out = ops._antialias(color, rast, pos, tri, construct_topology(tri), 1.0, cpu_kernels())
+    assert torch.equal(out, color)
+
+
+def test_cpu_antialias_takes_the_kernel_unless_dtypes_differ(glctx):
+    """dr.antialias on CPU tensors of one dtype runs the kernel; with mixed dtypes, the torch path
+    (which promotes as torch does), with the same image as the kernel on a common dtype."""
+    pos, tri, rast = small_scene(glctx)
+    color = torch.rand(1, *rast.shape[1:3], 3, dtype=torch.float64, requires_grad=True)
+    out = dr.antialias(color, rast, pos, tri)
+    assert type(out.grad_fn).__name__ == "_AntialiasKernelBackward"
+    mixed = dr.antialias(color, rast.float(), pos, tri)  # (rast's z/w and ids are exact in float32 here)
+    assert type(mixed.grad_fn).__name__ != "_AntialiasKernelBackward"
+    torch.testing.assert_close(mixed, out, rtol=0, atol=0)

@@ -13,4 +13,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("nvdr_interpolate_backward", &glsplat::nvdr_interpolate_backward, "Gradients w.r.t. attr, rast, rast_db");
   m.def("nvdr_texture_forward", &glsplat::nvdr_texture_forward, "nvdiffrast texture, 2D: samples [P, C]");
   m.def("nvdr_texture_backward", &glsplat::nvdr_texture_backward, "nvdiffrast texture, 2D: gradients texels, uv, level");
+  m.def("nvdr_antialias_forward", &glsplat::nvdr_antialias_forward, "nvdiffrast antialias: image, work, largest id");
+  m.def("nvdr_antialias_backward", &glsplat::nvdr_antialias_backward, "Gradients w.r.t. color and pos");
 }

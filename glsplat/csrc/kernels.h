@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/extension.h>
 
+#include <tuple>
 #include <vector>
 
 namespace glsplat {
@@ -109,5 +110,25 @@ std::vector<torch::Tensor> nvdr_texture_backward(torch::Tensor grad_out, torch::
                                               torch::Tensor level, std::vector<int64_t> heights,
                                               std::vector<int64_t> widths, int64_t images, int64_t filter,
                                               int64_t boundary, bool want_texels, bool want_uv, bool want_level);
+
+// nvdiffrast's analytic antialias (nvdr_antialias.cpp; glsplat/nvdiffrast/analytic.py is the torch
+// reference). color [B, H, W, C], rast [B, H, W, 4] (u, v, z/w, triangle id + 1; row 0 at the
+// bottom) and pos (clip space, [B, V, 4] instanced or [V, 4] range mode) in one float dtype; tri
+// int32 [F, 3] and opposite int64 [F, 3] (TopologyHash.opposite); all contiguous but color (any
+// strides, the image keeps its layout where dense; grad_out likewise). Returns the
+// antialiased image [B, H, W, C], the work items int64 [M, 5] (first pixel, second pixel, the
+// crossing edge's two vertex rows in pos viewed as [-1, 4], flags: 1 vertical pair, 2 front
+// triangle the second pixel's) for the backward pass, and the largest triangle id + 1 found in a
+// pixel pair (pairs with one above F are not analyzed: the caller raises). edge_eps: how far
+// outside a pair (px) its crossing still counts (analytic._EDGE_EPS).
+std::tuple<torch::Tensor, torch::Tensor, double> nvdr_antialias_forward(torch::Tensor color, torch::Tensor rast,
+                                                                        torch::Tensor pos, torch::Tensor tri,
+                                                                        torch::Tensor opposite, double edge_eps);
+// Gradients {color (empty unless want_color), pos times boost (empty unless want_pos)} of the
+// image nvdr_antialias_forward returned, from its inputs color and pos and its work items; dy_eps is
+// the px added to dy in the derivative of 1 / dy (analytic._DY_EPS).
+std::vector<torch::Tensor> nvdr_antialias_backward(torch::Tensor grad_out, torch::Tensor color, torch::Tensor pos,
+                                                   torch::Tensor work, bool want_color, bool want_pos, double boost,
+                                                   double dy_eps);
 
 }  // namespace glsplat

@@ -1,7 +1,10 @@
 """nvdiffrast's analytic antialias, in torch: the maths behind :func:`glsplat.nvdiffrast.antialias`.
 
 The method is nvdiffrast's (``csrc/common/antialias.cu``), written again in vectorized torch so that
-it runs on any device, in float32 or float64, and lets autograd derive its gradients:
+it runs on any device, in float32 or float64, and lets autograd derive its gradients. On the CPU,
+:func:`glsplat.nvdiffrast.antialias` runs it compiled (``glsplat/csrc/nvdr_antialias.cpp``: the same
+operations in the same order, one pass over the rows; the image agrees bit for bit); this module is
+that kernel's reference and the path on other devices.
 
 1. **Topology** (:func:`construct_topology`, once per triangle list): for each triangle edge, the
    vertex opposite it in the other triangle sharing that edge (-1 on a boundary edge).
@@ -219,7 +222,7 @@ def edge_blend(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: 
         candidate = silhouette.any(1).nonzero().squeeze(1)
         first, second, face, center, image, silhouette, use1 = (
             t[candidate] for t in (first, second, face, center, image, silhouette, use1))
-        vertical = second - first != 1
+        vertical = second - first == width  # (not != 1: one pixel wide, the vertical pairs' offset is 1)
         ds = torch.where(use1, -1.0, 1.0).to(pos.dtype)  # +1: toward the second pixel; -1: toward the first
         center_x = (center % width).to(pos.dtype) + 0.5 - half_width
         center_y = ((center // width) % height).to(pos.dtype) + 0.5 - half_height

@@ -14,11 +14,13 @@ glsplat's OpenGL pass decides which triangle covers each pixel (glsplat's :func:
 with ``cull_backfaces=False``, depth-peeled for :class:`DepthPeeler`); the values (u, v, z/w) and
 ``rast_db`` are then recomputed at the pixel centers from that triangle's clip-space corners
 (2D homogeneous edge functions, as nvdiffrast's shader does), so that (u, v) and ``rast_db`` carry
-gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. On the CPU those
-values and ``interpolate`` come from compiled kernels (``glsplat/csrc/nvdr_raster.cpp``); the torch code
-here (:func:`_rast_outputs`, :func:`_torch_interpolate`) is their reference and the path on other
-devices. ``antialias`` is nvdiffrast's analytic antialias (its method, written in vectorized torch in
-:mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients.
+gradients to ``pos`` exactly as nvdiffrast's do; z/w carries none, as in nvdiffrast. ``antialias`` is
+nvdiffrast's analytic antialias (its method, written in vectorized torch in
+:mod:`glsplat.nvdiffrast.analytic`): the same image and the same gradients. On the CPU, the
+rasterize outputs and ``interpolate`` (``glsplat/csrc/nvdr_raster.cpp``), ``texture``
+(``nvdr_texture.cpp``) and ``antialias`` (``nvdr_antialias.cpp``) run compiled kernels; the torch
+code (:func:`_rast_outputs`, :func:`_torch_interpolate`, ``texture.py``, ``analytic.py``) is their
+reference and the path on other devices.
 
 Additions to nvdiffrast: float64 ``pos``/``attr``/``color`` are accepted (for gradcheck), tensors need
 not be contiguous, and the CPU is a device like any other.
@@ -33,6 +35,7 @@ from .. import checks
 from ..context import Context
 from ..kernels import cpu_kernels
 from ..raster import rasterize as gl_rasterize
+from . import analytic
 from .analytic import TopologyHash, cached_topology, construct_topology, discontinuities, edge_blend
 
 # ----------------------------------------------------------------------------------------------
@@ -597,7 +600,7 @@ class _ScaleGradient(torch.autograd.Function):
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
-    """Antialias silhouette edges analytically (nvdiffrast's ``antialias``, its method written in torch).
+    """Antialias silhouette edges analytically (nvdiffrast's ``antialias``, its method in torch or compiled).
 
     Each pair of horizontally or vertically adjacent pixels whose triangle ids differ is examined
     from the side of the front triangle (the nearer z/w; a covered pixel beats an empty one). If a
@@ -652,14 +655,55 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0)
              f"antialias_construct_topology_hash(), got {type(topology_hash).__name__}", NvdiffrastArgumentError)
     _require(topology_hash.num_faces == tri.shape[0], f"topology_hash was built for {topology_hash.num_faces} "
              f"triangles, but tri has {tri.shape[0]}")
-    rast = rast.detach()
+    kernels = cpu_kernels() if color.device.type == "cpu" else None
+    return _antialias(color, rast.detach(), pos, tri, topology_hash.to(color.device), boost, kernels)
+
+
+def _antialias(color, rast, pos, tri, topology, boost, kernels):
+    """:func:`antialias` past its checks: compiled (``csrc/nvdr_antialias.cpp``) where ``kernels`` is the
+    CPU module and ``color``, ``rast`` and ``pos`` share a dtype, else :func:`analytic.edge_blend` (the
+    reference; the tests pass ``kernels=None`` to compare the two). Raises where a pixel pair's
+    triangle id is out of range (ids elsewhere are never read)."""
+    if kernels is not None and rast.dtype == color.dtype and pos.dtype == color.dtype:
+        out, largest = _AntialiasKernel.apply(color, pos.contiguous(), rast.contiguous(),  # (color: any layout)
+                                              tri.contiguous(), topology.opposite.contiguous(), boost, kernels)
+        _check_largest_id(largest, tri)
+        return out
     ids = rast.reshape(-1, 4)[:, 3]
     pairs = discontinuities(ids, rast.shape[1], rast.shape[2])
-    largest = float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0
-    if largest > tri.shape[0]:  # (ids elsewhere are never read)
-        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
+    _check_largest_id(float(torch.cat([ids[pairs[0]], ids[pairs[1]]]).max()) if pairs[0].numel() else 0, tri)
     clip = _ScaleGradient.apply(pos, boost) if boost != 1.0 else pos
-    return edge_blend(color, rast, clip, tri, topology_hash.to(color.device), pairs)
+    return edge_blend(color, rast, clip, tri, topology, pairs)
+
+
+def _check_largest_id(largest: float, tri) -> None:
+    """Raise unless ``largest`` (the largest triangle id + 1 in a pixel pair) is one of ``tri``'s."""
+    if largest > tri.shape[0]:
+        raise NvdiffrastValueError(f"rast refers to triangle {int(largest) - 1}, but tri has {tri.shape[0]}")
+
+
+class _AntialiasKernel(torch.autograd.Function):
+    """:func:`analytic.edge_blend` compiled: the same image and gradients (``pos``'s times ``boost``).
+
+    Returns the image and the largest triangle id + 1 found in a pixel pair (a float; the kernel
+    leaves pairs with ids above ``F`` alone, and the caller raises).
+    """
+
+    @staticmethod
+    def forward(ctx, color, pos, rast, tri, opposite, boost, kernels):
+        out, work, largest = kernels.nvdr_antialias_forward(color, rast, pos, tri, opposite, analytic._EDGE_EPS)
+        ctx.save_for_backward(color, pos, work)
+        ctx.boost, ctx.dy_eps, ctx.kernels = boost, analytic._DY_EPS, kernels
+        return out, largest
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, _):
+        color, pos, work = ctx.saved_tensors
+        want_color, want_pos = ctx.needs_input_grad[:2]
+        grad_color, grad_pos = ctx.kernels.nvdr_antialias_backward(grad_out, color, pos, work, want_color,
+                                                                   want_pos, ctx.boost, ctx.dy_eps)
+        return (grad_color if want_color else None, grad_pos if want_pos else None) + (None,) * 5
 
 
 def antialias_construct_topology_hash(tri):

@@ -1,12 +1,12 @@
 """Compiled kernels, built on first use with torch's JIT extension loader.
 
-CPU (C++/OpenMP): interpolate, the splat, the edge glue, and glsplat.nvdiffrast's rasterize outputs,
-interpolate, texture and antialias. CUDA: the splat and the edge glue (interpolate on CUDA is
-torch's own gather; glsplat.nvdiffrast runs its torch code there). A build needs a compiler (and nvcc for CUDA) and
-ninja (a Python dependency); it takes about a minute once per machine and is cached
-(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where one cannot be built,
-glsplat warns once and uses its pure-torch implementation instead. A build says so on stderr when
-it starts and ends.
+CPU (C++/OpenMP): interpolate, the splat, the edge glue, and glsplat.nvdiffrast's rasterize
+outputs, interpolate, texture and antialias. CUDA: the splat and the edge glue (interpolate on CUDA
+is torch's own gather; glsplat.nvdiffrast runs its torch code there). A build needs a compiler (and
+nvcc for CUDA) and ninja (a Python dependency); it takes about a minute once per machine and is
+cached (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where one cannot be
+built, glsplat warns once and uses its pure-torch implementation instead. A build says so on stderr
+when it starts and ends.
 """
 from __future__ import annotations
 

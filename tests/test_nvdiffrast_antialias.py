@@ -117,6 +117,17 @@ def ndc(pixels, size):
     return 2 * pixels / size - 1
 
 
+def rasterized_batch(glctx, pos, tri, size, mode):
+    """``(pos, tri, rast)`` of a batch of two views ``pos`` ``[2, V, 4]``: as given ("instanced"), or as one
+    ``[2 V, 4]`` with each view's triangles in a range ("range")."""
+    if mode == "instanced":
+        return pos, tri, dr.rasterize(glctx, pos, tri, size)[0]
+    pos, tri = pos.reshape(-1, 4), torch.cat([tri, tri + pos.shape[1]])
+    half = tri.shape[0] // 2
+    ranges = torch.tensor([[0, half], [half, half]], dtype=torch.int32)
+    return pos, tri, dr.rasterize(glctx, pos, tri, size, ranges=ranges)[0]
+
+
 def sphere_scene(batch=1):
     """A coarse sphere (80 triangles, ~4 px each at 32 x 32) rotated per image, and a quad in front
     of part of it: pos float64 ``[B, 46, 4]`` (perspective: w varies), tri int32 ``[82, 3]``."""
@@ -285,14 +296,8 @@ def test_gradcheck(glctx, monkeypatch):
 def test_pos_gradient_against_finite_differences(glctx, mode):
     """d(loss)/d(pos) against central differences of the same forward (rast fixed: the same pixels
     covered), for a batch of two views: instanced (``pos`` ``[2, V, 4]``) and range mode (``[2 V, 4]``)."""
-    pos, tri = sphere_scene(batch=2)
     size = (32, 32)
-    if mode == "range":
-        pos, tri = pos.reshape(-1, 4), torch.cat([tri, tri + pos.shape[1]])
-        ranges = torch.tensor([[0, tri.shape[0] // 2], [tri.shape[0] // 2, tri.shape[0] // 2]], dtype=torch.int32)
-        rast, _ = dr.rasterize(glctx, pos, tri, size, ranges=ranges)
-    else:
-        rast, _ = dr.rasterize(glctx, pos, tri, size)
+    pos, tri, rast = rasterized_batch(glctx, *sphere_scene(batch=2), size, mode)
     color = torch.rand(2, *size, 3, dtype=torch.float64)
     weights = torch.rand(2, *size, 3, dtype=torch.float64)
 
@@ -394,13 +399,7 @@ def test_kernel_equals_torch_reference(glctx, dtype, size, mode):
     """A batch of two views of a mesh with occlusion and empty pixels, in instanced and range mode,
     at several sizes (one column or one row: pairs of one kind only), float64 and float32."""
     pos, tri = sphere_scene(batch=2) if min(size) > 1 else band_scene(size)
-    pos = pos.to(dtype)
-    if mode == "range":
-        pos, tri = pos.reshape(-1, 4), torch.cat([tri, tri + pos.shape[1]])
-        ranges = torch.tensor([[0, tri.shape[0] // 2], [tri.shape[0] // 2, tri.shape[0] // 2]], dtype=torch.int32)
-        rast, _ = dr.rasterize(glctx, pos, tri, size, ranges=ranges)
-    else:
-        rast, _ = dr.rasterize(glctx, pos, tri, size)
+    pos, tri, rast = rasterized_batch(glctx, pos.to(dtype), tri, size, mode)
     assert rast.dtype == dtype and (rast[..., 3] == 0).any() and (rast[..., 3] > 0).any()
     color = torch.rand(2, *size, 3, dtype=dtype)
     kernel, reference = both_paths(color, rast, pos, tri)

@@ -361,6 +361,16 @@ def test_custom_mip_list_gets_its_own_gradients():
 # Gradients.
 
 
+def _gradcheck_inputs(g, tex_batch):
+    """A small float64 texture ``[tex_batch, 4, 8, 2]`` and, for a batch of two 3 x 3 images, uv (a little
+    outside [0, 1] too), uv_da and mip_level_bias, all requiring grad."""
+    tex = torch.rand(tex_batch, 4, 8, 2, generator=g, dtype=F64, requires_grad=True)
+    uv = (torch.rand(2, 3, 3, 2, generator=g, dtype=F64) * 1.4 - 0.2).requires_grad_()
+    da = (torch.randn(2, 3, 3, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
+    bias = (torch.randn(2, 3, 3, generator=g, dtype=F64) * 0.5).requires_grad_()
+    return tex, uv, da, bias
+
+
 def _gradcheck(fn, *inputs):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
 
@@ -368,10 +378,7 @@ def _gradcheck(fn, *inputs):
 @pytest.mark.parametrize("boundary", ["wrap", "clamp", "zero"])
 def test_gradcheck_2d(boundary):
     g = torch.Generator().manual_seed(11)
-    tex = torch.rand(1, 4, 8, 2, generator=g, dtype=F64, requires_grad=True)
-    uv = (torch.rand(2, 3, 3, 2, generator=g, dtype=F64) * 1.4 - 0.2).requires_grad_()
-    da = (torch.randn(2, 3, 3, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
-    bias = (torch.randn(2, 3, 3, generator=g, dtype=F64) * 0.5).requires_grad_()
+    tex, uv, da, bias = _gradcheck_inputs(g, tex_batch=1)
     _gradcheck(lambda t, u, d, b: dr.texture(t, u, d, b, boundary_mode=boundary), tex, uv, da, bias)
     _gradcheck(lambda t, u: dr.texture(t, u, boundary_mode=boundary), tex, uv)
     _gradcheck(lambda t, u: dr.texture(t, u, da.detach(), filter_mode="linear-mipmap-nearest",
@@ -550,10 +557,7 @@ def test_kernel_with_stored_and_custom_mip_stacks():
 @pytest.mark.parametrize("filter_mode", FILTERS)
 def test_kernel_gradcheck(filter_mode):
     g = torch.Generator().manual_seed(41)
-    tex = torch.rand(2, 4, 8, 2, generator=g, dtype=F64, requires_grad=True)
-    uv = (torch.rand(2, 3, 3, 2, generator=g, dtype=F64) * 1.4 - 0.2).requires_grad_()
-    da = (torch.randn(2, 3, 3, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
-    bias = (torch.randn(2, 3, 3, generator=g, dtype=F64) * 0.5).requires_grad_()
+    tex, uv, da, bias = _gradcheck_inputs(g, tex_batch=2)
     for boundary in ("wrap", "clamp", "zero"):
         if "mipmap" in filter_mode:
             _gradcheck(lambda t, u, d, b: dr.texture(t, u, d, b, filter_mode=filter_mode, boundary_mode=boundary),

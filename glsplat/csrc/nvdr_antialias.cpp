@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "splat.h"
 
 namespace glsplat {
 namespace {
@@ -386,17 +387,17 @@ std::vector<torch::Tensor> nvdr_antialias_backward(torch::Tensor grad_out, torch
       const bool vertical = item[4] & kVertical;
       const Point<T> ga = Antialias<T>::swapped({grad_ax, grad_ay}, vertical);
       const Point<T> gb = Antialias<T>::swapped({grad_bx, grad_by}, vertical);
-      // x = p0 / w W/2 - cx, y = p1 / w H/2 - cy: d/d p0 = W/2 / w, d/d p1 = H/2 / w,
-      // d/d w = -(x + cx) / w for x and -(y + cy) / w for y.
+      // x = p0 / w W/2 - cx, y = p1 / w H/2 - cy: splat.h's divide, whose y is down (hence -gy).
       for (int end = 0; end < 2; ++end) {
         const Point<T> gxy = end ? gb : ga;
         const T* p = k.pos + 4 * item[2 + end];
         T* q = gp + 4 * item[2 + end];
-        const T inv_w = T(1) / p[3];
-        const T gx = gxy.x * k.half_width, gy = gxy.y * k.half_height;
-        q[0] += T(boost) * gx * inv_w;
-        q[1] += T(boost) * gy * inv_w;
-        q[3] -= T(boost) * (gx * p[0] + gy * p[1]) * inv_w * inv_w;
+        const ClipXYW<T> d = pulled_through_divide(ClipXYW<T>{p[0], p[1], p[3]},
+                                                   Vec2<T>{T(boost) * gxy.x, -T(boost) * gxy.y}, k.half_width,
+                                                   k.half_height);
+        q[0] += d.x;
+        q[1] += d.y;
+        q[3] += d.w;
       }
     }
   });

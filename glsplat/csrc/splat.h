@@ -225,6 +225,15 @@ struct Glued {
   ClipXYW<T> point, a, b;
 };
 
+// The pull through the perspective divide: the gradient w.r.t. a clip-space point's x, y, w of its
+// image position x = (X / w + 1) half_w, y = (1 - Y / w) half_h (pixels, y down; a constant shift
+// changes nothing), given g, the gradient w.r.t. that position.
+template <typename T>
+GLSPLAT_HD inline ClipXYW<T> pulled_through_divide(ClipXYW<T> p, Vec2<T> g, T half_w, T half_h) {
+  const T inv_w = T(1) / p.w;
+  return {g.x * half_w * inv_w, -g.y * half_h * inv_w, (-g.x * half_w * p.x + g.y * half_h * p.y) * inv_w * inv_w};
+}
+
 // Where a sample's gradients go, packed like its inputs (see Packed).
 template <typename T>
 struct PackedGrads {
@@ -387,10 +396,7 @@ struct Splat {
   }
 
   // The pull through the perspective divide: the gradient w.r.t. the clip-space point's x, y, w.
-  GLSPLAT_HD ClipXYW<T> pulled(ClipXYW<T> p, Vec2<T> g) const {
-    const T inv_w = T(1) / p.w;
-    return {g.x * half_w * inv_w, -g.y * half_h * inv_w, (-g.x * half_w * p.x + g.y * half_h * p.y) * inv_w * inv_w};
-  }
+  GLSPLAT_HD ClipXYW<T> pulled(ClipXYW<T> p, Vec2<T> g) const { return pulled_through_divide(p, g, half_w, half_h); }
 
   // The edge glue (glsplat/silhouette.py), backwards. A glued sample's position also moves by
   //   d = m m^T [(q - q0) - (p - p0)],   zero in value,
